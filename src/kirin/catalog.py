@@ -1,0 +1,69 @@
+"""``Catalog``: the datasets under one root."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from typing import Any
+
+import fsspec
+
+from ._json import canonical_json
+from .dataset import Dataset, PathLike
+from .errors import DatasetExistsError, InvalidNameError
+from .naming import validate_dataset_name
+from .store import Store
+
+
+class Catalog:
+    """All datasets stored under ``root_dir`` (local folder or fsspec URL)."""
+
+    def __init__(self, root_dir: PathLike, fs: fsspec.AbstractFileSystem | None = None,
+                 **storage_options: Any) -> None:
+        self.root_dir = os.fspath(root_dir)
+        self._store = Store(root_dir, fs, **storage_options)
+        self.fs = self._store.fs
+
+    def __repr__(self) -> str:
+        return f"Catalog(root_dir={self.root_dir!r})"
+
+    def datasets(self) -> list[str]:
+        """Names of the datasets that exist (created, or with at least one commit)."""
+        names = []
+        for name in self._store.listdir(self._store.path("datasets")):
+            try:
+                validate_dataset_name(name)
+            except InvalidNameError:
+                continue
+            base = self._store.path("datasets", name)
+            if self._store.exists(f"{base}/dataset.json") or self._store.exists(
+                    f"{base}/log/{0:020d}.json"):
+                names.append(name)
+        return names
+
+    def __len__(self) -> int:
+        return len(self.datasets())
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.datasets())
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name in self.datasets()
+
+    def get_dataset(self, name: str) -> Dataset:
+        """The dataset ``name``; it is created on its first commit if new (as in the original)."""
+        return Dataset(self.root_dir, name, _store=self._store)
+
+    def create_dataset(self, name: str, description: str = "") -> Dataset:
+        """Create dataset ``name`` now (it exists, with its description, before any commit)."""
+        validate_dataset_name(name)
+        dataset = Dataset(self.root_dir, name, description=description, _store=self._store)
+        info = {"kirin": 1, "name": name, "description": description,
+                "created": datetime.now(timezone.utc).isoformat()}
+        created = self._store.create(self._store.path("datasets", name, "dataset.json"),
+                                     (canonical_json(info) + "\n").encode())
+        if not created or (not dataset.is_empty() and not created):
+            raise DatasetExistsError(f"Dataset {name!r} already exists in {self.root_dir}")
+        return dataset
+

@@ -1,0 +1,224 @@
+"""Every error Kirin raises, under one base class.
+
+Callers can catch :class:`KirinError` for "anything Kirin refused or could not
+do", or a narrower class. Where the original Kirin raised a builtin
+(``ValueError`` for an unknown commit, ``FileNotFoundError`` for a missing
+file), the class also derives from that builtin, so code written for it keeps
+working. Context is carried as attributes, not only in the message.
+
+::
+
+    KirinError
+    ├── InvalidInputError (ValueError)      bad arguments from the caller
+    │   ├── InvalidNameError                dataset or file name rejected
+    │   ├── InvalidMetadataError            metadata is not plain JSON
+    │   ├── InvalidTagError                 a tag is not a non-empty string
+    │   ├── EmptyCommitError                nothing to add or remove
+    │   └── NotLatestCommitError            commit() after checking out an old commit
+    ├── NotFoundError (LookupError)
+    │   ├── DatasetNotFoundError
+    │   ├── CommitNotFoundError (ValueError)
+    │   │   └── AmbiguousRefError           a hash prefix matches several commits
+    │   └── FileNotInCommitError (FileNotFoundError)
+    ├── SourceNotFoundError (FileNotFoundError)   a file given to add_files is missing
+    ├── ConflictError                       a concurrent writer won every retry
+    │   └── DatasetExistsError
+    ├── StorageError (OSError)              the storage failed or holds bad data
+    │   └── CorruptObjectError              bytes do not match their hash / format
+    ├── PolicyError (ValueError)            a policy file or expression is invalid
+    │   └── ExpressionSyntaxError           an expression does not parse (has .column)
+    └── PolicyViolationError                a commit breaks the policy (.violations)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+
+class KirinError(Exception):
+    """Base class of every error Kirin raises on purpose."""
+
+
+class InvalidInputError(KirinError, ValueError):
+    """The caller passed something Kirin cannot accept."""
+
+
+class InvalidNameError(InvalidInputError):
+    """A dataset or file name is empty, escapes its folder, or is otherwise unsafe."""
+
+    def __init__(self, name: str, reason: str, *, kind: str = "name") -> None:
+        self.name = name
+        self.reason = reason
+        self.kind = kind
+        super().__init__(f"Invalid {kind} {name!r}: {reason}")
+
+
+class InvalidMetadataError(InvalidInputError):
+    """Metadata is not plain JSON (string keys, finite numbers, no custom objects)."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        where = f" at {path}" if path else ""
+        super().__init__(f"Metadata is not valid JSON{where}: {reason}")
+
+
+class InvalidTagError(InvalidInputError):
+    """A tag is not a non-empty string."""
+
+
+class EmptyCommitError(InvalidInputError):
+    """A commit was asked for with nothing to add and nothing to remove."""
+
+
+class NotLatestCommitError(InvalidInputError):
+    """commit() was called while an older commit is checked out."""
+
+    def __init__(self, checked_out: str, latest: str) -> None:
+        self.checked_out = checked_out
+        self.latest = latest
+        super().__init__(
+            f"Cannot commit: the checked-out commit {checked_out[:12]} is not the "
+            f"latest commit ({latest[:12]}). Call checkout() with no argument to "
+            "return to the latest commit, then commit again."
+        )
+
+
+class NotFoundError(KirinError, LookupError):
+    """Something asked for by name or hash does not exist."""
+
+    def __str__(self) -> str:  # LookupError subclasses like KeyError quote args
+        return str(self.args[0]) if self.args else ""
+
+
+class DatasetNotFoundError(NotFoundError):
+    """No dataset of that name exists in the catalog."""
+
+
+class CommitNotFoundError(NotFoundError, ValueError):
+    """No commit matches the given hash or prefix."""
+
+    def __init__(self, ref: str, dataset: str, message: str | None = None) -> None:
+        self.ref = ref
+        self.dataset = dataset
+        super().__init__(message or f"No commit matches {ref!r} in dataset {dataset!r}")
+
+
+class AmbiguousRefError(CommitNotFoundError):
+    """A hash prefix matches more than one commit."""
+
+    def __init__(self, ref: str, dataset: str, candidates: Sequence[str]) -> None:
+        self.candidates = tuple(candidates)
+        shown = ", ".join(c[:16] for c in self.candidates[:10])
+        more = f" and {len(self.candidates) - 10} more" if len(self.candidates) > 10 else ""
+        super().__init__(
+            ref,
+            dataset,
+            f"Commit prefix {ref!r} is ambiguous in dataset {dataset!r}: it matches "
+            f"{shown}{more}. Give more characters.",
+        )
+
+
+class FileNotInCommitError(NotFoundError, FileNotFoundError):
+    """The commit has no file of that name."""
+
+    def __init__(self, name: str, commit: str | None) -> None:
+        self.name = name
+        self.commit = commit
+        where = f"commit {commit[:12]}" if commit else "the dataset (it has no commits)"
+        super().__init__(f"File not found: {name!r} is not in {where}")
+
+
+class SourceNotFoundError(KirinError, FileNotFoundError):
+    """A file given to commit(add_files=...) does not exist."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        super().__init__(f"File not found: {source}")
+
+    def __str__(self) -> str:
+        return f"File not found: {self.source}"
+
+
+class ConflictError(KirinError):
+    """Another writer changed the registry in a way this operation cannot absorb."""
+
+
+class DatasetExistsError(ConflictError):
+    """create_dataset() was asked for a name that is taken."""
+
+
+class StorageError(KirinError, OSError):
+    """The storage failed, or holds something Kirin cannot read."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class CorruptObjectError(StorageError):
+    """Stored bytes do not match their hash, or an object is malformed."""
+
+    def __init__(self, message: str, *, path: str, commit: str | None = None,
+                 file: str | None = None) -> None:
+        self.path = path
+        self.commit = commit
+        self.file = file
+        super().__init__(message)
+
+
+class PolicyError(KirinError, ValueError):
+    """A policy (file, YAML key, JSON Schema, expression) is invalid.
+
+    ``file``, ``key_path``, ``line`` and ``column`` say where, when known.
+    """
+
+    def __init__(self, message: str, *, file: str | None = None,
+                 key_path: str | None = None, line: int | None = None,
+                 column: int | None = None) -> None:
+        self.file = file
+        self.key_path = key_path
+        self.line = line
+        self.column = column
+        self.detail = message
+        where = []
+        if file:
+            where.append(file + (f":{line}" if line is not None else ""))
+        elif line is not None:
+            where.append(f"line {line}")
+        if key_path:
+            where.append(f"key {key_path}")
+        prefix = f"{', '.join(where)}: " if where else ""
+        super().__init__(prefix + message)
+
+
+class ExpressionSyntaxError(PolicyError):
+    """An expression does not parse; ``column`` (1-based) points at the fault."""
+
+    def __init__(self, message: str, *, expression: str, column: int,
+                 file: str | None = None, key_path: str | None = None,
+                 line: int | None = None) -> None:
+        self.expression = expression
+        pointer = " " * (column - 1) + "^"
+        super().__init__(
+            f"{message} at column {column}\n  {expression}\n  {pointer}",
+            file=file, key_path=key_path, line=line, column=column,
+        )
+
+
+class PolicyViolationError(KirinError):
+    """A proposed commit breaks the policy; nothing was written.
+
+    ``violations`` holds every violation found (not just the first), each a
+    value with ``rule``, ``path``, ``value``, ``expected`` and ``message``.
+    """
+
+    def __init__(self, violations: Sequence[Any], *, dataset: str = "") -> None:
+        self.violations = tuple(violations)
+        self.dataset = dataset
+        lines = "\n".join(f"  - {v.message}" for v in self.violations)
+        where = f" in dataset {dataset!r}" if dataset else ""
+        n = len(self.violations)
+        super().__init__(
+            f"Commit rejected by policy{where}: {n} violation{'s' if n != 1 else ''}\n{lines}"
+        )

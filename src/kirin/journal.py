@@ -1,0 +1,165 @@
+"""The commit log of one dataset: reading it fast, extending it safely.
+
+Commit ``N`` is the write-once object ``log/<N, 20 digits>.json``, created
+only if absent (Delta Lake's transaction-log shape). Two writers racing for
+the same ``N``: exactly one creation succeeds; the other re-reads and tries
+``N+1``. So the history is linear and nothing is overwritten.
+
+Every ``CHECKPOINT_EVERY`` commits, a checkpoint ``checkpoints/<last N>.json``
+repeats that block of records in one object, so opening a long history reads
+``N / CHECKPOINT_EVERY`` objects plus the few log entries after the last one.
+Checkpoints are derived data: each record in them is verified (hash and chain)
+like a log entry, and a checkpoint that is missing, unreadable or disagrees
+with the chain is ignored in favour of the log it summarises.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from ._json import canonical_json
+from .errors import CorruptObjectError
+from .history import History, check_record, decode_record, encode_record
+from .store import Store
+
+log = logging.getLogger("kirin")
+
+CHECKPOINT_EVERY = 100
+PROBE_BATCH = 16  # log entries fetched at once when probing past the known head
+
+
+class Journal:
+    """Reads and extends one dataset's log, keeping a :class:`History` in step."""
+
+    def __init__(self, store: Store, dataset: str, history: History) -> None:
+        self.store = store
+        self.dataset = dataset
+        self.history = history
+        self.base = ("datasets", dataset)
+        self._loaded = False
+
+    def log_path(self, seq: int) -> str:
+        return self.store.path(*self.base, "log", f"{seq:020d}.json")
+
+    def checkpoint_path(self, last: int) -> str:
+        return self.store.path(*self.base, "checkpoints", f"{last:020d}.json")
+
+    # -- reading -----------------------------------------------------------
+    def refresh(self) -> int:
+        """Read whatever was committed since the last look; return how many."""
+        before = len(self.history)
+        if not self._loaded:
+            self._load_checkpoints()
+            self._loaded = True
+        while True:
+            start = len(self.history)
+            if self.store.is_local:
+                paths = [self.log_path(start)]
+                batch = {paths[0]: self.store.read(paths[0])}
+            else:
+                paths = [self.log_path(start + i) for i in range(PROBE_BATCH)]
+                batch = self.store.read_many(paths)
+            for i, path in enumerate(paths):
+                data = batch.get(path)
+                if data is None:
+                    return len(self.history) - before
+                record = decode_record(data, where=path, seq=start + i)
+                self.history.append(record, where=path)
+
+    def _load_checkpoints(self) -> None:
+        folder = self.store.path(*self.base, "checkpoints")
+        names = self.store.listdir(folder)
+        lasts = sorted(int(n[:-5]) for n in names
+                       if n.endswith(".json") and n[:-5].isdigit())
+        expected = CHECKPOINT_EVERY - 1
+        wanted = []
+        for last in lasts:
+            if last != expected:
+                break  # a gap: the log fills in from here
+            wanted.append(last)
+            expected += CHECKPOINT_EVERY
+        blobs = self.store.read_many([self.checkpoint_path(n) for n in wanted])
+        for last in wanted:
+            path = self.checkpoint_path(last)
+            records = _checkpoint_records(blobs.get(path), path, last)
+            if records is None or not self._chains(records):
+                log.warning("Ignoring checkpoint %s: it does not match the log chain; "
+                            "reading the log instead", path)
+                return
+            for record in records:
+                self.history.append(record, where=path)
+        if len(self.history) and not self._log_agrees(len(self.history) - 1):
+            log.warning("Ignoring checkpoints of dataset %r: the log disagrees with them; "
+                        "reading the log instead", self.dataset)
+            self.history.reset()
+
+    def _log_agrees(self, seq: int) -> bool:
+        """Whether log entry ``seq`` is the record the checkpoints ended with."""
+        data = self.store.read(self.log_path(seq))
+        if data is None:
+            return False
+        try:
+            record = decode_record(data, where=self.log_path(seq), seq=seq)
+        except CorruptObjectError:
+            return False
+        return bool(record["hash"] == self.history.head_hash)
+
+    def _chains(self, records: list[dict[str, Any]]) -> bool:
+        parent = self.history.head_hash
+        for i, record in enumerate(records):
+            if record["seq"] != len(self.history) + i or record["parent"] != parent:
+                return False
+            parent = record["hash"]
+        return True
+
+    # -- writing -----------------------------------------------------------
+    def publish(self, record: dict[str, Any]) -> bool:
+        """Create the log entry for ``record``; ``False`` if another writer took its slot."""
+        seq = record["seq"]
+        if not self.store.create(self.log_path(seq), encode_record(record)):
+            return False
+        self.history.append(record, where=self.log_path(seq))
+        return True
+
+    def write_due_checkpoints(self) -> None:
+        """Write any checkpoint whose block is complete and not yet stored.
+
+        Best effort: a checkpoint only speeds up opening, so a failure here
+        must not fail the commit that already succeeded.
+        """
+        count = len(self.history)
+        last = (count // CHECKPOINT_EVERY) * CHECKPOINT_EVERY - 1
+        # Only the latest block and its predecessor are checked, keeping commits O(1).
+        for end in (last, last - CHECKPOINT_EVERY):
+            if end < 0:
+                continue
+            path = self.checkpoint_path(end)
+            try:
+                if self.store.exists(path):
+                    continue
+                start = end - CHECKPOINT_EVERY + 1
+                body = {"kirin": 1, "first": start, "last": end,
+                        "records": [self.history.record(i) for i in range(start, end + 1)]}
+                self.store.create(path, (canonical_json(body) + "\n").encode())
+            except OSError as exc:  # pragma: no cover - depends on the backend failing
+                log.warning("Could not write checkpoint %s: %s", path, exc)
+
+
+def _checkpoint_records(data: bytes | None, path: str, last: int
+                        ) -> list[dict[str, Any]] | None:
+    if data is None:
+        return None
+    try:
+        body = json.loads(data)
+        first = last - CHECKPOINT_EVERY + 1
+        if body.get("first") != first or body.get("last") != last:
+            return None
+        records = body["records"]
+        if not isinstance(records, list) or len(records) != CHECKPOINT_EVERY:
+            return None
+        return [check_record(r, where=f"{path}[{first + i}]", seq=first + i)
+                for i, r in enumerate(records)]
+    except (ValueError, KeyError, TypeError, AttributeError, CorruptObjectError):
+        return None

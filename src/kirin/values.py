@@ -1,0 +1,191 @@
+"""Immutable values handed to users: :class:`File` and :class:`Commit`.
+
+They carry no storage logic of their own. A ``File`` holds a reference to the
+blob reader of the registry it came from, so ``read_bytes()`` and friends
+work on it directly, and every read is verified against the file's hash.
+"""
+
+from __future__ import annotations
+
+import io
+import mimetypes
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cached_property
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+from ._json import FrozenDict, FrozenList, thaw
+
+SHORT_HASH_LENGTH = 8
+
+
+class BlobReader(Protocol):
+    """What a :class:`File` needs from the storage layer to read its bytes."""
+
+    def open_blob(self, digest: str, size: int, *, name: str, commit: str | None
+                  ) -> IO[bytes]: ...
+
+    def download_blob(self, digest: str, size: int, target: Path, *, name: str,
+                      commit: str | None) -> None: ...
+
+
+@dataclass(frozen=True)
+class File:
+    """One named file of a commit: its content hash, size, and a way to read it.
+
+    Reads are verified: the bytes are hashed as they stream and a mismatch
+    raises :class:`~kirin.errors.CorruptObjectError` naming file and commit.
+    """
+
+    name: str
+    hash: str
+    size: int
+    commit_hash: str | None = None
+    _reader: BlobReader | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def short_hash(self) -> str:
+        return self.hash[:SHORT_HASH_LENGTH]
+
+    @property
+    def content_type(self) -> str:
+        """MIME type guessed from the name; ``application/octet-stream`` if unknown."""
+        guessed, _ = mimetypes.guess_type(self.name, strict=False)
+        return guessed or "application/octet-stream"
+
+    def _require_reader(self) -> BlobReader:
+        if self._reader is None:
+            raise RuntimeError(f"File {self.name!r} is not attached to a registry")
+        return self._reader
+
+    def open(self, mode: str = "rb", encoding: str = "utf-8") -> IO[Any]:
+        """A stream of the content; the hash is checked when the end is reached.
+
+        A reader that stops early sees only verified-length bytes of an object
+        whose size matched; a mismatch is raised at the latest on the last read.
+        """
+        if mode not in ("r", "rb", "rt"):
+            raise ValueError(f"File.open supports 'r' and 'rb', not {mode!r}")
+        raw = self._require_reader().open_blob(self.hash, self.size, name=self.name,
+                                               commit=self.commit_hash)
+        if mode == "rb":
+            return raw
+        return io.TextIOWrapper(raw, encoding=encoding)  # type: ignore[arg-type]
+
+    def read_bytes(self) -> bytes:
+        with self.open("rb") as stream:
+            return stream.read()
+
+    def read_text(self, encoding: str = "utf-8") -> str:
+        return self.read_bytes().decode(encoding)
+
+    def read(self, mode: str = "r", encoding: str = "utf-8") -> str | bytes:
+        """Whole content, as text (``"r"``) or bytes (``"rb"``), as in the original."""
+        if mode == "rb":
+            return self.read_bytes()
+        if mode in ("r", "rt"):
+            return self.read_text(encoding)
+        raise ValueError(f"File.read supports 'r' and 'rb', not {mode!r}")
+
+    def download_to(self, path: str | Path) -> str:
+        """Write the verified content to ``path`` (a file path) and return it.
+
+        The target appears only once complete and verified.
+        """
+        target = Path(path)
+        self._require_reader().download_blob(self.hash, self.size, target,
+                                             name=self.name, commit=self.commit_hash)
+        return str(target)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "hash": self.hash, "size": self.size,
+                "content_type": self.content_type}
+
+
+@dataclass(frozen=True, eq=False)
+class Commit:
+    """One immutable commit: a snapshot of files plus message, metadata and tags.
+
+    ``files`` is computed on first use (a long history shares its snapshots
+    through the deltas stored in each commit); everything else is fixed at
+    construction. Two commits are equal when their hashes are.
+    """
+
+    hash: str
+    parent_hash: str | None
+    message: str
+    metadata: FrozenDict
+    tags: FrozenList
+    timestamp: datetime
+    author: str
+    seq: int
+    policy_hash: str | None = None
+    _files: Callable[[], Mapping[str, File]] | None = field(default=None, repr=False)
+
+    @property
+    def short_hash(self) -> str:
+        return self.hash[:SHORT_HASH_LENGTH]
+
+    @cached_property
+    def files(self) -> FrozenDict:
+        """Every file of this commit by name (the full snapshot, not the change)."""
+        if self._files is None:
+            return FrozenDict()
+        return FrozenDict(sorted(self._files().items()))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Commit) and other.hash == self.hash
+
+    def __hash__(self) -> int:
+        return hash(self.hash)
+
+    def get_file(self, name: str) -> File | None:
+        return self.files.get(name)
+
+    def has_file(self, name: str) -> bool:
+        return name in self.files
+
+    def list_files(self) -> list[str]:
+        return list(self.files)
+
+    def get_total_size(self) -> int:
+        return sum(f.size for f in self.files.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "hash": self.hash,
+            "short_hash": self.short_hash,
+            "parent_hash": self.parent_hash,
+            "seq": self.seq,
+            "message": self.message,
+            "metadata": thaw(self.metadata),
+            "tags": list(self.tags),
+            "timestamp": self.timestamp.isoformat(),
+            "author": self.author,
+            "policy_hash": self.policy_hash,
+            "files": {name: f.to_dict() for name, f in self.files.items()},
+        }
+
+    def __str__(self) -> str:
+        tags = f" [{', '.join(self.tags)}]" if self.tags else ""
+        return f"{self.short_hash} {self.message}{tags}"
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """A commit as proposed, before it is written: what the policy judges.
+
+    ``files`` is the full snapshot the commit would have (name -> content
+    hash), ``added`` the names given to ``add_files`` (new, changed or
+    re-added with the same content) and ``removed`` the names removed.
+    """
+
+    message: str
+    files: FrozenDict
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+    metadata: FrozenDict
+    tags: FrozenList
+    author: str = ""

@@ -1,0 +1,37 @@
+"""Shared fixtures: an isolated environment and small real files on disk."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def isolate(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Every test gets a fixed author and no inherited Kirin settings."""
+    for var in ("KIRIN_ROOT", "KIRIN_DATASET"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("KIRIN_AUTHOR", "tester@example")
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    """A folder for source files, separate from the registry root."""
+    folder = tmp_path / "work"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    """A fresh registry root on local disk."""
+    return tmp_path / "registry"
+
+
+def write(folder: Path, name: str, content: bytes | str) -> Path:
+    """Create ``folder/name`` with ``content`` and return its path."""
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content.encode() if isinstance(content, str) else content)
+    return path
