@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import write
 from kirin import Catalog, Dataset
+
+from conftest import write
 
 
 def test_commit_then_read_back(root: Path, workdir: Path) -> None:

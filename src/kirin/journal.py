@@ -69,25 +69,22 @@ class Journal:
                 self.history.append(record, where=path)
 
     def _load_checkpoints(self) -> None:
+        """Take every usable checkpoint that continues the chain from where we are."""
         folder = self.store.path(*self.base, "checkpoints")
-        names = self.store.listdir(folder)
-        lasts = sorted(int(n[:-5]) for n in names
+        lasts = sorted(int(n[:-5]) for n in self.store.listdir(folder)
                        if n.endswith(".json") and n[:-5].isdigit())
-        expected = CHECKPOINT_EVERY - 1
-        wanted = []
+        blobs = self.store.read_many([self.checkpoint_path(n) for n in lasts])
         for last in lasts:
-            if last != expected:
-                break  # a gap: the log fills in from here
-            wanted.append(last)
-            expected += CHECKPOINT_EVERY
-        blobs = self.store.read_many([self.checkpoint_path(n) for n in wanted])
-        for last in wanted:
             path = self.checkpoint_path(last)
             records = _checkpoint_records(blobs.get(path), path, last)
-            if records is None or not self._chains(records):
-                log.warning("Ignoring checkpoint %s: it does not match the log chain; "
-                            "reading the log instead", path)
-                return
+            if records is None:
+                log.warning("Ignoring unreadable checkpoint %s; the log is read instead", path)
+                continue
+            if records[0]["seq"] != len(self.history):
+                continue  # overlaps what we have, or leaves a gap the log must fill
+            if not self._chains(records):
+                log.warning("Ignoring checkpoint %s: it does not continue the chain", path)
+                continue
             for record in records:
                 self.history.append(record, where=path)
         if len(self.history) and not self._log_agrees(len(self.history) - 1):
@@ -149,15 +146,14 @@ class Journal:
 
 def _checkpoint_records(data: bytes | None, path: str, last: int
                         ) -> list[dict[str, Any]] | None:
+    """The verified records of a checkpoint, or ``None`` if it cannot be trusted."""
     if data is None:
         return None
     try:
         body = json.loads(data)
-        first = last - CHECKPOINT_EVERY + 1
-        if body.get("first") != first or body.get("last") != last:
-            return None
-        records = body["records"]
-        if not isinstance(records, list) or len(records) != CHECKPOINT_EVERY:
+        first, records = body["first"], body["records"]
+        if (body.get("last") != last or not isinstance(first, int) or not isinstance(records, list)
+                or len(records) != last - first + 1 or not records):
             return None
         return [check_record(r, where=f"{path}[{first + i}]", seq=first + i)
                 for i, r in enumerate(records)]

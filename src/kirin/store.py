@@ -244,8 +244,6 @@ class Store:
     def _remove_temp(self, tmp: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        with contextlib.suppress(OSError):
-            os.rmdir(os.path.dirname(tmp))  # only succeeds when empty
 
     def open_blob(self, digest: str, size: int, *, name: str,
                   commit: str | None) -> IO[bytes]:

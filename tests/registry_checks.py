@@ -1,0 +1,32 @@
+"""Whole-registry consistency checks shared by the concurrency and crash tests."""
+
+from __future__ import annotations
+
+import hashlib
+
+from kirin import Commit, Dataset
+
+
+def assert_consistent(ds: Dataset) -> list[Commit]:
+    """The history is one linear chain and every file of every commit reads back intact.
+
+    Returns the commits oldest first.
+    """
+    commits = list(reversed(ds.history()))
+    parent = None
+    for seq, commit in enumerate(commits):
+        assert commit.seq == seq
+        assert commit.parent_hash == parent, f"commit #{seq} does not extend #{seq - 1}"
+        if parent is not None:
+            assert commit.timestamp > commits[seq - 1].timestamp
+        parent = commit.hash
+    seen: set[str] = set()
+    for commit in commits:
+        for file in commit.files.values():
+            if file.hash in seen:
+                continue
+            data = file.read_bytes()
+            assert hashlib.sha256(data).hexdigest() == file.hash
+            assert len(data) == file.size
+            seen.add(file.hash)
+    return commits
