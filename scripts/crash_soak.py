@@ -28,7 +28,7 @@ def main() -> int:
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="kirin-soak-") as tmp:
         root = args.root or str(Path(tmp) / "registry")
-        report = crash_harness.run(root, args.kills, args.seed, Path(tmp))
+        report = crash_harness.run(root, args.kills, args.seed, Path(tmp), verbose=True)
     print(f"kills survived:   {report.kills - bool(report.problems)} of {args.kills}")
     print(f"commits checked:  {report.commits_checked} (all files re-hashed after every kill)")
     print(f"files checked:    {report.files_checked} in the final history")

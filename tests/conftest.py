@@ -6,6 +6,9 @@ from pathlib import Path
 
 import pytest
 
+# Fixtures shared by the storage-touching tests: one run per storage backend.
+from backends import memory_source, registry_root  # noqa: F401
+
 
 @pytest.fixture(autouse=True)
 def isolate(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

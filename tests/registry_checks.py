@@ -7,10 +7,12 @@ import hashlib
 from kirin import Commit, Dataset
 
 
-def assert_consistent(ds: Dataset) -> list[Commit]:
+def assert_consistent(ds: Dataset, verified: set[str] | None = None) -> list[Commit]:
     """The history is one linear chain and every file of every commit reads back intact.
 
-    Returns the commits oldest first.
+    ``verified`` (updated in place) holds blob hashes already re-read by an
+    earlier call, so repeated checks of a growing registry re-read only new
+    blobs. Returns the commits oldest first.
     """
     commits = list(reversed(ds.history()))
     parent = None
@@ -20,7 +22,7 @@ def assert_consistent(ds: Dataset) -> list[Commit]:
         if parent is not None:
             assert commit.timestamp > commits[seq - 1].timestamp
         parent = commit.hash
-    seen: set[str] = set()
+    seen = verified if verified is not None else set()
     for commit in commits:
         for file in commit.files.values():
             if file.hash in seen:

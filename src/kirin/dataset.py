@@ -36,6 +36,7 @@ from .history import History, diff_commits, make_record
 from .journal import Journal
 from .localfiles import LocalFiles, local_files
 from .naming import (
+    lookup_name,
     safe_local_path,
     source_basename,
     validate_dataset_name,
@@ -43,6 +44,7 @@ from .naming import (
 )
 from .store import StagedBlob, Store
 from .values import Commit, File, Proposal
+from .verify import VerifyReport, verify_dataset
 
 PathLike = str | os.PathLike[str]
 AddFiles = PathLike | Iterable[PathLike] | Mapping[str, PathLike]
@@ -165,15 +167,15 @@ class Dataset:
         return list(self.files)
 
     def has_file(self, name: str) -> bool:
-        return name in self.files
+        return lookup_name(name) in self.files
 
     def get_file(self, name: str) -> File | None:
         """The file ``name`` of the current commit, or ``None`` (as in the original)."""
-        return self.files.get(name)
+        return self.files.get(lookup_name(name))
 
     def _require_file(self, name: str) -> File:
         head = self.current_commit
-        found = head.files.get(name) if head else None
+        found = head.files.get(lookup_name(name)) if head else None
         if found is None:
             raise FileNotInCommitError(name, head.hash if head else None)
         return found
@@ -229,7 +231,7 @@ class Dataset:
                      metadata_filter: Callable[[Mapping[str, Any]], bool] | None = None,
                      limit: int | None = None) -> list[Commit]:
         """Commits carrying *all* ``tags`` and passing ``metadata_filter``, newest first."""
-        wanted = list(tags or [])
+        wanted = [tags] if isinstance(tags, str) else list(tags or [])
         self._refresh()
         found: list[Commit] = []
         for commit in self._iter_newest_first():
@@ -265,6 +267,15 @@ class Dataset:
     def to_dict(self) -> dict[str, Any]:
         return self.get_info()
 
+    def verify(self, progress: Callable[[int], None] | None = None) -> VerifyReport:
+        """Re-read and re-hash every record, checkpoint and blob of this dataset.
+
+        Unlike normal reads, which stop at the first problem, this reports all
+        of them (with the commits and files each affects). ``progress`` is
+        called with the number of bytes hashed as it goes.
+        """
+        return verify_dataset(self._store, self.name, progress)
+
     # -- committing --------------------------------------------------------
     def commit(self, message: str, add_files: AddFiles | None = None,
                remove_files: Iterable[str] | None = None,
@@ -294,6 +305,8 @@ class Dataset:
         self._check_latest()
         for source in sources.values():
             if not _source_exists(source):
+                if _source_is_folder(source):
+                    raise SourceNotFoundError(f"{source} (it is a folder; add its files by name)")
                 raise SourceNotFoundError(source)
         staged: dict[str, StagedBlob] = {}
         try:
@@ -407,7 +420,7 @@ def _clean_tags(tags: Iterable[str] | None) -> list[str]:
     for tag in tags:
         if not isinstance(tag, str) or not tag.strip():
             raise InvalidTagError(f"Tags must be non-empty strings, got {tag!r}")
-        if tag != tag.strip() or any(ord(c) < 32 for c in tag) or len(tag) > MAX_TAG_LENGTH:
+        if tag != tag.strip() or _has_control(tag) or len(tag) > MAX_TAG_LENGTH:
             raise InvalidTagError(
                 f"Tag {tag!r} has surrounding spaces, control characters or more than "
                 f"{MAX_TAG_LENGTH} characters")
@@ -416,11 +429,23 @@ def _clean_tags(tags: Iterable[str] | None) -> list[str]:
     return out
 
 
+def _has_control(text: str) -> bool:
+    """C0 controls, DEL and C1 controls (the same set file names refuse)."""
+    return any(ord(c) < 32 or 0x7F <= ord(c) <= 0x9F for c in text)
+
+
 def _source_exists(source: str) -> bool:
     if "://" in source or "::" in source:
         fs, path = fsspec.core.url_to_fs(source)
         return bool(fs.isfile(path))
     return os.path.isfile(source)
+
+
+def _source_is_folder(source: str) -> bool:
+    if "://" in source or "::" in source:
+        fs, path = fsspec.core.url_to_fs(source)
+        return bool(fs.isdir(path))
+    return os.path.isdir(source)
 
 
 def _check_folder_clash(snapshot: Mapping[str, Any]) -> None:

@@ -199,11 +199,25 @@ class ExpressionSyntaxError(PolicyError):
                  file: str | None = None, key_path: str | None = None,
                  line: int | None = None) -> None:
         self.expression = expression
-        pointer = " " * (column - 1) + "^"
+        excerpt, offset = _excerpt(expression, column)
+        pointer = " " * offset + "^"
         super().__init__(
-            f"{message} at column {column}\n  {expression}\n  {pointer}",
+            f"{message} at column {column}\n  {excerpt}\n  {pointer}",
             file=file, key_path=key_path, line=line, column=column,
         )
+
+
+def _excerpt(text: str, column: int, width: int = 72) -> tuple[str, int]:
+    """The part of a one-line ``text`` around ``column`` and the pointer offset in it."""
+    flat = text.replace("\n", " ").replace("\t", " ")
+    start = max(0, min(column - 1 - width // 2, len(flat) - width))
+    excerpt = flat[start:start + width]
+    offset = column - 1 - start
+    if start > 0:
+        excerpt, offset = "..." + excerpt, offset + 3
+    if start + width < len(flat):
+        excerpt += "..."
+    return excerpt, offset
 
 
 class PolicyViolationError(KirinError):

@@ -30,6 +30,14 @@ CHECKPOINT_EVERY = 100
 PROBE_BATCH = 16  # log entries fetched at once when probing past the known head
 
 
+def log_path(store: Store, dataset: str, seq: int) -> str:
+    return store.path("datasets", dataset, "log", f"{seq:020d}.json")
+
+
+def checkpoint_path(store: Store, dataset: str, last: int) -> str:
+    return store.path("datasets", dataset, "checkpoints", f"{last:020d}.json")
+
+
 class Journal:
     """Reads and extends one dataset's log, keeping a :class:`History` in step."""
 
@@ -41,10 +49,10 @@ class Journal:
         self._loaded = False
 
     def log_path(self, seq: int) -> str:
-        return self.store.path(*self.base, "log", f"{seq:020d}.json")
+        return log_path(self.store, self.dataset, seq)
 
     def checkpoint_path(self, last: int) -> str:
-        return self.store.path(*self.base, "checkpoints", f"{last:020d}.json")
+        return checkpoint_path(self.store, self.dataset, last)
 
     # -- reading -----------------------------------------------------------
     def refresh(self) -> int:
@@ -64,9 +72,30 @@ class Journal:
             for i, path in enumerate(paths):
                 data = batch.get(path)
                 if data is None:
-                    return len(self.history) - before
+                    data = self._check_end(start + i, later=[batch.get(p) for p in paths[i + 1:]])
+                    if data is None:
+                        return len(self.history) - before
                 record = decode_record(data, where=path, seq=start + i)
                 self.history.append(record, where=path)
+
+    def _check_end(self, seq: int, later: list[bytes | None]) -> bytes | None:
+        """Entry ``seq`` is missing: confirm it is the end of the log, not a hole.
+
+        A writer creates ``seq`` before anyone can create ``seq + 1``, so if a
+        later entry exists, ``seq`` was either created since we looked (read it
+        again) or deleted (report it: treating it as the end would hide every
+        later commit and let the next commit fill the hole).
+        """
+        if not any(later) and (later or self.store.read(self.log_path(seq + 1)) is None):
+            return None
+        data = self.store.read(self.log_path(seq))
+        if data is None:
+            path = self.log_path(seq)
+            raise CorruptObjectError(
+                f"Commit record #{seq} is missing from the log ({path}) but later ones "
+                "exist: an object was deleted. Run `kirin verify` to see what is affected.",
+                path=path)
+        return data
 
     def _load_checkpoints(self) -> None:
         """Take every usable checkpoint that continues the chain from where we are."""

@@ -8,7 +8,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-from .naming import safe_local_path
+from .naming import lookup_name, safe_local_path
 from .values import File
 
 
@@ -25,6 +25,7 @@ class LocalFiles(Mapping[str, str]):
         self._paths: dict[str, str] = {}
 
     def __getitem__(self, name: str) -> str:
+        name = lookup_name(name)
         if name in self._paths:
             return self._paths[name]
         if name not in self._files:
@@ -40,7 +41,7 @@ class LocalFiles(Mapping[str, str]):
         return len(self._files)
 
     def __contains__(self, name: object) -> bool:
-        return name in self._files
+        return isinstance(name, str) and lookup_name(name) in self._files
 
     @property
     def folder(self) -> Path:

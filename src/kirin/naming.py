@@ -18,7 +18,7 @@ from .errors import InvalidNameError
 MAX_NAME_LENGTH = 1024
 MAX_COMPONENT_BYTES = 255
 _DATASET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1 controls
 
 
 def validate_dataset_name(name: object) -> str:
@@ -66,6 +66,11 @@ def validate_file_name(name: object) -> str:
             raise InvalidNameError(name, f"a part of it is longer than {MAX_COMPONENT_BYTES}"
                                    " bytes", kind="file name")
     return normal
+
+
+def lookup_name(name: str) -> str:
+    """The form a name is stored in (NFC), for looking names up; no validation."""
+    return unicodedata.normalize("NFC", name) if isinstance(name, str) else name
 
 
 def safe_local_path(base: str | os.PathLike[str], name: str) -> Path:

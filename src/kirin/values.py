@@ -17,8 +17,12 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 from ._json import FrozenDict, FrozenList, thaw
+from .naming import lookup_name
 
 SHORT_HASH_LENGTH = 8
+#: Python's built-in MIME table only: the machine's /etc/mime.types would make
+#: content types differ between hosts (and call ``model.pt`` a SNES page table).
+_MIME_TYPES = mimetypes.MimeTypes()
 
 
 class BlobReader(Protocol):
@@ -52,7 +56,7 @@ class File:
     @property
     def content_type(self) -> str:
         """MIME type guessed from the name; ``application/octet-stream`` if unknown."""
-        guessed, _ = mimetypes.guess_type(self.name, strict=False)
+        guessed, _ = _MIME_TYPES.guess_type(self.name, strict=False)
         return guessed or "application/octet-stream"
 
     def _require_reader(self) -> BlobReader:
@@ -142,10 +146,10 @@ class Commit:
         return hash(self.hash)
 
     def get_file(self, name: str) -> File | None:
-        return self.files.get(name)
+        return self.files.get(lookup_name(name))
 
     def has_file(self, name: str) -> bool:
-        return name in self.files
+        return lookup_name(name) in self.files
 
     def list_files(self) -> list[str]:
         return list(self.files)

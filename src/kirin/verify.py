@@ -1,0 +1,181 @@
+"""Check a whole dataset against its hashes: every record, snapshot, checkpoint and blob.
+
+Opening a dataset already verifies what it reads; this walks everything,
+including objects a normal open skips (log entries past a gap, checkpoints
+that were ignored, blobs nobody has read lately), and keeps going after the
+first problem so one run reports them all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import CorruptObjectError
+from .history import check_record, decode_record, tree_hash
+from .journal import log_path
+from .store import CHUNK, Store
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing found wrong: what kind, where in storage, and what it affects."""
+
+    kind: str  # "record" | "snapshot" | "checkpoint" | "blob"
+    path: str
+    message: str
+    commits: tuple[str, ...] = ()
+    files: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "path": self.path, "message": self.message,
+                "commits": list(self.commits), "files": list(self.files)}
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    dataset: str
+    commits_checked: int
+    blobs_checked: int
+    bytes_checked: int
+    problems: tuple[Problem, ...] = field(default_factory=tuple)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"dataset": self.dataset, "ok": self.ok,
+                "commits_checked": self.commits_checked,
+                "blobs_checked": self.blobs_checked, "bytes_checked": self.bytes_checked,
+                "problems": [p.to_dict() for p in self.problems]}
+
+
+Progress = Callable[[int], None]
+
+
+def verify_dataset(store: Store, dataset: str, progress: Progress | None = None
+                   ) -> VerifyReport:
+    """Verify every object of ``dataset``; ``progress`` is called with bytes hashed."""
+    problems: list[Problem] = []
+    records = _scan_log(store, dataset, problems)
+    _check_snapshots(records, problems)
+    _check_checkpoints(store, dataset, records, problems)
+    blobs, size = _check_blobs(store, records, problems, progress)
+    return VerifyReport(dataset, len(records), blobs, size, tuple(problems))
+
+
+def _scan_log(store: Store, dataset: str, problems: list[Problem]
+              ) -> dict[int, dict[str, Any]]:
+    folder = store.path("datasets", dataset, "log")
+    seqs = sorted(int(n[:-5]) for n in store.listdir(folder)
+                  if n.endswith(".json") and n[:-5].isdigit())
+    records: dict[int, dict[str, Any]] = {}
+    expected_parent: str | None = None
+    previous = -1
+    for seq in seqs:
+        path = log_path(store, dataset, seq)
+        if seq != previous + 1:
+            missing = f"#{previous + 1}" + (f"-#{seq - 1}" if seq - 1 > previous + 1 else "")
+            problems.append(Problem("record", path, f"Commit record(s) {missing} are missing "
+                                    f"from the log; later commits are unreachable"))
+            expected_parent = None
+        previous = seq
+        data = store.read(path)
+        try:
+            record = decode_record(data or b"", where=path, seq=seq)
+        except CorruptObjectError as exc:
+            problems.append(Problem("record", path, str(exc)))
+            expected_parent = None
+            continue
+        if expected_parent is not None and record["parent"] != expected_parent:
+            problems.append(Problem("record", path, f"Commit #{seq} names parent "
+                                    f"{str(record['parent'])[:12]}, but commit #{seq - 1} "
+                                    f"is {expected_parent[:12]}", commits=(record["hash"],)))
+        if seq == 0 and record["parent"] is not None:
+            problems.append(Problem("record", path, "The first commit names a parent",
+                                    commits=(record["hash"],)))
+        expected_parent = record["hash"]
+        records[seq] = record
+    return records
+
+
+def _check_snapshots(records: dict[int, dict[str, Any]], problems: list[Problem]) -> None:
+    snapshot: dict[str, tuple[str, int]] = {}
+    for seq in range(max(records, default=-1) + 1):
+        record = records.get(seq)
+        if record is None:
+            return  # past a broken record the snapshots cannot be rebuilt
+        for name in record["changes"]["remove"]:
+            snapshot.pop(name, None)
+        for name, entry in record["changes"]["add"].items():
+            snapshot[name] = (entry["hash"], entry["size"])
+        if tree_hash(snapshot) != record["tree"]:
+            problems.append(Problem("snapshot", f"#{seq}", f"Commit {record['hash'][:12]} "
+                                    "lists files that do not match its tree hash",
+                                    commits=(record["hash"],)))
+
+
+def _check_checkpoints(store: Store, dataset: str, records: dict[int, dict[str, Any]],
+                       problems: list[Problem]) -> None:
+    folder = store.path("datasets", dataset, "checkpoints")
+    for name in store.listdir(folder):
+        if not (name.endswith(".json") and name[:-5].isdigit()):
+            continue
+        path = f"{folder}/{name}"
+        try:
+            body = json.loads(store.read(path) or b"")
+            first = body["first"]
+            for i, raw in enumerate(body["records"]):
+                record = check_record(raw, where=f"{path}[{first + i}]", seq=first + i)
+                logged = records.get(first + i)
+                if logged is not None and logged["hash"] != record["hash"]:
+                    raise CorruptObjectError(
+                        f"Checkpoint {path} disagrees with log entry #{first + i}", path=path)
+        except (ValueError, KeyError, TypeError, AttributeError, CorruptObjectError) as exc:
+            problems.append(Problem("checkpoint", path, f"Checkpoint {path} is unusable "
+                                    f"({exc}); opening falls back to the log"))
+
+
+def _check_blobs(store: Store, records: dict[int, dict[str, Any]], problems: list[Problem],
+                 progress: Progress | None) -> tuple[int, int]:
+    users: dict[tuple[str, int], list[tuple[str, str]]] = {}
+    for record in records.values():
+        for name, entry in record["changes"]["add"].items():
+            users.setdefault((entry["hash"], entry["size"]), []).append((record["hash"], name))
+    total = 0
+    for (digest, size), where in users.items():
+        path = store.blob_path(digest)
+        problem = _hash_blob(store, path, digest, size, progress)
+        total += size
+        if problem:
+            commits = tuple(dict.fromkeys(c for c, _ in where))
+            files = tuple(dict.fromkeys(n for _, n in where))
+            named = ", ".join(f"{n!r} in {c[:12]}" for c, n in where[:5])
+            problems.append(Problem("blob", path, f"{problem}; used by {named}"
+                                    + (" and more" if len(where) > 5 else ""),
+                                    commits=commits, files=files))
+    return len(users), total
+
+
+def _hash_blob(store: Store, path: str, digest: str, size: int,
+               progress: Progress | None) -> str | None:
+    hasher = hashlib.sha256()
+    seen = 0
+    try:
+        with store.fs.open(path, "rb") as handle:
+            while chunk := handle.read(CHUNK):
+                hasher.update(chunk)
+                seen += len(chunk)
+                if progress:
+                    progress(len(chunk))
+    except FileNotFoundError:
+        return f"Blob {digest[:12]} is missing"
+    if seen != size:
+        return f"Blob {digest[:12]} holds {seen} bytes, expected {size} (truncated or altered)"
+    if hasher.hexdigest() != digest:
+        return f"Blob {digest[:12]} does not match its hash (altered)"
+    return None
