@@ -1,0 +1,47 @@
+"""The policy layer: what a commit must satisfy, checked before anything is written.
+
+Pure by design — no storage, no network. :func:`load_policy` reads a YAML
+policy (and the schema file it names) into an immutable :class:`Policy`;
+:func:`evaluate_policy` judges a :class:`~kirin.values.Proposal` against the
+history it would extend and returns a :class:`Report` listing every
+:class:`Violation`; :func:`audit` re-judges an existing history. The
+expression language of promotion rules and queries is re-exported from
+:mod:`kirin.policy.expr`.
+"""
+
+from ._patterns import MAX_PATTERN_LENGTH, MAX_TAG_LENGTH
+from .expr import Expr, Failure, check, evaluate, parse, paths
+from .gate import Report, Violation, audit, evaluate_policy, proposal_from_commit
+from .loader import load_policy, load_policy_text
+from .model import (
+    MessageRules,
+    MetadataRules,
+    Policy,
+    PromotionRule,
+    TagRules,
+    policy_json_schema,
+)
+
+__all__ = [
+    "MAX_PATTERN_LENGTH",
+    "MAX_TAG_LENGTH",
+    "Expr",
+    "Failure",
+    "MessageRules",
+    "MetadataRules",
+    "Policy",
+    "PromotionRule",
+    "Report",
+    "TagRules",
+    "Violation",
+    "audit",
+    "check",
+    "evaluate",
+    "evaluate_policy",
+    "load_policy",
+    "load_policy_text",
+    "parse",
+    "paths",
+    "policy_json_schema",
+    "proposal_from_commit",
+]

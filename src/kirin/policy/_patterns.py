@@ -1,0 +1,265 @@
+"""Regular expressions a policy may use on tags, with a bound on their cost.
+
+Why this exists: tag patterns come from a policy file and are matched on
+every commit, in every writer. Python's ``re`` backtracks, so a pattern such
+as ``(a+)+b`` takes exponential time on ``aaaa…a`` and cannot be interrupted.
+A policy must not be able to hang a CI job, so a pattern is admitted only if
+its worst case is bounded. The rules (checked on the parsed pattern, at load
+time, so the gate never meets an unsafe one):
+
+1. At most :data:`MAX_PATTERN_LENGTH` characters; tags matched against it are
+   at most :data:`MAX_TAG_LENGTH` characters (a longer tag is refused before
+   any pattern runs), which bounds every polynomial case.
+2. No backreferences (``\\1``, ``(?P=name)``): they make matching NP-hard.
+3. No nested repetition — a quantifier that can repeat (``*``, ``+``,
+   ``{n,m}`` with m > 1) around a body that itself holds a repeating
+   quantifier or an alternation — *unless* the body starts with a literal
+   character that nothing repeated inside it can match. That separator fixes
+   where each repetition starts, so ``[a-z]+(-[a-z0-9]+)*`` and
+   ``v\\d+(\\.\\d+)*`` are accepted while ``(a+)+``, ``(\\w+\\s?)*``,
+   ``(x\\w*)*`` and ``(a|aa)*`` are refused.
+4. At most three repeating quantifiers in a row whose characters overlap with
+   no mandatory separator between them (``.*a.*b.*`` is fine,
+   ``a*a*a*a*b`` is refused: its cost grows as n⁴).
+
+The character-overlap tests use a sample alphabet (ASCII plus a few
+non-ASCII letters and digits); that is a heuristic, erring towards refusal.
+
+Patterns match the *whole* tag (``re.fullmatch``): ``v\\d+`` does not admit
+``xv1junk``. ``^`` and ``$`` are allowed and redundant.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Callable, Iterable
+from functools import lru_cache
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    from re import _constants as _c  # type: ignore[attr-defined]
+    from re import _parser as _sre_parse  # type: ignore[attr-defined]
+else:  # pragma: no cover - Python 3.10
+    import sre_constants as _c
+    import sre_parse as _sre_parse
+
+MAX_PATTERN_LENGTH = 256
+MAX_TAG_LENGTH = 128
+#: Overlapping repeats allowed in a row (cost grows as n**k for k of them).
+MAX_REPEAT_CHAIN = 3
+
+_ALPHABET = [chr(i) for i in range(32, 127)] + ["\n", "\t", "é", "ß", "Ж", "٣", "\u00a0"]
+
+CharTest = Callable[[str], bool]
+
+_REPEATS = {_c.MAX_REPEAT, _c.MIN_REPEAT}
+_POSSESSIVE = getattr(_c, "POSSESSIVE_REPEAT", None)
+_ATOMIC = getattr(_c, "ATOMIC_GROUP", None)
+
+
+class UnsafePatternError(ValueError):
+    """A pattern is not a valid regular expression or its cost is unbounded."""
+
+
+@lru_cache(maxsize=1024)
+def compile_pattern(text: str) -> re.Pattern[str]:
+    """Compile ``text`` after checking the rules of this module; raise otherwise."""
+    if len(text) > MAX_PATTERN_LENGTH:
+        raise UnsafePatternError(
+            f"pattern is {len(text)} characters long; the limit is {MAX_PATTERN_LENGTH}")
+    try:
+        compiled = re.compile(text)
+        parsed = _sre_parse.parse(text)
+    except re.error as exc:
+        raise UnsafePatternError(f"invalid regular expression: {exc}") from None
+    ignorecase = bool(parsed.state.flags & re.IGNORECASE)
+    dotall = bool(parsed.state.flags & re.DOTALL)
+    _Checker(text, ignorecase, dotall).walk(parsed)
+    return compiled
+
+
+def tag_matches(pattern: str, tag: str) -> bool:
+    """Whether the whole ``tag`` matches ``pattern`` (over-long tags never match)."""
+    return len(tag) <= MAX_TAG_LENGTH and compile_pattern(pattern).fullmatch(tag) is not None
+
+
+class _Checker:
+    """Walks a parsed pattern and raises :class:`UnsafePatternError` on rule 2-4."""
+
+    def __init__(self, text: str, ignorecase: bool, dotall: bool) -> None:
+        self.text = text
+        self.ignorecase = ignorecase
+        self.dotall = dotall
+
+    def fail(self, why: str) -> None:
+        raise UnsafePatternError(
+            f"pattern {self.text!r} {why}; matching it can take exponential time. "
+            "Start each repeated group with a separator its contents cannot match, "
+            "as in '[a-z]+(-[a-z0-9]+)*'")
+
+    # -- rule 2 and 3 -------------------------------------------------------
+    def walk(self, items: Any) -> None:
+        items = list(items)
+        self.check_chain(items)
+        for op, av in items:
+            if op in _REPEATS:
+                _lo, hi, body = av
+                if hi > 1:
+                    self.check_repeat(body)
+                self.walk(body)
+            elif op is _POSSESSIVE:
+                self.walk(av[2])
+            elif op is _c.SUBPATTERN:
+                self.walk(av[-1])
+            elif op is _c.BRANCH:
+                for branch in av[1]:
+                    self.walk(branch)
+            elif op in (_c.ASSERT, _c.ASSERT_NOT):
+                self.walk(av[1])
+            elif op is _ATOMIC:
+                self.walk(av)
+            elif op is _c.GROUPREF:
+                self.fail("uses a backreference")
+            elif op is _c.GROUPREF_EXISTS:
+                self.walk(av[1])
+                if av[2] is not None:
+                    self.walk(av[2])
+
+    def check_repeat(self, body: Any) -> None:
+        risky = self.risky_atoms(body, inside=False)
+        if not risky:
+            return
+        sep = self.leading_literal(body)
+        if sep is None or any(test(sep) for test in risky):
+            self.fail("repeats a group that itself repeats or alternates, with no "
+                      "separator character to tell the repetitions apart")
+
+    def risky_atoms(self, items: Iterable[Any], *, inside: bool) -> list[CharTest]:
+        """Character tests of everything repeated or alternated within ``items``."""
+        found: list[CharTest] = []
+        for op, av in items:
+            if op in _REPEATS:
+                _lo, hi, body = av
+                found += self.risky_atoms(body, inside=inside or hi > 1)
+            elif op is _c.SUBPATTERN:
+                found += self.risky_atoms(av[-1], inside=inside)
+            elif op is _c.BRANCH:
+                for branch in av[1]:
+                    found += self.risky_atoms(branch, inside=True)
+            elif op is _c.GROUPREF_EXISTS:
+                for part in (av[1], av[2]):
+                    if part is not None:
+                        found += self.risky_atoms(part, inside=True)
+            elif inside:
+                test = self.char_test(op, av)
+                if test is not None:
+                    found.append(test)
+        return found
+
+    def leading_literal(self, items: Any) -> str | None:
+        for op, av in items:
+            if op is _c.LITERAL:
+                return chr(av)
+            if op is _c.SUBPATTERN:
+                return self.leading_literal(av[-1])
+            if op is _c.AT:
+                continue
+            return None
+        return None
+
+    # -- rule 4 -------------------------------------------------------------
+    def check_chain(self, items: list[Any]) -> None:
+        chain = 0
+        last: list[CharTest] | None = None
+        for token in self.flatten(items, optional=False):
+            kind, tests = token
+            if kind == "repeat":
+                chain = chain + 1 if last is not None and _overlap(last, tests) else 1
+                last = tests
+                if chain > MAX_REPEAT_CHAIN:
+                    self.fail(f"has more than {MAX_REPEAT_CHAIN} overlapping repetitions "
+                              "in a row")
+            elif kind == "barrier" and last is not None and not _overlap(last, tests):
+                chain, last = 0, None
+
+    def flatten(self, items: Iterable[Any], *, optional: bool
+                ) -> Iterable[tuple[str, list[CharTest]]]:
+        for op, av in items:
+            if op in _REPEATS or op is _POSSESSIVE:
+                lo, hi, body = av
+                if hi > 1 and op is not _POSSESSIVE:
+                    yield "repeat", self.risky_atoms(body, inside=True)
+                else:
+                    yield from self.flatten(body, optional=optional or lo == 0)
+            elif op is _c.SUBPATTERN:
+                yield from self.flatten(av[-1], optional=optional)
+            else:
+                test = self.char_test(op, av)
+                if test is not None:
+                    yield ("optional" if optional else "barrier"), [test]
+
+    # -- character classes --------------------------------------------------
+    def char_test(self, op: Any, av: Any) -> CharTest | None:
+        """A predicate for single-character items; None for anything else."""
+        if op is _c.LITERAL:
+            literal = chr(av)
+            return self.fold(lambda ch: ch == literal)
+        if op is _c.NOT_LITERAL:
+            other = chr(av)
+            return self.fold(lambda ch: ch != other)
+        if op is _c.ANY:
+            return (lambda ch: True) if self.dotall else (lambda ch: ch != "\n")
+        if op is _c.IN:
+            return self.fold(_class_test(av))
+        return None
+
+    def fold(self, test: CharTest) -> CharTest:
+        if not self.ignorecase:
+            return test
+        return lambda ch: test(ch) or test(ch.lower()) or test(ch.upper())
+
+
+def _category(cat: Any) -> CharTest:
+    tests: dict[Any, CharTest] = {
+        _c.CATEGORY_DIGIT: str.isdecimal,
+        _c.CATEGORY_NOT_DIGIT: lambda ch: not ch.isdecimal(),
+        _c.CATEGORY_SPACE: str.isspace,
+        _c.CATEGORY_NOT_SPACE: lambda ch: not ch.isspace(),
+        _c.CATEGORY_WORD: lambda ch: ch.isalnum() or ch == "_",
+        _c.CATEGORY_NOT_WORD: lambda ch: not (ch.isalnum() or ch == "_"),
+    }
+    return tests.get(cat, lambda ch: True)
+
+
+def _equals(literal: str) -> CharTest:
+    return lambda ch: ch == literal
+
+
+def _in_range(low: int, high: int) -> CharTest:
+    return lambda ch: low <= ord(ch) <= high
+
+
+def _class_test(members: list[Any]) -> CharTest:
+    negate = False
+    parts: list[CharTest] = []
+    for op, av in members:
+        if op is _c.NEGATE:
+            negate = True
+        elif op is _c.LITERAL:
+            parts.append(_equals(chr(av)))
+        elif op is _c.RANGE:
+            parts.append(_in_range(av[0], av[1]))
+        elif op is _c.CATEGORY:
+            parts.append(_category(av))
+        else:  # unknown member: assume it matches anything (refuse rather than risk)
+            parts.append(lambda ch: True)
+    def test(ch: str) -> bool:
+        return any(part(ch) for part in parts) is not negate
+
+    return test
+
+
+def _overlap(first: list[CharTest], second: list[CharTest]) -> bool:
+    return any(any(a(ch) for a in first) and any(b(ch) for b in second)
+               for ch in _ALPHABET)

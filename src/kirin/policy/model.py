@@ -1,0 +1,470 @@
+"""The policy file as immutable pydantic models: what each key means and admits.
+
+One model per section of the file (``metadata``, ``tags``, ``promotion``,
+``message``), all ``extra="forbid"`` (an unknown key is an error, never
+silently ignored) and frozen (a loaded policy cannot drift from the hash it
+was stored under). Every check that needs only the file itself lives here,
+as a validator, so a :class:`Policy` value is valid by construction: regexes
+compile and are safe (:mod:`._patterns`), the JSON Schema is a valid draft
+2020-12 schema with no remote references, expressions parse, and every tag a
+rule names belongs to the vocabulary.
+
+Validators raise :class:`InvalidField` (a ``ValueError`` carrying the key
+path below the field) so that the loader can turn pydantic's error into one
+:class:`~kirin.errors.PolicyError` naming file, key path and line. Reading a
+``schema_file`` needs the file system; the model asks a resolver passed in
+the validation context for it (see :mod:`.loader`), so this module does no
+I/O of its own.
+
+The stored form (:meth:`Policy.canonical_json`) embeds the schema, so a
+stored policy needs no other file, and :attr:`Policy.hash` is the SHA-256 of
+exactly those bytes.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import re
+import types
+import typing
+from collections.abc import Callable, Iterable, Mapping
+from functools import cached_property
+from typing import Annotated, Any, Literal
+
+import yaml
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    StringConstraints,
+    ValidationInfo,
+    model_validator,
+)
+from referencing import Registry
+from referencing.exceptions import Unresolvable
+from referencing.jsonschema import DRAFT202012
+
+from .._json import FrozenDict, canonical_json, freeze
+from . import expr as _expr
+from ._patterns import MAX_TAG_LENGTH, compile_pattern, tag_matches
+
+#: The key of the validation context under which the loader passes a
+#: ``Callable[[str], dict]`` that reads a ``schema_file``.
+SCHEMA_RESOLVER = "kirin.schema_resolver"
+
+POLICY_FORMAT_VERSION = 1
+JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+MAX_EXPRESSION_LENGTH = 4096
+MAX_GLOB_LENGTH = 256
+
+Loc = tuple[str | int, ...]
+
+
+class InvalidField(ValueError):
+    """A value in the policy is invalid; ``loc`` is the key path below the field."""
+
+    def __init__(self, message: str, *, loc: Loc = ()) -> None:
+        super().__init__(message)
+        self.loc = loc
+
+
+# -- field checks ------------------------------------------------------------
+
+def _check_pattern(text: str) -> str:
+    compile_pattern(text)  # raises UnsafePatternError (a ValueError)
+    return text
+
+
+def _check_expression(text: str) -> str:
+    _expr.parse(text)  # raises ExpressionSyntaxError (a ValueError) with .column
+    return text
+
+
+#: Keywords whose values are data, not schemas: a "$ref" key inside them is no reference.
+_DATA_KEYWORDS = frozenset({"const", "enum", "default", "examples"})
+
+
+def _walk_refs(value: Any, loc: Loc = ()) -> Iterable[tuple[Loc, str]]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key in ("$ref", "$dynamicRef") and isinstance(item, str):
+                yield (*loc, key), item
+            elif key not in _DATA_KEYWORDS:
+                yield from _walk_refs(item, (*loc, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _walk_refs(item, (*loc, index))
+
+
+def check_json_schema(schema: Mapping[str, Any]) -> None:
+    """Raise :class:`InvalidField` unless ``schema`` is a usable 2020-12 schema.
+
+    Usable means: valid against the draft 2020-12 meta-schema, no other
+    ``$schema`` dialect, and every ``$ref`` local and resolvable. Remote
+    references are refused because the stored policy must be self-contained
+    and the gate must never fetch anything.
+    """
+    dialect = schema.get("$schema")
+    if dialect is not None and str(dialect).rstrip("#") != JSON_SCHEMA_DIALECT:
+        raise InvalidField(f"only JSON Schema draft 2020-12 is supported; $schema is "
+                           f"{dialect!r}, expected {JSON_SCHEMA_DIALECT!r}",
+                           loc=("$schema",))
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        raise InvalidField(f"invalid JSON Schema: {exc.message}",
+                           loc=tuple(exc.path)) from None
+    base = str(schema.get("$id") or "urn:kirin:metadata-schema")
+    resolver = Registry().with_resource(base, DRAFT202012.create_resource(schema)
+                                        ).resolver(base)
+    for loc, ref in _walk_refs(schema):
+        if not ref.startswith("#"):
+            raise InvalidField(f"$ref {ref!r} is not local: a policy's schema must be "
+                               "self-contained (put shared definitions under $defs "
+                               "and refer to them as '#/$defs/name')", loc=loc)
+        try:
+            resolver.lookup(ref)
+        except Unresolvable:
+            raise InvalidField(f"$ref {ref!r} points at nothing in this schema",
+                               loc=loc) from None
+
+
+def _valid_schema(schema: dict[str, Any]) -> FrozenDict:
+    check_json_schema(schema)
+    frozen: FrozenDict = freeze(schema)
+    return frozen
+
+
+def _freeze_mapping(value: dict[str, Any]) -> FrozenDict:
+    return FrozenDict(value)
+
+
+TagName = Annotated[StrictStr, StringConstraints(min_length=1, max_length=MAX_TAG_LENGTH)]
+Pattern = Annotated[
+    StrictStr, StringConstraints(min_length=1), AfterValidator(_check_pattern),
+    Field(description="A regular expression that must match the whole tag "
+                      "(re.fullmatch). Bounded cost only: at most 256 characters, no "
+                      "backreferences, and a repeated group that itself repeats must "
+                      "start with a separator, as in '[a-z]+(-[a-z0-9]+)*'."),
+]
+Expression = Annotated[
+    StrictStr, StringConstraints(min_length=1, max_length=MAX_EXPRESSION_LENGTH,
+                                 strip_whitespace=True),
+    AfterValidator(_check_expression),
+    Field(description="A condition on the commit's metadata in Kirin's expression "
+                      "language, e.g. \"accuracy >= 0.9 and validated == true\"."),
+]
+FileGlob = Annotated[
+    StrictStr, StringConstraints(min_length=1, max_length=MAX_GLOB_LENGTH),
+    Field(description="A file name, or a glob (fnmatch: *, ?, [abc]; case-sensitive, "
+                      "'*' also matches '/')."),
+]
+JsonSchemaObject = Annotated[dict[str, Any], AfterValidator(_valid_schema)]
+NonNegativeInt = Annotated[StrictInt, Field(ge=0)]
+PositiveInt = Annotated[StrictInt, Field(ge=1)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class MetadataRules(_Model):
+    """What every commit's metadata must satisfy."""
+
+    json_schema: JsonSchemaObject | None = Field(
+        default=None, alias="schema",
+        description="An inline JSON Schema (draft 2020-12) for the metadata.")
+    schema_file: StrictStr | None = Field(
+        default=None, min_length=1, exclude=True,
+        description="A JSON Schema file, relative to the policy file, inside its "
+                    "folder. Embedded into the stored policy when loaded.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _embed_schema_file(cls, data: Any, info: ValidationInfo) -> Any:
+        """Replace ``schema_file`` by the schema it names, read by the loader."""
+        if not isinstance(data, dict) or not isinstance(data.get("schema_file"), str):
+            return data
+        if data.get("schema") is not None:
+            raise InvalidField("give either 'schema' (inline) or 'schema_file', not both",
+                               loc=("schema_file",))
+        resolver: Callable[[str], dict[str, Any]] | None = (
+            (info.context or {}).get(SCHEMA_RESOLVER))
+        if resolver is None:
+            raise InvalidField("'schema_file' needs the policy's folder to be known: "
+                               "load the policy with load_policy(path) or pass base_dir",
+                               loc=("schema_file",))
+        schema = resolver(data["schema_file"])
+        rest = {k: v for k, v in data.items() if k != "schema_file"}
+        return {**rest, "schema": schema}
+
+
+class TagRules(_Model):
+    """The tag vocabulary and the rules on how tags are used."""
+
+    allowed: tuple[TagName, ...] | None = Field(
+        default=None, description="Tag names a commit may carry.")
+    patterns: tuple[Pattern, ...] | None = Field(
+        default=None, description="Regular expressions for further allowed tags "
+                                  "(whole-tag match), e.g. version tags.")
+    unique: tuple[TagName, ...] = Field(
+        default=(), description="Tags that may be on at most one commit of the history.")
+    unique_patterns: tuple[Pattern, ...] = Field(
+        default=(), description="Each tag matching one of these may be on at most one "
+                                "commit of the history (e.g. version tags).")
+    exclusive_groups: tuple[Annotated[tuple[TagName, ...], Field(min_length=2)], ...] = (
+        Field(default=(), description="Groups of tags of which a commit may carry at "
+                                      "most one, e.g. [dev, staging, production]."))
+
+    @model_validator(mode="after")
+    def _groups_distinct(self) -> TagRules:
+        for index, group in enumerate(self.exclusive_groups):
+            if len(set(group)) != len(group):
+                raise InvalidField("an exclusive group lists the same tag twice",
+                                   loc=("exclusive_groups", index))
+        return self
+
+    @property
+    def closed(self) -> bool:
+        """Whether a vocabulary is declared (if not, any tag is allowed)."""
+        return self.allowed is not None or self.patterns is not None
+
+    def admits(self, tag: str) -> bool:
+        """Whether ``tag`` belongs to the vocabulary (always, if none is declared)."""
+        if not self.closed:
+            return True
+        return tag in (self.allowed or ()) or any(
+            tag_matches(p, tag) for p in self.patterns or ())
+
+    def is_unique(self, tag: str) -> bool:
+        """Whether ``tag`` may be on at most one commit."""
+        return tag in self.unique or any(tag_matches(p, tag) for p in self.unique_patterns)
+
+    def describe(self) -> str:
+        """The vocabulary in words, for messages: 'Allowed tags are: ...'."""
+        names = ", ".join(self.allowed or ()) or "(none)"
+        text = f"Allowed tags are: {names}"
+        if self.patterns:
+            text += "; patterns: " + ", ".join(self.patterns)
+        return text
+
+    def suggest(self, tag: str) -> str:
+        """' Did you mean 'x'?' for a near-miss of an allowed name, else ''."""
+        names = list(self.allowed or ())
+        close = [n for n in names if n.startswith(tag) or tag.startswith(n)][:1] or (
+            difflib.get_close_matches(tag, names, n=1, cutoff=0.6))
+        return f" Did you mean {close[0]!r}?" if close else ""
+
+
+class PromotionRule(_Model):
+    """What a commit must satisfy to carry one particular tag."""
+
+    when: Expression | None = None
+    required_files: tuple[FileGlob, ...] = Field(
+        default=(), description="Each entry must match at least one file of the commit's "
+                                "snapshot (the files it has after the commit).")
+    requires_stage: TagName | None = Field(
+        default=None, description="An earlier commit with the same file content must "
+                                  "carry this tag (e.g. production requires staging).")
+    compare_files: tuple[FileGlob, ...] | None = Field(
+        default=None, description="Which files 'same content' compares (names or globs); "
+                                  "default: the whole snapshot, every name and hash.")
+
+    @model_validator(mode="after")
+    def _compare_needs_stage(self) -> PromotionRule:
+        if self.compare_files is not None and self.requires_stage is None:
+            raise InvalidField("'compare_files' only applies together with "
+                               "'requires_stage'", loc=("compare_files",))
+        if self.compare_files is not None and not self.compare_files:
+            raise InvalidField("'compare_files' is empty; omit it to compare every file",
+                               loc=("compare_files",))
+        return self
+
+
+class MessageRules(_Model):
+    """Rules on the commit message (compared after stripping outer whitespace)."""
+
+    min_length: NonNegativeInt | None = Field(
+        default=None, description="Fewest characters a message may have (stripped).")
+    max_length: PositiveInt | None = Field(
+        default=None, description="Most characters a message may have (stripped).")
+    forbidden: tuple[Annotated[StrictStr, StringConstraints(min_length=1)], ...] = Field(
+        default=(), description="Messages refused as a whole (case-insensitive, "
+                                "whitespace collapsed, trailing '.' or '!' ignored).")
+
+    @model_validator(mode="after")
+    def _range(self) -> MessageRules:
+        if (self.min_length is not None and self.max_length is not None
+                and self.min_length > self.max_length):
+            raise InvalidField(f"min_length {self.min_length} is greater than max_length "
+                               f"{self.max_length}", loc=("min_length",))
+        return self
+
+
+def _check_version(value: Any) -> Any:
+    if type(value) is not int:  # Literal[1] alone would also take True and 1.0
+        raise InvalidField(f"version must be the integer {POLICY_FORMAT_VERSION}; got "
+                           f"{value!r}")
+    return value
+
+
+class Policy(_Model):
+    """A registry's policy: metadata schema, tag vocabulary, promotion and message rules.
+
+    Build one with :func:`~kirin.policy.load_policy` or
+    :func:`~kirin.policy.load_policy_text`; judge a commit with
+    :func:`~kirin.policy.evaluate_policy`.
+    """
+
+    version: Annotated[Literal[1], BeforeValidator(_check_version)] = Field(
+        description="Format version of the policy file; 1 is the only one so far.")
+    description: StrictStr | None = Field(
+        default=None, description="What this policy is for, in words.")
+    metadata: MetadataRules = MetadataRules()
+    tags: TagRules = TagRules()
+    promotion: Annotated[dict[TagName, PromotionRule], AfterValidator(_freeze_mapping)] = (
+        Field(default_factory=FrozenDict,
+              description="Per tag: what a commit must satisfy to carry it."))
+    message: MessageRules = MessageRules()
+
+    @model_validator(mode="after")
+    def _names_in_vocabulary(self) -> Policy:
+        """A rule about a tag the vocabulary refuses could never apply: a typo."""
+        vocab = self.tags
+
+        def need(tag: str, loc: Loc, what: str) -> None:
+            if not vocab.admits(tag):
+                raise InvalidField(f"{what} names tag {tag!r}, which is outside the tag "
+                                   f"vocabulary.{vocab.suggest(tag)} {vocab.describe()}",
+                                   loc=loc)
+
+        for index, tag in enumerate(vocab.unique):
+            need(tag, ("tags", "unique", index), "tags.unique")
+        for gi, group in enumerate(vocab.exclusive_groups):
+            for ti, tag in enumerate(group):
+                need(tag, ("tags", "exclusive_groups", gi, ti), "An exclusive group")
+        for tag, rule in self.promotion.items():
+            need(tag, ("promotion", tag), "A promotion rule")
+            if rule.requires_stage is not None:
+                need(rule.requires_stage, ("promotion", tag, "requires_stage"),
+                     f"promotion.{tag}.requires_stage")
+                if rule.requires_stage == tag:
+                    raise InvalidField(f"tag {tag!r} cannot require an earlier commit "
+                                       "tagged with itself",
+                                       loc=("promotion", tag, "requires_stage"))
+        return self
+
+    # -- the stored form ----------------------------------------------------
+    def to_data(self) -> dict[str, Any]:
+        """The policy as plain JSON data, schema embedded, unset keys left out."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+    def canonical_json(self) -> str:
+        """Sorted-key compact JSON: the stored form, and what :attr:`hash` covers."""
+        return canonical_json(self.to_data())
+
+    def stored_text(self) -> str:
+        """The text to store in a registry; ``load_policy_text`` reads it back alone.
+
+        It is :meth:`canonical_json`, so ``sha256(stored_text()) == hash``.
+        """
+        return self.canonical_json()
+
+    def to_text(self) -> str:
+        """Readable YAML of the self-contained policy (file order, defaults left out)."""
+        data = self.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+        for allow_unicode in (True, False):
+            dumped: str = yaml.safe_dump(data, sort_keys=False, width=88,
+                                         allow_unicode=allow_unicode,
+                                         default_flow_style=False)
+            # pyyaml mangles a few characters (a lone U+0085) when emitting them
+            # raw; escaping everything non-ASCII is the lossless fallback.
+            if yaml.safe_load(dumped) == data:
+                break
+        return dumped
+
+    @cached_property
+    def hash(self) -> str:
+        """SHA-256 (hex) of :meth:`canonical_json`: what each commit records."""
+        return hashlib.sha256(self.canonical_json().encode("utf-8")).hexdigest()
+
+    def __hash__(self) -> int:
+        return int(self.hash[:16], 16)
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None,
+                   deep: bool = False) -> Policy:
+        """A copy; with ``update`` its :attr:`hash` is recomputed, never inherited."""
+        copy = super().model_copy(update=update, deep=deep)
+        if update:
+            copy.__dict__.pop("hash", None)
+        return copy
+
+
+def policy_json_schema() -> dict[str, Any]:
+    """The JSON Schema of the policy file itself, for editors and CI linters."""
+    schema = Policy.model_json_schema(by_alias=True)
+    return {
+        "$schema": JSON_SCHEMA_DIALECT,
+        "title": "Kirin registry policy",
+        "description": "A Kirin registry's policy file (YAML): metadata schema, tag "
+                       "vocabulary, promotion rules and message rules.",
+        **{k: v for k, v in schema.items() if k not in ("title", "description")},
+    }
+
+
+def format_loc(loc: Loc) -> str:
+    """``('tags', 'patterns', 0)`` -> ``tags.patterns[0]``; odd keys are quoted."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part and re.fullmatch(r"[A-Za-z0-9_$\-]+", part):
+            out += f".{part}" if out else part
+        else:
+            out += f"[{json.dumps(part, ensure_ascii=False)}]"
+    return out
+
+
+def _unwrap(annotation: Any) -> Any:
+    """Strip Annotated and Optional layers from a field annotation."""
+    while True:
+        origin = typing.get_origin(annotation)
+        if origin is Annotated:
+            annotation = typing.get_args(annotation)[0]
+        elif origin in (typing.Union, types.UnionType):
+            args = [a for a in typing.get_args(annotation) if a is not type(None)]
+            if len(args) != 1:
+                return annotation
+            annotation = args[0]
+        else:
+            return annotation
+
+
+def keys_at(loc: Loc) -> tuple[str, ...]:
+    """The keys the policy format allows in the mapping at ``loc`` (for 'did you mean')."""
+    current: Any = Policy
+    for part in loc:
+        current = _unwrap(current)
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            by_key = {f.alias or name: f for name, f in current.model_fields.items()}
+            field = by_key.get(str(part))
+            if field is None:
+                return ()
+            current = field.annotation
+        else:
+            args = typing.get_args(current)
+            if not args:
+                return ()
+            current = args[-1] if typing.get_origin(current) is dict else args[0]
+    current = _unwrap(current)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return tuple(f.alias or name for name, f in current.model_fields.items())
+    return ()
