@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from datetime import datetime, timezone
-from typing import Any
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
 
 import fsspec
 
 from ._json import canonical_json
 from .dataset import Dataset, PathLike
 from .errors import DatasetExistsError, InvalidNameError
+from .gc import DEFAULT_GRACE, GcReport, collect_garbage
 from .naming import validate_dataset_name
 from .store import Store
+
+if TYPE_CHECKING:
+    from .policy import Policy
 
 
 class Catalog:
@@ -51,19 +55,38 @@ class Catalog:
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and name in self.datasets()
 
+    def gc(self, *, dry_run: bool = False, grace: timedelta = DEFAULT_GRACE) -> GcReport:
+        """Remove blobs that no commit of any dataset here references.
+
+        Only blobs unreferenced *and* last modified more than ``grace`` ago
+        are removed, so commits in progress (which freshen the blobs they
+        reuse) are safe; ``grace`` must exceed the longest commit's duration.
+        """
+        return collect_garbage(self._store, dry_run=dry_run, grace=grace)
+
     def get_dataset(self, name: str) -> Dataset:
         """The dataset ``name``; it is created on its first commit if new (as in the original)."""
         return Dataset(self.root_dir, name, _store=self._store)
 
-    def create_dataset(self, name: str, description: str = "") -> Dataset:
-        """Create dataset ``name`` now (it exists, with its description, before any commit)."""
+    def create_dataset(self, name: str, description: str = "",
+                       policy: PathLike | Policy | None = None) -> Dataset:
+        """Create dataset ``name`` now: it exists, with its description, before any commit.
+
+        ``policy`` (a policy file path, YAML text or loaded policy) is checked
+        before anything is created and becomes the dataset's first policy.
+        """
         validate_dataset_name(name)
+        if policy is not None:
+            from .dataset import _load_policy
+
+            policy = _load_policy(policy)
         dataset = Dataset(self.root_dir, name, description=description, _store=self._store)
         info = {"kirin": 1, "name": name, "description": description,
                 "created": datetime.now(timezone.utc).isoformat()}
         created = self._store.create(self._store.path("datasets", name, "dataset.json"),
                                      (canonical_json(info) + "\n").encode())
-        if not created or (not dataset.is_empty() and not created):
+        if not created:
             raise DatasetExistsError(f"Dataset {name!r} already exists in {self.root_dir}")
+        if policy is not None:
+            dataset.set_policy(policy, message="policy set at creation")
         return dataset
-

@@ -6,62 +6,41 @@ This module orchestrates; it owns no format. Records are built in
 
 from __future__ import annotations
 
-import getpass
 import json
 import os
 import random
-import socket
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import fsspec
 
-from ._json import FrozenDict, FrozenList, canonical_json, check_json, freeze
+from ._json import FrozenDict, canonical_json, thaw
 from .errors import (
     CommitNotFoundError,
     ConflictError,
-    EmptyCommitError,
     FileNotInCommitError,
-    InvalidInputError,
-    InvalidNameError,
-    InvalidTagError,
     NotLatestCommitError,
-    SourceNotFoundError,
+    StorageError,
 )
 from .history import History, diff_commits, make_record
+from .inputs import AddFiles, CommitInputs, PathLike, check_folder_clash, default_author, prepare
 from .journal import Journal
 from .localfiles import LocalFiles, local_files
-from .naming import (
-    lookup_name,
-    safe_local_path,
-    source_basename,
-    validate_dataset_name,
-    validate_file_name,
-)
+from .naming import lookup_name, safe_local_path, validate_dataset_name
+from .policylog import PolicyLog, PolicyVersion
 from .store import StagedBlob, Store
 from .values import Commit, File, Proposal
 from .verify import VerifyReport, verify_dataset
 
-PathLike = str | os.PathLike[str]
-AddFiles = PathLike | Iterable[PathLike] | Mapping[str, PathLike]
+if TYPE_CHECKING:
+    from .policy import Policy, Report
+
 MAX_ATTEMPTS = 200  # commits retried after losing a race before giving up
-MAX_TAG_LENGTH = 256
-
-
-def default_author() -> str:
-    """``KIRIN_AUTHOR``, else ``user@host``: who made a commit, for the audit trail."""
-    env = os.environ.get("KIRIN_AUTHOR", "").strip()
-    if env:
-        return env
-    try:
-        user = getpass.getuser()
-    except Exception:  # no user database entry (containers); still record something
-        user = "unknown"
-    return f"{user}@{socket.gethostname()}"
+Entries = dict[str, tuple[str, int]]  # name -> (content hash, size)
 
 
 class Dataset:
@@ -84,6 +63,7 @@ class Dataset:
         self._description = description
         self._history = History(self.name, self._store)
         self._journal = Journal(self._store, self.name, self._history)
+        self._policies = PolicyLog(self._store, self.name)
         self._pinned: str | None = None
 
     # -- identity ----------------------------------------------------------
@@ -229,15 +209,28 @@ class Dataset:
 
     def find_commits(self, tags: Iterable[str] | None = None,
                      metadata_filter: Callable[[Mapping[str, Any]], bool] | None = None,
-                     limit: int | None = None) -> list[Commit]:
-        """Commits carrying *all* ``tags`` and passing ``metadata_filter``, newest first."""
+                     limit: int | None = None, where: str | None = None) -> list[Commit]:
+        """Commits carrying *all* ``tags`` and passing every filter given, newest first.
+
+        ``where`` is an expression of the policy language, e.g.
+        ``"accuracy > 0.9 and framework == 'pytorch'"``; it is parsed once (a
+        syntax error points at the column) and a commit lacking a field it
+        names simply does not match.
+        """
         wanted = [tags] if isinstance(tags, str) else list(tags or [])
+        query: Callable[[Mapping[str, Any]], bool] | None = None
+        if where is not None:
+            from .policy.expr import compile_query, parse
+
+            query = compile_query(parse(where))
         self._refresh()
         found: list[Commit] = []
         for commit in self._iter_newest_first():
             if limit is not None and len(found) >= limit:
                 break
             if wanted and not all(t in commit.tags for t in wanted):
+                continue
+            if query is not None and not query(commit.metadata):
                 continue
             if metadata_filter is not None and not metadata_filter(commit.metadata):
                 continue
@@ -283,82 +276,111 @@ class Dataset:
                tags: Iterable[str] | None = None, *, author: str | None = None) -> str:
         """Record a new commit on top of the newest one and return its full hash.
 
-        Everything is checked before anything is written. If another writer
-        commits first, this one is rebuilt on the new head and retried.
+        Everything, the policy included, is checked before anything is
+        written; a rejected commit raises :class:`~kirin.errors.PolicyViolationError`
+        listing every violation. If another writer commits first, this one is
+        rebuilt on the new head, judged again, and retried.
         """
-        if not isinstance(message, str) or not message.strip():
-            raise InvalidInputError("A commit needs a non-empty message")
-        sources = _named_sources(add_files)
-        removed = _removed_names(remove_files)
-        both = sorted(set(sources) & set(removed))
-        if both:
-            raise InvalidInputError(f"{', '.join(map(repr, both))} is both added and removed")
-        if not sources and not removed:
-            raise EmptyCommitError(
-                "Nothing to commit: give add_files and/or remove_files")
-        if metadata is not None and not isinstance(metadata, Mapping):
-            raise InvalidInputError("metadata must be a mapping (a JSON object)")
-        meta = check_json(dict(metadata) if metadata is not None else {})
-        tag_list = _clean_tags(tags)
-        who = (author or default_author()).strip()
+        inputs = prepare(message, add_files, remove_files, metadata, tags, author)
         self._refresh()
         self._check_latest()
-        for source in sources.values():
-            if not _source_exists(source):
-                if _source_is_folder(source):
-                    raise SourceNotFoundError(f"{source} (it is a folder; add its files by name)")
-                raise SourceNotFoundError(source)
+        inputs.check_sources()
+        judged: dict[str, StagedBlob] = {}
+        if self._policies.current_policy() is not None:
+            # judge on hashes alone first, so a rejected commit writes nothing at all
+            judged = {n: self._store.stage(src, keep=False) for n, src in inputs.sources.items()}
+            self._admit(self._propose(inputs, judged))
         staged: dict[str, StagedBlob] = {}
         try:
-            for name, source in sources.items():
+            for name, source in inputs.sources.items():
                 staged[name] = self._store.stage(source)
-            return self._publish(message, staged, removed, meta, tag_list, who)
+                if name in judged and judged[name].digest != staged[name].digest:
+                    raise StorageError(f"{source} changed while it was being committed; "
+                                       "nothing was committed — try again once it is stable")
+            return self._publish(inputs, staged)
         finally:
             for blob in staged.values():
                 self._store.discard(blob)
+
+    def validate(self, message: str, add_files: AddFiles | None = None,
+                 remove_files: Iterable[str] | None = None,
+                 metadata: Mapping[str, Any] | None = None,
+                 tags: Iterable[str] | None = None, *, author: str | None = None) -> Report:
+        """Dry run of :meth:`commit`: the policy's verdict, with nothing written.
+
+        Same arguments, same checks, same code path; returns the report
+        instead of raising on violations (a registry without a policy admits
+        every well-formed commit). A commit with no file changes is judged
+        too, so a promotion (new tags only) can be checked.
+        """
+        from .policy import Report
+
+        inputs = prepare(message, add_files, remove_files, metadata, tags, author,
+                         allow_empty=True)
+        self._refresh()
+        self._check_latest()
+        inputs.check_sources()
+        hashed = {n: self._store.stage(src, keep=False) for n, src in inputs.sources.items()}
+        proposal = self._propose(inputs, hashed)
+        policy = self._policies.current_policy()
+        if policy is None:
+            return Report((), None)
+        return self._judge(policy, proposal)
 
     def _check_latest(self) -> None:
         head = self._history.head_hash
         if self._pinned is not None and head is not None and self._pinned != head:
             raise NotLatestCommitError(self._pinned, head)
 
-    def _publish(self, message: str, staged: Mapping[str, StagedBlob], removed: list[str],
-                 metadata: dict[str, Any], tags: list[str], author: str) -> str:
+    def _propose(self, inputs: CommitInputs, blobs: Mapping[str, StagedBlob]) -> Proposal:
+        """The proposal ``inputs`` make on top of the current head."""
+        return self._snapshot_after(inputs, blobs)[0]
+
+    def _snapshot_after(self, inputs: CommitInputs, blobs: Mapping[str, StagedBlob]
+                        ) -> tuple[Proposal, Entries, Entries]:
+        """The proposal, the full snapshot and the added entries, on the current head."""
+        head = self._history.head
+        base = self._history.snapshot(head.seq) if head else {}
+        missing = [n for n in inputs.removed if n not in base]
+        if missing:
+            raise FileNotInCommitError(missing[0], head.hash if head else None)
+        added = {n: (b.digest, b.size) for n, b in blobs.items()}
+        snapshot = {n: v for n, v in base.items() if n not in inputs.removed}
+        snapshot.update(added)
+        check_folder_clash(snapshot)
+        proposal = Proposal(
+            message=inputs.message,
+            files=FrozenDict((n, h) for n, (h, _) in snapshot.items()),
+            added=tuple(added), removed=inputs.removed, metadata=inputs.metadata,
+            tags=inputs.tags, author=inputs.author)
+        return proposal, snapshot, added
+
+    def _publish(self, inputs: CommitInputs, staged: Mapping[str, StagedBlob]) -> str:
         blobs_written = False
+        reused: list[StagedBlob] = []
         for attempt in range(MAX_ATTEMPTS):
             if attempt:
                 self._refresh()
                 self._check_latest()
             head = self._history.head
-            base = self._history.snapshot(head.seq) if head else {}
-            missing = [n for n in removed if n not in base]
-            if missing:
-                raise FileNotInCommitError(missing[0], head.hash if head else None)
-            added = {n: (b.digest, b.size) for n, b in staged.items()}
-            snapshot = {n: v for n, v in base.items() if n not in removed}
-            snapshot.update(added)
-            _check_folder_clash(snapshot)
-            proposal = Proposal(
-                message=message,
-                files=FrozenDict((n, h) for n, (h, _) in snapshot.items()),
-                added=tuple(added), removed=tuple(removed), metadata=freeze(metadata),
-                tags=FrozenList(tags), author=author)
+            proposal, snapshot, added = self._snapshot_after(inputs, staged)
             policy_hash = self._admit(proposal)
             if not blobs_written:
                 if not head:
                     self._ensure_info()
-                for blob in staged.values():
-                    self._store.publish(blob)
+                reused = [b for b in staged.values() if self._store.publish(b)]
                 blobs_written = True
             now = datetime.now(timezone.utc)
             if head is not None and now <= head.timestamp:
                 now = head.timestamp + timedelta(microseconds=1)
             record = make_record(
                 seq=len(self._history), parent=head.hash if head else None,
-                snapshot=snapshot, added=added, removed=removed, message=message,
-                metadata=metadata, tags=tags, timestamp=now, author=author,
-                policy=policy_hash)
+                snapshot=snapshot, added=added, removed=inputs.removed,
+                message=inputs.message, metadata=thaw(inputs.metadata), tags=list(inputs.tags),
+                timestamp=now, author=inputs.author, policy=policy_hash)
             if self._journal.publish(record):
+                for blob in reused:  # a concurrent gc may have judged them unreferenced
+                    self._store.restore(blob)
                 self._pinned = None
                 self._journal.write_due_checkpoints()
                 return str(record["hash"])
@@ -368,94 +390,80 @@ class Dataset:
             "other writers kept committing first. Nothing of this commit is in the history.")
 
     def _admit(self, proposal: Proposal) -> str | None:
-        """Judge ``proposal`` against the registry's policy; return the policy hash.
+        """Judge ``proposal`` against the policy in force now; return that policy's hash.
 
-        Without a policy every well-formed commit is admitted.
+        The policy log is re-read first, so a policy another writer just set
+        applies. Without a policy every well-formed commit is admitted.
         """
+        self._policies.refresh()
+        policy = self._policies.current_policy()
+        if policy is None:
+            return None
+        self._judge(policy, proposal).raise_for_violations(dataset=self.name)
+        return policy.hash
+
+    def _judge(self, policy: Policy, proposal: Proposal) -> Report:
+        from .policy import evaluate_policy
+
+        return evaluate_policy(policy, proposal, self._history.commits())
+
+    # -- policy ------------------------------------------------------------
+    @property
+    def policy(self) -> Policy | None:
+        """The policy in force (``None``: every well-formed commit is admitted)."""
+        self._policies.refresh()
+        return self._policies.current_policy()
+
+    def set_policy(self, policy: PathLike | Policy | None, *, message: str = "",
+                   author: str | None = None) -> str | None:
+        """Make ``policy`` the registry's policy from now on; return its hash.
+
+        ``policy`` is a path to a YAML policy file, the YAML text itself, a
+        loaded :class:`~kirin.policy.Policy`, or ``None`` to remove the policy.
+        The stored version is self-contained (schema files embedded) and
+        versioned: :meth:`policy_history` lists every version. Setting the
+        policy already in force records nothing new.
+        """
+        loaded = _load_policy(policy)
+        if not self._store.exists(self._info_path):
+            self._ensure_info()
+        version = self._policies.append(
+            loaded, message=message, author=(author or default_author()).strip())
+        return version.policy_hash
+
+    def policy_history(self) -> list[PolicyVersion]:
+        """Every version of the policy, newest first."""
+        self._policies.refresh()
+        return list(reversed(self._policies.versions()))
+
+    def audit(self, *, include_passing: bool = False) -> list[tuple[Commit, Report]]:
+        """Re-judge the existing history under the policy in force now.
+
+        Each commit is judged as if proposed on top of the commits before it.
+        Returns the commits that would be rejected today, newest first, each
+        with its report (``include_passing`` returns every commit).
+        """
+        from .policy import audit
+
+        policy = self.policy
+        if policy is None:
+            return []
+        self._refresh()
+        results = audit(policy, self._history.commits())
+        return [(c, r) for c, r in reversed(results) if include_passing or not r.ok]
+
+
+def _load_policy(policy: PathLike | Policy | None) -> Policy | None:
+    """A policy from a file path, YAML/JSON text, or an already loaded one."""
+    if policy is None:
         return None
+    from .policy import Policy, load_policy, load_policy_text
 
-
-def _named_sources(add_files: AddFiles | None) -> dict[str, str]:
-    """``{name in registry: source}`` from a path, a list of paths, or a mapping."""
-    if add_files is None:
-        return {}
-    if isinstance(add_files, str | os.PathLike):
-        add_files = [add_files]
-    pairs: list[tuple[str, str]]
-    if isinstance(add_files, Mapping):
-        pairs = [(str(k), os.fspath(v)) for k, v in add_files.items()]
-    else:
-        pairs = []
-        for item in add_files:
-            if not isinstance(item, str | os.PathLike):
-                raise InvalidInputError(
-                    f"add_files entries must be paths or URLs, not {type(item).__name__}")
-            source = os.fspath(item)
-            pairs.append((source_basename(source), source))
-    named: dict[str, str] = {}
-    for raw_name, source in pairs:
-        name = validate_file_name(raw_name)
-        if name in named and named[name] != source:
-            raise InvalidInputError(
-                f"Two files would be stored as {name!r}: {named[name]!r} and {source!r}. "
-                "Pass a mapping {name: source} to give them different names.")
-        named[name] = source
-    return named
-
-
-def _removed_names(remove_files: Iterable[str] | None) -> list[str]:
-    if remove_files is None:
-        return []
-    if isinstance(remove_files, str):
-        remove_files = [remove_files]
-    return list(dict.fromkeys(validate_file_name(n) for n in remove_files))
-
-
-def _clean_tags(tags: Iterable[str] | None) -> list[str]:
-    if tags is None:
-        return []
-    if isinstance(tags, str):
-        tags = [tags]
-    out: list[str] = []
-    for tag in tags:
-        if not isinstance(tag, str) or not tag.strip():
-            raise InvalidTagError(f"Tags must be non-empty strings, got {tag!r}")
-        if tag != tag.strip() or _has_control(tag) or len(tag) > MAX_TAG_LENGTH:
-            raise InvalidTagError(
-                f"Tag {tag!r} has surrounding spaces, control characters or more than "
-                f"{MAX_TAG_LENGTH} characters")
-        if tag not in out:
-            out.append(tag)
-    return out
-
-
-def _has_control(text: str) -> bool:
-    """C0 controls, DEL and C1 controls (the same set file names refuse)."""
-    return any(ord(c) < 32 or 0x7F <= ord(c) <= 0x9F for c in text)
-
-
-def _source_exists(source: str) -> bool:
-    if "://" in source or "::" in source:
-        fs, path = fsspec.core.url_to_fs(source)
-        return bool(fs.isfile(path))
-    return os.path.isfile(source)
-
-
-def _source_is_folder(source: str) -> bool:
-    if "://" in source or "::" in source:
-        fs, path = fsspec.core.url_to_fs(source)
-        return bool(fs.isdir(path))
-    return os.path.isdir(source)
-
-
-def _check_folder_clash(snapshot: Mapping[str, Any]) -> None:
-    """A name cannot be both a file and a folder of other files."""
-    folders: dict[str, str] = {}
-    for name in snapshot:
-        parts = name.split("/")
-        for i in range(1, len(parts)):
-            folders.setdefault("/".join(parts[:i]), name)
-    for name in snapshot:
-        if name in folders:
-            raise InvalidNameError(name, f"it is a file and also the folder of "
-                                   f"{folders[name]!r}", kind="file name")
+    if isinstance(policy, Policy):
+        return policy
+    if isinstance(policy, os.PathLike):
+        return load_policy(policy)
+    text = str(policy)
+    if "\n" not in text and not text.lstrip().startswith("{"):
+        return load_policy(text)  # a path (a missing file is reported as such)
+    return load_policy_text(text, source="<policy text>", base_dir=os.getcwd())

@@ -23,17 +23,23 @@ import errno
 import hashlib
 import io
 import os
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
+from . import progress
 from .errors import CorruptObjectError, SourceNotFoundError, StorageError
 
+#: A reused blob older than this is freshened by a commit (see ``Store.publish``);
+#: garbage collection's grace period must be longer.
+FRESHEN_AFTER = 10 * 60
 CHUNK = 1 << 20  # 1 MiB: large enough to amortise Python overhead, small for memory
 HEX = frozenset("0123456789abcdef")
 
@@ -171,17 +177,23 @@ class Store:
     def has_blob(self, digest: str) -> bool:
         return self.exists(self.blob_path(digest))
 
-    def stage(self, source: str) -> StagedBlob:
-        """Hash ``source`` (a local path or fsspec URL) while streaming it."""
+    def stage(self, source: str, *, keep: bool = True) -> StagedBlob:
+        """Hash ``source`` (a local path or fsspec URL) while streaming it.
+
+        With ``keep`` on local disk the bytes are also copied next to the blob
+        store, ready to publish; without it nothing at all is written.
+        """
         src_fs, src_path = _source_fs(source)
         digest = hashlib.sha256()
         size = 0
         buffer = bytearray(CHUNK)
         view = memoryview(buffer)
         tmp: str | None = None
+        label = f"{'Storing' if keep and self.is_local else 'Hashing'} {source_label(source)}"
         try:
-            with _open_source(src_fs, src_path, source) as reader:
-                if self.is_local:
+            with _open_source(src_fs, src_path, source) as reader, \
+                    progress.transfer(label, _size_or_none(src_fs, src_path)) as advance:
+                if self.is_local and keep:
                     tmp_dir = self.path("tmp")
                     os.makedirs(tmp_dir, exist_ok=True)
                     tmp = os.path.join(tmp_dir, f"{uuid.uuid4().hex}.part")
@@ -190,31 +202,58 @@ class Store:
                             digest.update(view[:n])
                             out.write(view[:n])
                             size += n
+                            advance(n)
                 else:
                     while n := _readinto(reader, buffer):
                         digest.update(view[:n])
                         size += n
+                        advance(n)
         except BaseException:
             if tmp:
                 self._remove_temp(tmp)
             raise
         return StagedBlob(digest.hexdigest(), size, source, tmp)
 
-    def publish(self, staged: StagedBlob) -> None:
-        """Make a staged blob visible at its content address (no-op if present)."""
+    def publish(self, staged: StagedBlob) -> bool:
+        """Make a staged blob visible at its content address; ``True`` if it was already there.
+
+        A blob that is already there is *freshened* (its modification time
+        renewed) so that garbage collection, which only removes unreferenced
+        blobs older than its grace period, cannot remove it while the commit
+        that is about to reference it is in flight.
+        """
         final = self.blob_path(staged.digest)
         if staged.temp_path is not None:
             try:
                 if os.path.exists(final):
-                    return
+                    with contextlib.suppress(FileNotFoundError):
+                        os.utime(final)
+                        return True
                 os.makedirs(os.path.dirname(final), exist_ok=True)
                 os.replace(staged.temp_path, final)
             finally:
                 self._remove_temp(staged.temp_path)
+            return False
+        try:
+            info = self.fs.info(final)
+        except FileNotFoundError:
+            self._upload_verified(staged, final)
+            return False
+        modified = modified_time(info)
+        if modified is None or time.time() - modified > FRESHEN_AFTER:
+            self._upload_verified(staged, final)  # same bytes: rewriting renews the time
+        return True
+
+    def restore(self, staged: StagedBlob) -> None:
+        """Put a blob back from its source if it vanished (a gc raced the commit)."""
+        if self.has_blob(staged.digest):
             return
-        if self.fs.exists(final):
-            return
-        self._upload_verified(staged, final)
+        again = self.stage(staged.source)
+        if again.digest != staged.digest:
+            self.discard(again)
+            raise StorageError(f"{staged.source} changed while it was being committed and "
+                               f"its stored copy was removed meanwhile; commit it again")
+        self.publish(again)
 
     def _upload_verified(self, staged: StagedBlob, final: str) -> None:
         src_fs, src_path = _source_fs(staged.source)
@@ -223,11 +262,14 @@ class Store:
         buffer = bytearray(CHUNK)
         view = memoryview(buffer)
         with _open_source(src_fs, src_path, staged.source) as reader, \
-                self.fs.open(final, "wb") as out:
+                self.fs.open(final, "wb") as out, \
+                progress.transfer(f"Uploading {source_label(staged.source)}",
+                                  staged.size) as advance:
             while n := _readinto(reader, buffer):
                 digest.update(view[:n])
                 out.write(bytes(view[:n]))
                 size += n
+                advance(n)
         if digest.hexdigest() != staged.digest or size != staged.size:
             with contextlib.suppress(FileNotFoundError):
                 self.fs.rm_file(final)
@@ -271,10 +313,12 @@ class Store:
         view = memoryview(buffer)
         try:
             with self.open_blob(digest, size, name=name, commit=commit) as reader, \
-                    open(tmp, "xb") as out:
+                    open(tmp, "xb") as out, \
+                    progress.transfer(f"Downloading {name}", size) as advance:
                 raw = reader.raw  # type: ignore[attr-defined]
                 while n := raw.readinto(buffer):
                     out.write(view[:n])
+                    advance(n)
             os.replace(tmp, target)
         finally:
             with contextlib.suppress(FileNotFoundError):
@@ -288,6 +332,36 @@ class Store:
             digest = rel.replace("/", "")
             if _is_hex_digest(digest):
                 yield digest
+
+
+def modified_time(info: dict[str, Any]) -> float | None:
+    """Last-modified time (epoch seconds) from an fsspec ``info()`` of any backend."""
+    for key in ("mtime", "LastModified", "last_modified", "updated", "mtime_ns", "created"):
+        value = info.get(key)
+        if value is None:
+            continue
+        if key == "mtime_ns":
+            return float(value) / 1e9
+        if isinstance(value, int | float):
+            return float(value)
+        if isinstance(value, datetime):
+            return value.timestamp()
+        if isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    return None
+
+
+def source_label(source: str) -> str:
+    """A short name for a source in progress reports."""
+    return source.rstrip("/").rsplit("/", 1)[-1] or source
+
+
+def _size_or_none(fs: fsspec.AbstractFileSystem, path: str) -> int | None:
+    try:
+        return int(os.path.getsize(path) if isinstance(fs, LocalFileSystem) else fs.size(path))
+    except (OSError, TypeError, ValueError):
+        return None
 
 
 def _where(name: str, commit: str | None) -> str:

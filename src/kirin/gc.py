@@ -1,0 +1,123 @@
+"""Garbage collection: remove blobs no commit of any dataset references.
+
+Blobs are shared by every dataset under a root, so reachability is the union
+over all datasets' full histories; a dataset whose history cannot be read
+stops the collection (better to keep garbage than to delete data).
+
+Commits in flight are protected by time, not locks (object stores have none):
+only unreferenced blobs last modified more than ``grace`` ago are removed,
+and a commit that reuses an existing blob first freshens it (see
+``Store.publish``), then checks after publishing that its blobs are still
+there and restores any that a racing collection removed.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from .errors import InvalidInputError, InvalidNameError
+from .history import decode_record
+from .journal import log_path
+from .naming import validate_dataset_name
+from .store import FRESHEN_AFTER, Store, modified_time
+
+DEFAULT_GRACE = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class GcReport:
+    dry_run: bool
+    datasets: int
+    blobs_seen: int
+    blobs_referenced: int
+    removed: tuple[str, ...]  # blob hashes removed (or that would be, in a dry run)
+    bytes_freed: int
+    kept_recent: int  # unreferenced, but younger than the grace period
+    temp_removed: int  # abandoned partial uploads (local disk)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"dry_run": self.dry_run, "datasets": self.datasets,
+                "blobs_seen": self.blobs_seen, "blobs_referenced": self.blobs_referenced,
+                "removed": list(self.removed), "bytes_freed": self.bytes_freed,
+                "kept_recent": self.kept_recent, "temp_removed": self.temp_removed}
+
+
+def referenced_blobs(store: Store) -> tuple[int, set[str]]:
+    """(number of datasets, every blob hash any of their commits references)."""
+    names = []
+    for name in store.listdir(store.path("datasets")):
+        try:
+            names.append(validate_dataset_name(name))
+        except InvalidNameError:
+            continue
+    referenced: set[str] = set()
+    for name in names:
+        seq = 0
+        while (data := store.read(log_path(store, name, seq))) is not None:
+            record = decode_record(data, where=log_path(store, name, seq), seq=seq)
+            referenced.update(e["hash"] for e in record["changes"]["add"].values())
+            seq += 1
+    return len(names), referenced
+
+
+def collect_garbage(store: Store, *, dry_run: bool = False,
+                    grace: timedelta = DEFAULT_GRACE) -> GcReport:
+    """Remove unreferenced blobs older than ``grace`` (report only, with ``dry_run``)."""
+    if grace.total_seconds() < 0:
+        raise InvalidInputError("The grace period cannot be negative")
+    started = time.time()
+    cutoff = started - grace.total_seconds()
+    datasets, referenced = referenced_blobs(store)
+    seen = 0
+    in_use = 0
+    removed: list[str] = []
+    freed = 0
+    kept = 0
+    for digest in list(store.iter_blobs()):
+        seen += 1
+        if digest in referenced:
+            in_use += 1
+            continue
+        path = store.blob_path(digest)
+        try:
+            info = store.fs.info(path)
+        except FileNotFoundError:
+            continue
+        modified = modified_time(info)
+        if modified is None or modified > cutoff:
+            kept += 1
+            continue
+        removed.append(digest)
+        freed += int(info.get("size") or 0)
+        if not dry_run:
+            # look again just before removing: a commit may have freshened it meanwhile
+            again = modified_time(store.fs.info(path))
+            if again is not None and again > cutoff:
+                removed.pop()
+                kept += 1
+                continue
+            store.fs.rm_file(path)
+    temp = _remove_stale_temp(store, cutoff, dry_run)
+    return GcReport(dry_run, datasets, seen, in_use, tuple(removed), freed, kept, temp)
+
+
+def _remove_stale_temp(store: Store, cutoff: float, dry_run: bool) -> int:
+    if not store.is_local:
+        return 0
+    count = 0
+    folder = store.path("tmp")
+    for name in store.listdir(folder):
+        path = f"{folder}/{name}"
+        try:
+            modified = modified_time(store.fs.info(path))
+        except FileNotFoundError:
+            continue
+        if name.endswith(".part") and modified is not None and modified < min(
+                cutoff, time.time() - FRESHEN_AFTER):
+            count += 1
+            if not dry_run:
+                store.fs.rm_file(path)
+    return count
