@@ -37,7 +37,41 @@ def committer(root: str, dataset: str, worker: str, count: int, start_at: float,
         print(f"committed {worker} {step}", flush=True)
 
 
+def tagger(root: str, dataset: str, worker: str, start_at: float, tags: list[str],
+           content: str, accuracy: float) -> None:
+    """Make one commit with ``tags`` at ``start_at`` and say whether the policy admitted it."""
+    from kirin import Dataset
+    from kirin.errors import PolicyViolationError
+
+    work = Path(os.environ.get("KIRIN_WORKER_TMP", "/tmp")) / f"kirin-tagger-{worker}"
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "model.pt").write_text(content)
+    ds = Dataset(root, dataset)
+    while time.time() < start_at:
+        time.sleep(0.0005)
+    try:
+        digest = ds.commit(f"{worker} proposes {' '.join(tags)}", add_files=[work / "model.pt"],
+                           metadata={"accuracy": accuracy}, tags=tags)
+    except PolicyViolationError as exc:
+        print("rejected", " ".join(sorted({v.rule for v in exc.violations})), flush=True)
+    else:
+        print("admitted", digest, flush=True)
+
+
 def main(argv: list[str]) -> None:
+    if argv and argv[0] == "tagger":
+        parser = argparse.ArgumentParser()
+        parser.add_argument("mode")
+        parser.add_argument("root")
+        parser.add_argument("dataset")
+        parser.add_argument("worker")
+        parser.add_argument("--start-at", type=float, required=True)
+        parser.add_argument("--tag", action="append", default=[])
+        parser.add_argument("--content", default="weights")
+        parser.add_argument("--accuracy", type=float, default=0.95)
+        t = parser.parse_args(argv)
+        tagger(t.root, t.dataset, t.worker, t.start_at, t.tag, t.content, t.accuracy)
+        return
     parser = argparse.ArgumentParser()
     parser.add_argument("root")
     parser.add_argument("dataset")
