@@ -3,8 +3,9 @@
     python examples/model_versioning.py                 # a fresh local registry
     python examples/model_versioning.py --root s3://bucket/models   # any fsspec URL
 
-baseline -> improved model -> dev / staging / production promotion -> find by
-tags and metrics -> compare -> checkout an old version and load it.
+baseline -> improved model -> dev / staging / production promotion (under the
+team policy in examples/policy/, which first rejects a promotion and says why)
+-> find by tags and metrics -> compare -> checkout an old version and load it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ import tempfile
 from pathlib import Path
 
 from kirin import Catalog, Dataset
+from kirin.errors import PolicyViolationError
+
+POLICY = Path(__file__).resolve().parent / "policy" / "team-policy.yaml"
 
 
 def train(path: Path, seed: int, size: int = 4096) -> None:
@@ -42,8 +46,13 @@ def main() -> None:
     root = args.root or str(work / "registry")
     print(f"Registry root: {root}")
 
-    # 1. Initialize a model registry
+    # 1. Initialize a model registry, governed by the team's policy
+    Catalog(root_dir=root).create_dataset(
+        "sentiment_classifier", description="Customer-review sentiment models",
+        policy=POLICY)
     model_registry = Dataset(root_dir=root, name="sentiment_classifier")
+    assert model_registry.policy is not None
+    print(f"Policy {model_registry.policy.hash[:12]} from {POLICY.name}")
 
     # 2. Save the first model
     train(work / "model_weights.pt", seed=1)
@@ -85,8 +94,22 @@ def main() -> None:
     model_registry.commit(message="Promote experimental model to staging",
                           add_files=[work / "model.pt"], metadata=stage_metadata,
                           tags=["staging", "v2.1-beta"])
+    try:  # the policy wants production models validated: this promotion is refused
+        model_registry.commit(message="Release v2.1 to production",
+                              add_files=[work / "model.pt"], metadata=stage_metadata,
+                              tags=["production", "v2.1"])
+    except PolicyViolationError as rejected:
+        print(f"\nPromotion refused, nothing written:\n{rejected}")
+        for violation in rejected.violations:
+            print(f"  rule={violation.rule} path={violation.path} value={violation.value!r}")
+    report = model_registry.validate(message="Release v2.1 to production",
+                                     add_files=[work / "model.pt"],
+                                     metadata={**stage_metadata, "validated": True},
+                                     tags=["production", "v2.1"])
+    print(f"Dry run after validation: {report}")
     production = model_registry.commit(message="Release v2.1 to production",
-                                       add_files=[work / "model.pt"], metadata=stage_metadata,
+                                       add_files=[work / "model.pt"],
+                                       metadata={**stage_metadata, "validated": True},
                                        tags=["production", "v2.1"])
     print(f"Promoted {production[:8]} to production")
     show_history(model_registry)
@@ -101,6 +124,9 @@ def main() -> None:
         metadata_filter=lambda m: m.get("accuracy", 0) > 0.9 and m.get("f1_score", 0) > 0.85)
     print("Production models with accuracy > 0.9 and f1 > 0.85:",
           [c.short_hash for c in best])
+    query = "accuracy > 0.9 and framework == 'pytorch' and exists(f1_score)"
+    print(f"Query {query!r}:",
+          [c.short_hash for c in model_registry.find_commits(where=query)])
 
     # 6. Compare two versions (hash prefixes are enough)
     comparison = model_registry.compare_commits(baseline[:8], improved[:8])

@@ -111,3 +111,5 @@ def test_example_script_prints_a_readable_history(tmp_path: Path) -> None:
     assert "History of 'sentiment_classifier' (newest first):" in result.stdout
     assert "[production, v2.1]  Release v2.1 to production" in result.stdout
     assert "loaded weights (4096 bytes, verified)" in result.stdout
+    assert "Promotion refused, nothing written" in result.stdout
+    assert "rule=promotion.production.when path=validated value=None" in result.stdout
