@@ -14,13 +14,20 @@ from __future__ import annotations
 import bisect
 import hashlib
 import json
+import re
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from ._json import FrozenDict, FrozenList, canonical_json, freeze
-from .errors import AmbiguousRefError, CommitNotFoundError, CorruptObjectError
+from .errors import (
+    AmbiguousRefError,
+    CommitNotFoundError,
+    CorruptObjectError,
+    InvalidNameError,
+)
+from .naming import validate_file_name
 from .values import BlobReader, Commit, File
 
 FORMAT_VERSION = 1
@@ -106,6 +113,17 @@ def check_record(record: Any, *, where: str, seq: int | None = None) -> dict[str
         if not (isinstance(entry, dict) and isinstance(entry.get("hash"), str)
                 and isinstance(entry.get("size"), int)):
             raise bad(f"file entry {name!r} needs a string 'hash' and an integer 'size'")
+        if not _HEX64.fullmatch(entry["hash"]) or entry["size"] < 0:
+            raise bad(f"file entry {name!r} has an invalid hash or size")
+    for name in [*changes["add"], *changes["remove"]]:
+        _check_stored_name(name, bad)
+    for key in ("message", "author", "timestamp"):
+        if not isinstance(record[key], str):
+            raise bad(f"{key!r} must be a string")
+    for key in ("parent", "policy"):
+        if record[key] is not None and not (isinstance(record[key], str)
+                                            and _HEX64.fullmatch(record[key])):
+            raise bad(f"{key!r} must be a hash or null")
     if not isinstance(record["tags"], list) or not all(isinstance(t, str) for t in record["tags"]):
         raise bad("'tags' must be a list of strings")
     if not isinstance(record["metadata"], dict):
@@ -117,6 +135,18 @@ def check_record(record: Any, *, where: str, seq: int | None = None) -> dict[str
             f"{str(record['hash'])[:12]} but its content hashes to {actual[:12]}; "
             "it was altered after it was written", path=where, commit=str(record["hash"]))
     return record
+
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+def _check_stored_name(name: Any, bad: Callable[[str], CorruptObjectError]) -> None:
+    """A name read from storage must be one Kirin itself would have written."""
+    try:
+        if validate_file_name(name) != name:
+            raise bad(f"file name {name!r} is not in normal form (NFC)")
+    except InvalidNameError as exc:
+        raise bad(f"unsafe file name: {exc}") from exc
 
 
 class History:
