@@ -35,7 +35,7 @@ def kill_once(root: str, worker: str, rng: random.Random, tmp: Path,
     """Start a writer, SIGKILL it at a random moment, return how many commits it reported."""
     proc = subprocess.Popen(
         [sys.executable, WORKER, root, "crashy", worker, "--count", "100000",
-         "--files", "3", "--checkpoint-every", "3"],
+         "--files", "3", "--checkpoint-every", "3", "--folder", "model"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         env={**os.environ, "KIRIN_WORKER_TMP": str(tmp)})
     assert proc.stdout is not None
@@ -67,8 +67,8 @@ def run(root: str, kills: int, seed: int, tmp: Path, verbose: bool = False) -> C
         if not reported <= len(commits) <= reported + report.kills:
             report.problems.append(f"after kill {i + 1}: {len(commits)} commits in the "
                                    f"history, {reported} reported by the writers")
-        for commit in commits:
-            if len(commit.files) % 3:
+        for commit in commits[report.commits_checked:]:
+            if len(commit.files) != 3:
                 report.problems.append(f"commit {commit.short_hash} holds a partial file set")
         report.commits_checked = len(commits)
         report.files_checked = sum(len(c.files) for c in commits)

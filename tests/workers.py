@@ -14,7 +14,8 @@ from pathlib import Path
 
 
 def committer(root: str, dataset: str, worker: str, count: int, start_at: float,
-              files_per_commit: int, checkpoint_every: int | None) -> None:
+              files_per_commit: int, checkpoint_every: int | None, folder: str | None = None
+              ) -> None:
     """Make ``count`` commits, each adding files whose content names the writer and step."""
     import kirin.journal
     from kirin import Dataset
@@ -31,7 +32,7 @@ def committer(root: str, dataset: str, worker: str, count: int, start_at: float,
         for k in range(files_per_commit):
             path = work / f"f{k}.bin"
             path.write_bytes(f"{worker}:{step}:{k}\n".encode() * (1 + step % 7))
-            sources[f"{worker}/f{k}.bin"] = str(path)
+            sources[f"{folder or worker}/f{k}.bin"] = str(path)
         ds.commit(f"{worker} step {step}", add_files=sources,
                   metadata={"worker": worker, "step": step}, tags=[f"w-{worker}"])
         print(f"committed {worker} {step}", flush=True)
@@ -80,9 +81,10 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--start-at", type=float, default=0.0)
     parser.add_argument("--files", type=int, default=1)
     parser.add_argument("--checkpoint-every", type=int, default=None)
+    parser.add_argument("--folder", help="store files under this folder (default: worker)")
     args = parser.parse_args(argv)
     committer(args.root, args.dataset, args.worker, args.count, args.start_at, args.files,
-              args.checkpoint_every)
+              args.checkpoint_every, args.folder)
 
 
 if __name__ == "__main__":
