@@ -94,7 +94,11 @@ def collect_garbage(store: Store, *, dry_run: bool = False,
         freed += int(info.get("size") or 0)
         if not dry_run:
             # look again just before removing: a commit may have freshened it meanwhile
-            again = modified_time(store.fs.info(path))
+            try:
+                again = modified_time(store.fs.info(path))
+            except FileNotFoundError:
+                removed.pop()
+                continue
             if again is not None and again > cutoff:
                 removed.pop()
                 kept += 1
