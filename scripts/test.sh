@@ -8,7 +8,17 @@ if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e '.[test,s3]'
+.venv/bin/python -m pip install --quiet -e '.[test]'
+
+# Azure Blob's emulator for the cloud tests (moto and fake-gcs-server come with '.[test]').
+# Azurite 3.35 is the last release that runs on Node 20; installed once into .servers/.
+AZURITE_VERSION=3.35.0
+azurite_pkg=.servers/azurite/node_modules/azurite/package.json
+if ! grep -q "\"version\": \"$AZURITE_VERSION\"" "$azurite_pkg" 2>/dev/null; then
+    command -v npm >/dev/null || { echo "npm (Node.js >= 18) is needed for Azurite" >&2; exit 1; }
+    npm install --prefix .servers/azurite --no-audit --no-fund --loglevel=error \
+        "azurite@$AZURITE_VERSION"
+fi
 
 lint_paths=()
 for d in src tests benchmarks examples scripts; do [ -d "$d" ] && lint_paths+=("$d"); done

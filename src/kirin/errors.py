@@ -24,10 +24,16 @@ working. Context is carried as attributes, not only in the message.
     ├── ConflictError                       a concurrent writer won every retry
     │   └── DatasetExistsError
     ├── StorageError (OSError)              the storage failed or holds bad data
-    │   └── CorruptObjectError              bytes do not match their hash / format
+    │   ├── CorruptObjectError              bytes do not match their hash / format
+    │   ├── BucketNotFoundError             the bucket / container of the root is missing
+    │   ├── StorageAccessDeniedError (PermissionError)  credentials refused
+    │   ├── StorageUnavailableError         unreachable or failing after bounded retries
+    │   └── UnsafeStorageError              the server ignores create-if-absent
     ├── PolicyError (ValueError)            a policy file or expression is invalid
     │   └── ExpressionSyntaxError           an expression does not parse (has .column)
     └── PolicyViolationError                a commit breaks the policy (.violations)
+
+    UnsafeConcurrencyWarning (UserWarning)  a filesystem whose create-if-absent is unknown
 """
 
 from __future__ import annotations
@@ -236,3 +242,39 @@ class PolicyViolationError(KirinError):
         super().__init__(
             f"Commit rejected by policy{where}: {n} violation{'s' if n != 1 else ''}\n{lines}"
         )
+
+
+class BucketNotFoundError(StorageError):
+    """The bucket or container of a cloud root does not exist (``url`` names the root)."""
+
+    def __init__(self, message: str, *, url: str) -> None:
+        self.url = url
+        super().__init__(message)
+
+
+class StorageAccessDeniedError(StorageError, PermissionError):
+    """The storage refused the credentials, or they do not allow the operation."""
+
+    def __init__(self, message: str, *, url: str) -> None:
+        self.url = url
+        super().__init__(message)
+
+
+class StorageUnavailableError(StorageError):
+    """The storage could not be reached, or kept failing, for every bounded retry."""
+
+    def __init__(self, message: str, *, url: str) -> None:
+        self.url = url
+        super().__init__(message)
+
+
+class UnsafeStorageError(StorageError):
+    """The storage does not honour create-if-absent, so Kirin refuses to write to it."""
+
+    def __init__(self, message: str, *, url: str) -> None:
+        self.url = url
+        super().__init__(message)
+
+
+class UnsafeConcurrencyWarning(UserWarning):
+    """Kirin cannot rely on this filesystem's create-if-absent: use one writer at a time."""

@@ -61,14 +61,16 @@ class Journal:
         if not self._loaded:
             self._load_checkpoints()
             self._loaded = True
+        batch_size = 2  # usually nothing or one commit is new: don't pay for 16 reads
         while True:
             start = len(self.history)
             if self.store.is_local:
                 paths = [self.log_path(start)]
                 batch = {paths[0]: self.store.read(paths[0])}
             else:
-                paths = [self.log_path(start + i) for i in range(PROBE_BATCH)]
+                paths = [self.log_path(start + i) for i in range(batch_size)]
                 batch = self.store.read_many(paths)
+                batch_size = PROBE_BATCH
             for i, path in enumerate(paths):
                 data = batch.get(path)
                 if data is None:
@@ -141,12 +143,17 @@ class Journal:
         return True
 
     # -- writing -----------------------------------------------------------
-    def publish(self, record: dict[str, Any]) -> bool:
-        """Create the log entry for ``record``; ``False`` if another writer took its slot."""
+    def publish(self, record: dict[str, Any],
+                snapshot: dict[str, tuple[str, int]] | None = None) -> bool:
+        """Create the log entry for ``record``; ``False`` if another writer took its slot.
+
+        ``snapshot`` (the record's full file snapshot, already hashed into
+        its ``tree``) is kept so the next commit need not rebuild it.
+        """
         seq = record["seq"]
         if not self.store.create(self.log_path(seq), encode_record(record)):
             return False
-        self.history.append(record, where=self.log_path(seq))
+        self.history.append(record, where=self.log_path(seq), snapshot=snapshot)
         return True
 
     def write_due_checkpoints(self) -> None:

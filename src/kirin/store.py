@@ -12,36 +12,77 @@ Backend quirks are handled here and nowhere else:
 * local disk: ``pipe_file(mode="create")`` is an exists-check then a write, so
   write-once objects are written to a temporary file and published with
   ``os.link`` (atomic, fails with EEXIST, and readers never see a partial file);
+* memory: fsspec's create is a check-then-insert, so creates take a lock (a
+  ``memory://`` filesystem lives in one process, so that makes them atomic);
 * S3 (s3fs): a failed ``If-None-Match`` may surface as ``OSError(EINVAL)``
-  rather than ``FileExistsError``; both mean "someone else created it".
+  rather than ``FileExistsError``; both mean "someone else created it";
+* S3, GCS, Azure: a conditional create that the client library retried after
+  a lost response fails its own condition, so a lost race is confirmed by
+  reading the object back (our bytes there mean we won); and the first create
+  in a bucket probes that the server honours the condition at all (some
+  S3-compatible servers silently ignore it: Kirin then refuses to write);
+* every object store: listing caches are bypassed (other writers add objects),
+  transient failures are retried with bounded, jittered backoff, and what
+  still fails becomes a :class:`~kirin.errors.StorageError` naming the URL
+  (never a credential); large blobs are uploaded in parts of bounded size,
+  and a failed or abandoned upload is aborted rather than completed.
+
+Which backend guarantees what, and the errors of each client library, are in
+:mod:`kirin.backends`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import hashlib
 import io
+import logging
 import os
+import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import fsspec
+import fsspec.asyn
 from fsspec.implementations.local import LocalFileSystem
 
-from . import progress
-from .errors import CorruptObjectError, SourceNotFoundError, StorageError
+from . import backends, progress
+from .errors import (
+    BucketNotFoundError,
+    CorruptObjectError,
+    SourceNotFoundError,
+    StorageError,
+    UnsafeConcurrencyWarning,
+    UnsafeStorageError,
+)
+
+log = logging.getLogger("kirin")
+T = TypeVar("T")
 
 #: A reused blob older than this is freshened by a commit (see ``Store.publish``);
 #: garbage collection's grace period must be longer.
 FRESHEN_AFTER = 10 * 60
 CHUNK = 1 << 20  # 1 MiB: large enough to amortise Python overhead, small for memory
 HEX = frozenset("0123456789abcdef")
+#: Parts of multipart uploads and read-ahead blocks on object stores: memory per
+#: transfer stays near this, whatever the file size (S3 parts must be >= 5 MiB).
+PART_SIZE = 8 << 20
+READ_BLOCK = 4 << 20  # read-ahead of blob reads on object stores
+DOWNLOAD_WINDOW = 4  # ranged reads in flight when downloading a large blob
+MAX_PARTS = 9000  # below S3's 10,000-part limit; larger files get larger parts
+#: Set to "1" to write to a server that ignores create-if-absent (one writer only!).
+ALLOW_UNSAFE_ENV = "KIRIN_ALLOW_UNSAFE_STORAGE"
+_memory_lock = threading.Lock()
+_probed: dict[tuple[str, str, str], bool] = {}
+_probe_lock = threading.Lock()
 
 
 def _is_hex_digest(digest: str) -> bool:
@@ -53,6 +94,16 @@ def _lost_race(exc: BaseException) -> bool:
     if isinstance(exc, FileExistsError):
         return True
     return isinstance(exc, OSError) and exc.errno == errno.EINVAL
+
+
+def _not_found(exc: BaseException) -> bool:
+    return isinstance(exc, FileNotFoundError)
+
+
+def part_size(size: int) -> int:
+    """Part size for uploading ``size`` bytes: 8 MiB, or more to stay under the part limit."""
+    needed = -(-size // MAX_PARTS)
+    return max(PART_SIZE, -(-needed // (1 << 20)) * (1 << 20))
 
 
 @dataclass(frozen=True)
@@ -79,15 +130,21 @@ class Store:
         root_str = os.fspath(root)
         if fs is None:
             if "://" in root_str or "::" in root_str:
-                fs, path = fsspec.core.url_to_fs(root_str, **storage_options)
+                fs, path = backends.open_url(root_str, storage_options)
             else:
                 fs, path = LocalFileSystem(), os.path.abspath(os.path.expanduser(root_str))
         else:
             path = fs._strip_protocol(root_str)
         self.fs: fsspec.AbstractFileSystem = fs
         self.root: str = str(path).rstrip("/") or "/"
-        self.url = root_str
+        self.url = backends.redact_url(root_str)
         self.is_local = isinstance(fs, LocalFileSystem)
+        self.kind = backends.kind_of(fs)
+        self._options = dict(storage_options)  # private: may hold credentials
+        self._secrets = backends.secret_values(
+            {**dict(getattr(fs, "storage_options", None) or {}), **storage_options})
+        self._bucket_checked = False
+        self._create_checked = False
 
     def __repr__(self) -> str:  # never show storage options: they may hold secrets
         return f"Store({self.url!r})"
@@ -99,12 +156,50 @@ class Store:
     def blob_path(self, digest: str) -> str:
         return self.path("data", digest[:2], digest[2:])
 
+    # -- calling the filesystem ---------------------------------------------
+    def _io(self, what: str, op: Callable[[], T],
+            keep: Callable[[BaseException], bool] | None = None) -> T:
+        """``op()`` with bounded retries; failures become errors naming the root URL."""
+        if self.is_local:
+            return op()
+        return backends.with_retries(op, what=what, url=self.url, secrets=self._secrets,
+                                     keep=keep)
+
+    def _fresh(self, path: str) -> None:
+        """Forget cached listings: other writers add objects at any time."""
+        if not self.is_local:
+            self.fs.invalidate_cache(path)
+
+    def _missing(self) -> None:
+        """After a not-found answer: make sure it is the object, not the bucket, that is missing.
+
+        S3 and Azure say which in the error; gcsfs does not, so the bucket
+        itself is looked up once per store.
+        """
+        if self.kind != "gcs" or self._bucket_checked:
+            return
+        self._bucket_checked = True
+        bucket = backends.bucket_of(self.fs, self.root)
+        try:
+            self.fs.info(bucket)
+        except FileNotFoundError as exc:
+            raise BucketNotFoundError(
+                f"The bucket of {self.url} does not exist ({bucket!r} was not found). Check "
+                "its name, the project and the endpoint; Kirin never creates buckets.",
+                url=self.url) from exc
+        except Exception as exc:  # no permission to look at the bucket itself: assume it is there
+            log.debug("Could not look up bucket %s: %s", bucket,
+                      backends.summary(exc, self._secrets))
+
     # -- write-once objects ------------------------------------------------
     def read(self, path: str) -> bytes | None:
         """The bytes of an object, or ``None`` if it does not exist."""
         try:
-            return bytes(self.fs.cat_file(path))
+            return bytes(self._io("read an object", lambda: self._cat(path),
+                                  keep=lambda e: isinstance(e, FileNotFoundError
+                                                            | IsADirectoryError)))
         except FileNotFoundError:
+            self._missing()
             return None
         except IsADirectoryError as exc:
             raise CorruptObjectError(f"Expected an object, found a folder: {path}",
@@ -116,16 +211,23 @@ class Store:
             return {}
         if self.is_local:
             return {p: self.read(p) for p in paths}
-        found = self.fs.cat(list(paths), on_error="return")
         out: dict[str, bytes | None] = {}
-        for p in paths:
-            value = found.get(p, found.get(self.fs._strip_protocol(p)))
-            if isinstance(value, FileNotFoundError) or value is None:
-                out[p] = None
-            elif isinstance(value, BaseException):
-                raise StorageError(f"Could not read {p}: {value}") from value
-            else:
-                out[p] = bytes(value)
+
+        def fetch() -> None:
+            found = self._cat_many(paths)
+            for p in paths:
+                value = found.get(p)
+                if value is None or (isinstance(value, FileNotFoundError)
+                                     and not backends.is_bucket_missing(value)):
+                    out[p] = None
+                elif isinstance(value, BaseException):
+                    raise value  # retried if transient, translated otherwise
+                else:
+                    out[p] = bytes(value)
+
+        self._io("read objects", fetch)
+        if any(v is None for v in out.values()):
+            self._missing()
         return out
 
     def create(self, path: str, data: bytes) -> bool:
@@ -135,13 +237,106 @@ class Store:
         """
         if self.is_local:
             return self._create_local(path, data)
+        if self.kind == "memory":
+            with _memory_lock:
+                return self._create_remote(path, data, confirm=False)
+        self._check_create_support()
+        return self._create_remote(path, data, confirm=True)
+
+    def _create_remote(self, path: str, data: bytes, *, confirm: bool) -> bool:
         try:
-            self.fs.pipe_file(path, data, mode="create")
-        except Exception as exc:
-            if _lost_race(exc):
-                return False
-            raise
+            self._io("create an object",
+                     lambda: self.fs.pipe_file(path, data, mode="create"), keep=_lost_race)
+        except OSError as exc:
+            if not _lost_race(exc) or isinstance(exc, StorageError):
+                raise
+            # The client may have retried a create whose first try succeeded but whose
+            # answer was lost: the retry then fails its own condition. Our bytes there
+            # mean this writer created the object.
+            return confirm and self.read(path) == data
         return True
+
+    def _cat(self, path: str) -> bytes:
+        # s3fs asks for the size first (HEAD, then a LIST when absent) unless told
+        # not to split the read: one GET is all a small object needs.
+        if self.kind == "s3":
+            return bytes(self.fs.cat_file(path, max_concurrency=1))
+        return bytes(self.fs.cat_file(path))
+
+    def _cat_many(self, paths: Sequence[str]) -> dict[str, bytes | BaseException]:
+        """Objects by path, read concurrently; a failure is the value of its path.
+
+        Not ``fs.cat(list)``, which first expands every path (a HEAD and a LIST
+        each on s3fs) to support globs.
+        """
+        if self.kind not in backends.OBJECT_STORE_KINDS or not getattr(self.fs, "async_impl",
+                                                                        False):
+            out: dict[str, bytes | BaseException] = {}
+            for p in paths:
+                try:
+                    out[p] = self._cat(p)
+                except Exception as exc:
+                    out[p] = exc
+            return out
+        fs: Any = self.fs
+        kwargs = {"max_concurrency": 1} if self.kind == "s3" else {}
+
+        async def gather() -> list[Any]:
+            return list(await asyncio.gather(*(fs._cat_file(p, **kwargs) for p in paths),
+                                             return_exceptions=True))
+
+        results = fsspec.asyn.sync(fs.loop, gather)
+        return {p: (r if isinstance(r, BaseException) else bytes(r))
+                for p, r in zip(paths, results, strict=True)}
+
+    def _check_create_support(self) -> None:
+        """Once per bucket and process: prove the server refuses a second create.
+
+        A server that ignores ``If-None-Match: *`` (or ``ifGenerationMatch=0``)
+        would let two writers both "create" the same log entry, the second
+        silently replacing the first: Kirin refuses to write there.
+        """
+        if self._create_checked:
+            return
+        key = (f"{type(self.fs).__module__}.{type(self.fs).__qualname__}",
+               str(getattr(self.fs, "_fs_token", id(self.fs))),
+               backends.bucket_of(self.fs, self.root))
+        with _probe_lock:
+            if key not in _probed:
+                _probed[key] = self._probe_create()
+            honoured = _probed[key]
+        self._create_checked = True
+        backends.warn_if_unsafe(self.fs, self.url)
+        if honoured:
+            return
+        message = (f"The storage at {self.url} does not honour create-if-absent: a second "
+                   "conditional create of the same object succeeded. Concurrent commits "
+                   "could overwrite each other there, so Kirin refuses to write. Use a "
+                   "server that supports conditional writes (If-None-Match: *), or set "
+                   f"{ALLOW_UNSAFE_ENV}=1 if only one writer ever commits.")
+        if os.environ.get(ALLOW_UNSAFE_ENV) == "1":
+            warnings.warn(message, UnsafeConcurrencyWarning, stacklevel=3)
+            return
+        raise UnsafeStorageError(message, url=self.url)
+
+    def _probe_create(self) -> bool:
+        probe = self.path(f".kirin-probe-{uuid.uuid4().hex}")
+        try:
+            self._io("write a test object", lambda: self.fs.pipe_file(probe, b"1",
+                                                                       mode="create"))
+            try:
+                self._io("write a test object",
+                         lambda: self.fs.pipe_file(probe, b"2", mode="create"), keep=_lost_race)
+            except OSError as exc:
+                if _lost_race(exc) and not isinstance(exc, StorageError):
+                    return True
+                raise
+            return False
+        finally:
+            try:
+                self.fs.rm_file(probe)
+            except Exception as exc:  # e.g. no delete permission: a 1-byte object is left behind
+                log.debug("Could not remove %s: %s", probe, backends.summary(exc, self._secrets))
 
     def _create_local(self, path: str, data: bytes) -> bool:
         folder = os.path.dirname(path)
@@ -163,15 +358,29 @@ class Store:
 
     def listdir(self, path: str) -> list[str]:
         """Base names directly under ``path``; empty if it does not exist."""
+        self._fresh(path)
         try:
-            entries = self.fs.ls(path, detail=False)
+            entries = self._io("list objects", lambda: self.fs.ls(path, detail=False),
+                               keep=_not_found)
         except FileNotFoundError:
+            self._missing()
             return []
         names = [str(e).rstrip("/").rsplit("/", 1)[-1] for e in entries]
         return sorted(n for n in names if n)
 
     def exists(self, path: str) -> bool:
-        return bool(self.fs.exists(path))
+        self._fresh(path)
+        return bool(self._io("look up an object", lambda: self.fs.exists(path)))
+
+    def info(self, path: str) -> dict[str, Any]:
+        """fsspec ``info()`` of an object, fresh from storage; FileNotFoundError if absent."""
+        self._fresh(path)
+        return dict(self._io("look up an object", lambda: self.fs.info(path), keep=_not_found))
+
+    def remove(self, path: str) -> None:
+        """Delete one object (garbage collection only); FileNotFoundError if absent."""
+        self._io("delete an object", lambda: self.fs.rm_file(path), keep=_not_found)
+        self._fresh(path)
 
     # -- blobs -------------------------------------------------------------
     def has_blob(self, digest: str) -> bool:
@@ -183,7 +392,7 @@ class Store:
         With ``keep`` on local disk the bytes are also copied next to the blob
         store, ready to publish; without it nothing at all is written.
         """
-        src_fs, src_path = _source_fs(source)
+        src_fs, src_path = self._source_fs(source)
         digest = hashlib.sha256()
         size = 0
         buffer = bytearray(CHUNK)
@@ -235,7 +444,7 @@ class Store:
                 self._remove_temp(staged.temp_path)
             return False
         try:
-            info = self.fs.info(final)
+            info = self.info(final)
         except FileNotFoundError:
             self._upload_verified(staged, final)
             return False
@@ -256,28 +465,51 @@ class Store:
         self.publish(again)
 
     def _upload_verified(self, staged: StagedBlob, final: str) -> None:
-        src_fs, src_path = _source_fs(staged.source)
+        """Upload the source to ``final`` in parts, re-hashing it on the way.
+
+        The upload is completed only if the bytes hash to the staged digest;
+        otherwise (or on any error) it is aborted, so a partial or wrong
+        object never appears at a content address.
+        """
+        self._io("upload a file", lambda: self._upload_once(staged, final))
+
+    def _upload_once(self, staged: StagedBlob, final: str) -> None:
+        src_fs, src_path = self._source_fs(staged.source)
         digest = hashlib.sha256()
         size = 0
         buffer = bytearray(CHUNK)
         view = memoryview(buffer)
         with _open_source(src_fs, src_path, staged.source) as reader, \
-                self.fs.open(final, "wb") as out, \
                 progress.transfer(f"Uploading {source_label(staged.source)}",
                                   staged.size) as advance:
-            while n := _readinto(reader, buffer):
-                digest.update(view[:n])
-                out.write(bytes(view[:n]))
-                size += n
-                advance(n)
-        if digest.hexdigest() != staged.digest or size != staged.size:
-            with contextlib.suppress(FileNotFoundError):
-                self.fs.rm_file(final)
-            raise StorageError(
-                f"{staged.source} changed while it was being committed "
-                "(its content no longer matches the hash taken moments before); "
-                "nothing was committed — try again once it is stable"
-            )
+            out = self.fs.open(final, "wb", block_size=part_size(staged.size))
+            try:
+                while n := _readinto(reader, buffer):
+                    digest.update(view[:n])
+                    out.write(bytes(view[:n]))
+                    size += n
+                    advance(n)
+                if digest.hexdigest() != staged.digest or size != staged.size:
+                    raise StorageError(
+                        f"{staged.source} changed while it was being committed "
+                        "(its content no longer matches the hash taken moments before); "
+                        "nothing was committed — try again once it is stable")
+                out.close()
+            except BaseException:
+                _abandon(out)
+                if self.kind not in backends.OBJECT_STORE_KINDS:  # e.g. memory: visible at once
+                    with contextlib.suppress(Exception):
+                        self.fs.rm_file(final)
+                raise
+
+    def _source_fs(self, source: str) -> tuple[fsspec.AbstractFileSystem, str]:
+        """The filesystem of a source; the registry's options reach sources of its protocol."""
+        if ("://" in source or "::" in source) and not self.is_local and self._options:
+            protocol = source.split("://", 1)[0].split("::")[-1]
+            if protocol in backends.protocols(self.fs):
+                fs, path = backends.open_url(source, self._options)
+                return fs, path
+        return _source_fs(source)
 
     def discard(self, staged: StagedBlob) -> None:
         if staged.temp_path is not None:
@@ -296,13 +528,27 @@ class Store:
             raise CorruptObjectError(f"{where} has an invalid content hash {digest!r}",
                                      path=path, commit=commit, file=name)
         try:
-            raw = self.fs.open(path, "rb")
+            raw = self._io("open a file", lambda: self._open_read(path), keep=_not_found)
         except FileNotFoundError as exc:
             raise CorruptObjectError(
                 f"{where}: its content ({digest[:12]}) is missing from storage at {path}",
                 path=path, commit=commit, file=name) from exc
-        return io.BufferedReader(_VerifyingReader(raw, digest, size, path, name, commit),
+        return io.BufferedReader(_VerifyingReader(raw, digest, size, path, name, commit,
+                                                  self._read_error),
                                  buffer_size=CHUNK)
+
+    def _open_read(self, path: str) -> IO[bytes]:
+        if self.is_local:
+            return self.fs.open(path, "rb")  # type: ignore[no-any-return]
+        self._fresh(path)
+        return self.fs.open(path, "rb", block_size=READ_BLOCK)  # type: ignore[no-any-return]
+
+    def _read_error(self, exc: BaseException) -> BaseException:
+        """A failure while streaming a blob, as a StorageError (no retry mid-stream)."""
+        if self.is_local or isinstance(exc, StorageError):
+            return exc
+        return backends.translate(exc, url=self.url, what="read a file",
+                                  secrets=self._secrets)
 
     def download_blob(self, digest: str, size: int, target: Path, *, name: str,
                       commit: str | None) -> None:
@@ -312,6 +558,13 @@ class Store:
         buffer = bytearray(CHUNK)
         view = memoryview(buffer)
         try:
+            if self.kind in backends.OBJECT_STORE_KINDS and size > READ_BLOCK \
+                    and _is_hex_digest(digest):
+                with open(tmp, "xb") as out, \
+                        progress.transfer(f"Downloading {name}", size) as advance:
+                    self._download_parts(digest, size, out, advance, name=name, commit=commit)
+                os.replace(tmp, target)
+                return
             with self.open_blob(digest, size, name=name, commit=commit) as reader, \
                     open(tmp, "xb") as out, \
                     progress.transfer(f"Downloading {name}", size) as advance:
@@ -324,10 +577,69 @@ class Store:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
 
+    def _download_parts(self, digest: str, size: int, out: IO[bytes],
+                        advance: Callable[[int], None], *, name: str,
+                        commit: str | None) -> None:
+        """Fetch a large blob as ranged reads, ``DOWNLOAD_WINDOW`` parts at a time, in order.
+
+        Object stores serve parallel ranges much faster than one stream;
+        memory stays at ``DOWNLOAD_WINDOW * PART_SIZE``. The bytes are hashed
+        in order and the last range asks for one byte more than recorded, so
+        a blob that is longer, shorter or different is reported as corrupt.
+        """
+        path = self.blob_path(digest)
+        fs: Any = self.fs
+        hasher = hashlib.sha256()
+        seen = 0
+        starts = list(range(0, size, PART_SIZE))
+
+        async def get(start: int) -> bytes:
+            end = start + PART_SIZE if start + PART_SIZE < size else size + 1
+            return bytes(await fs._cat_file(path, start=start, end=end))
+
+        def corrupt(detail: str) -> CorruptObjectError:
+            return CorruptObjectError(f"{_where(name, commit)} is corrupt in storage ({path}): "
+                                      f"{detail}", path=path, commit=commit, file=name)
+
+        for i in range(0, len(starts), DOWNLOAD_WINDOW):
+            batch = starts[i:i + DOWNLOAD_WINDOW]
+
+            async def gather(batch: list[int] = batch) -> list[bytes]:
+                return list(await asyncio.gather(*(get(b) for b in batch)))
+
+            try:
+                chunks = self._io("read a file", lambda: fsspec.asyn.sync(fs.loop, gather),
+                                  keep=_not_found)
+            except FileNotFoundError as exc:
+                raise CorruptObjectError(
+                    f"{_where(name, commit)}: its content ({digest[:12]}) is missing from "
+                    f"storage at {path}", path=path, commit=commit, file=name) from exc
+            except StorageError as exc:
+                actual = self.info(path).get("size")
+                if actual is not None and int(actual) != size:
+                    raise corrupt(f"it holds {actual} bytes, expected {size}") from exc
+                raise
+            for chunk in chunks:
+                hasher.update(chunk)
+                seen += len(chunk)
+                if seen > size:
+                    raise corrupt(f"it holds more than the recorded {size} bytes")
+                out.write(chunk)
+                advance(len(chunk))
+            if any(len(c) < PART_SIZE for c in chunks[:-1]) or (
+                    len(chunks[-1]) < PART_SIZE and batch[-1] + PART_SIZE < size):
+                break  # a short range: the object ends early
+        if seen != size:
+            raise corrupt(f"it holds {seen} bytes, expected {size}")
+        actual_hash = hasher.hexdigest()
+        if actual_hash != digest:
+            raise corrupt(f"content hash is {actual_hash[:12]}, expected {digest[:12]}")
+
     def iter_blobs(self) -> Iterator[str]:
         """Every blob digest present in storage (for verify and gc)."""
         base = self.path("data")
-        for path in self.fs.find(base):
+        self._fresh(base)
+        for path in self._io("list objects", lambda: self.fs.find(base)):
             rel = str(path)[len(base):].strip("/")
             digest = rel.replace("/", "")
             if _is_hex_digest(digest):
@@ -376,8 +688,10 @@ class _VerifyingReader(io.RawIOBase):
     """
 
     def __init__(self, raw: IO[bytes], digest: str, size: int, path: str, name: str,
-                 commit: str | None) -> None:
+                 commit: str | None,
+                 on_error: Callable[[BaseException], BaseException] | None = None) -> None:
         self._raw = raw
+        self._on_error = on_error
         self._hasher = hashlib.sha256()
         self._expected = digest
         self._size = size
@@ -398,7 +712,13 @@ class _VerifyingReader(io.RawIOBase):
     def readinto(self, buffer: Any) -> int:
         if self._done:
             return 0
-        n = self._raw.readinto(buffer)  # type: ignore[attr-defined]
+        try:
+            n = self._raw.readinto(buffer)  # type: ignore[attr-defined]
+        except Exception as exc:
+            error = self._on_error(exc) if self._on_error else exc
+            if error is exc:
+                raise
+            raise error from exc
         if n:
             view = memoryview(buffer)[:n]
             self._hasher.update(view)
@@ -419,6 +739,22 @@ class _VerifyingReader(io.RawIOBase):
         with contextlib.suppress(Exception):
             self._raw.close()
         super().close()
+
+
+def _abandon(handle: Any) -> None:
+    """Throw away a half-written fsspec file: abort its upload, never complete it.
+
+    fsspec's write handles complete the upload on ``close()``, which both
+    ``__exit__`` and ``__del__`` call, even after an error. ``discard()``
+    aborts a multipart (s3fs) or resumable (gcsfs) upload; marking the handle
+    closed keeps its finaliser from uploading what was buffered.
+    """
+    with contextlib.suppress(Exception):
+        handle.discard()
+    with contextlib.suppress(Exception):
+        handle.buffer = io.BytesIO()
+    with contextlib.suppress(Exception):
+        handle.closed = True
 
 
 def _readinto(reader: Any, buffer: bytearray) -> int:

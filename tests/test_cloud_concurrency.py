@@ -1,0 +1,44 @@
+"""Several real processes committing to one dataset on each object-storage server.
+
+The writers are separate programs (``tests/workers.py``) that get nothing but
+the root URL and, as a user's CI job would, their storage settings from the
+environment (fsspec's ``FSSPEC_<PROTOCOL>`` configuration). Every commit must
+end up in one linear chain.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+
+from kirin import Dataset
+
+from backends import CLOUD_BACKENDS
+from registry_checks import assert_consistent
+from servers import cloud_for
+from test_concurrency import run_writers
+
+WRITERS, COMMITS = 3, 8
+
+
+@pytest.mark.parametrize("kind", CLOUD_BACKENDS)
+def test_writers_on_one_server_make_one_linear_history(
+        request: pytest.FixtureRequest, kind: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """3 processes x 8 commits racing on one dataset give 24 commits, one chain, none lost."""
+    cloud = cloud_for(request, kind)
+    for name, value in cloud.env().items():
+        monkeypatch.setenv(name, value)  # inherited by the writers only
+    with cloud.bucket() as bucket:
+        url = cloud.url(bucket, "registry")
+        run_writers(url, writers=WRITERS, commits=COMMITS, tmp=tmp_path)
+        commits = assert_consistent(Dataset(url, "shared", **cloud.storage_options()))
+        assert len(commits) == WRITERS * COMMITS
+        by_writer: dict[str, list[int]] = {}
+        for commit in commits:
+            by_writer.setdefault(commit.metadata["worker"], []).append(commit.metadata["step"])
+        assert by_writer == {f"w{i}": list(range(COMMITS)) for i in range(WRITERS)}
+        order = [c.metadata["worker"] for c in commits]
+        assert any(a != b for a, b in itertools.pairwise(order)), "no race happened"
