@@ -93,9 +93,9 @@ def test_a_blob_removed_by_a_racing_gc_is_restored_by_the_commit(
     digest = orphan(root, workdir, b"contested")
     publish = Journal.publish
 
-    def gc_strikes_first(self: Journal, record: dict) -> bool:  # type: ignore[type-arg]
+    def gc_strikes_first(self: Journal, record: dict, *args: object) -> bool:  # type: ignore[type-arg]
         blob(root, digest).unlink(missing_ok=True)
-        return publish(self, record)
+        return publish(self, record, *args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(Journal, "publish", gc_strikes_first)
     ds = Dataset(root, "models")

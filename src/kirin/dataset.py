@@ -22,7 +22,9 @@ from ._json import FrozenDict, canonical_json, thaw
 from .errors import (
     CommitNotFoundError,
     ConflictError,
+    CorruptObjectError,
     FileNotInCommitError,
+    InvalidInputError,
     NotLatestCommitError,
     StorageError,
 )
@@ -286,7 +288,7 @@ class Dataset:
         self._check_latest()
         inputs.check_sources()
         judged: dict[str, StagedBlob] = {}
-        if self._policies.current_policy() is not None:
+        if self.policy is not None:  # re-reads the policy log (a fresh Dataset has not yet)
             # judge on hashes alone first, so a rejected commit writes nothing at all
             judged = {n: self._store.stage(src, keep=False) for n, src in inputs.sources.items()}
             self._admit(self._propose(inputs, judged))
@@ -322,7 +324,7 @@ class Dataset:
         inputs.check_sources()
         hashed = {n: self._store.stage(src, keep=False) for n, src in inputs.sources.items()}
         proposal = self._propose(inputs, hashed)
-        policy = self._policies.current_policy()
+        policy = self.policy  # re-reads the policy log: a fresh Dataset has not read it yet
         if policy is None:
             return Report((), None)
         return self._judge(policy, proposal)
@@ -336,26 +338,37 @@ class Dataset:
         """The proposal ``inputs`` make on top of the current head."""
         return self._snapshot_after(inputs, blobs)[0]
 
-    def _snapshot_after(self, inputs: CommitInputs, blobs: Mapping[str, StagedBlob]
-                        ) -> tuple[Proposal, Entries, Entries]:
-        """The proposal, the full snapshot and the added entries, on the current head."""
+    def _snapshot_after(self, inputs: CommitInputs, blobs: Mapping[str, StagedBlob],
+                        exact: Entries | None = None) -> tuple[Proposal, Entries, Entries]:
+        """The proposal, the full snapshot and the added entries, on the current head.
+
+        ``exact`` (a promotion) is the whole snapshot wanted, whatever the head
+        holds: the changes are computed against the head.
+        """
         head = self._history.head
         base = self._history.snapshot(head.seq) if head else {}
-        missing = [n for n in inputs.removed if n not in base]
-        if missing:
-            raise FileNotInCommitError(missing[0], head.hash if head else None)
-        added = {n: (b.digest, b.size) for n, b in blobs.items()}
-        snapshot = {n: v for n, v in base.items() if n not in inputs.removed}
-        snapshot.update(added)
+        removed = inputs.removed
+        if exact is not None:
+            snapshot = dict(exact)
+            added = {n: v for n, v in exact.items() if base.get(n) != v}
+            removed = tuple(sorted(n for n in base if n not in exact))
+        else:
+            missing = [n for n in inputs.removed if n not in base]
+            if missing:
+                raise FileNotInCommitError(missing[0], head.hash if head else None)
+            added = {n: (b.digest, b.size) for n, b in blobs.items()}
+            snapshot = {n: v for n, v in base.items() if n not in inputs.removed}
+            snapshot.update(added)
         check_folder_clash(snapshot)
         proposal = Proposal(
             message=inputs.message,
             files=FrozenDict((n, h) for n, (h, _) in snapshot.items()),
-            added=tuple(added), removed=inputs.removed, metadata=inputs.metadata,
+            added=tuple(added), removed=removed, metadata=inputs.metadata,
             tags=inputs.tags, author=inputs.author)
         return proposal, snapshot, added
 
-    def _publish(self, inputs: CommitInputs, staged: Mapping[str, StagedBlob]) -> str:
+    def _publish(self, inputs: CommitInputs, staged: Mapping[str, StagedBlob],
+                 exact: Entries | None = None) -> str:
         blobs_written = False
         reused: list[StagedBlob] = []
         for attempt in range(MAX_ATTEMPTS):
@@ -363,7 +376,7 @@ class Dataset:
                 self._refresh()
                 self._check_latest()
             head = self._history.head
-            proposal, snapshot, added = self._snapshot_after(inputs, staged)
+            proposal, snapshot, added = self._snapshot_after(inputs, staged, exact)
             policy_hash = self._admit(proposal)
             if not blobs_written:
                 if not head:
@@ -375,10 +388,10 @@ class Dataset:
                 now = head.timestamp + timedelta(microseconds=1)
             record = make_record(
                 seq=len(self._history), parent=head.hash if head else None,
-                snapshot=snapshot, added=added, removed=inputs.removed,
+                snapshot=snapshot, added=added, removed=proposal.removed,
                 message=inputs.message, metadata=thaw(inputs.metadata), tags=list(inputs.tags),
                 timestamp=now, author=inputs.author, policy=policy_hash)
-            if self._journal.publish(record):
+            if self._journal.publish(record, snapshot):
                 for blob in reused:  # a concurrent gc may have judged them unreferenced
                     self._store.restore(blob)
                 self._pinned = None
@@ -406,6 +419,60 @@ class Dataset:
         from .policy import evaluate_policy
 
         return evaluate_policy(policy, proposal, self._history.commits())
+
+    # -- promotion ---------------------------------------------------------
+    def promote(self, ref: str, tags: Iterable[str], message: str | None = None,
+                author: str | None = None, *, metadata: Mapping[str, Any] | None = None
+                ) -> str:
+        """Record a new commit with the files and metadata of ``ref``, carrying ``tags``.
+
+        Nothing is uploaded: the new commit names the blobs ``ref`` stored.
+        Tags are never inherited, so the new commit carries ``tags`` only;
+        ``metadata`` adds or replaces top-level keys (a fact learnt since,
+        such as ``{"validated": True}``). The promotion passes the policy
+        gate like any commit (it raises
+        :class:`~kirin.errors.PolicyViolationError` listing every violation)
+        and returns the new commit's full hash.
+        """
+        inputs, snapshot = self._promotion(ref, tags, message, author, metadata)
+        return self._publish(inputs, {}, snapshot)
+
+    def validate_promotion(self, ref: str, tags: Iterable[str], message: str | None = None,
+                           author: str | None = None, *,
+                           metadata: Mapping[str, Any] | None = None) -> Report:
+        """Dry run of :meth:`promote`: the policy's verdict, with nothing written."""
+        from .policy import Report
+
+        inputs, snapshot = self._promotion(ref, tags, message, author, metadata)
+        policy = self.policy
+        if policy is None:
+            return Report((), None)
+        return self._judge(policy, self._snapshot_after(inputs, {}, snapshot)[0])
+
+    def _promotion(self, ref: str, tags: Iterable[str], message: str | None,
+                   author: str | None, metadata: Mapping[str, Any] | None
+                   ) -> tuple[CommitInputs, Entries]:
+        """The commit inputs and exact snapshot of promoting ``ref`` with ``tags``."""
+        wanted = [tags] if isinstance(tags, str) else list(tags)
+        if not wanted:
+            raise InvalidInputError("A promotion needs at least one tag")
+        if metadata is not None and not isinstance(metadata, Mapping):
+            raise InvalidInputError("metadata must be a mapping (a JSON object)")
+        self._refresh()
+        self._check_latest()
+        source = self._history.resolve(ref)
+        if message is None:
+            message = f"Promote {source.short_hash} to {', '.join(map(str, wanted))}"
+        merged = {**thaw(source.metadata), **dict(metadata or {})}
+        inputs = prepare(message, None, None, merged, wanted, author, allow_empty=True)
+        missing = [f for f in source.files.values() if not self._store.has_blob(f.hash)]
+        if missing:
+            raise CorruptObjectError(
+                f"Cannot promote {source.short_hash}: the content of {missing[0].name!r} "
+                f"({missing[0].hash[:12]}) is missing from storage; run verify",
+                path=self._store.blob_path(missing[0].hash), commit=source.hash,
+                file=missing[0].name)
+        return inputs, {n: (f.hash, f.size) for n, f in source.files.items()}
 
     # -- policy ------------------------------------------------------------
     @property

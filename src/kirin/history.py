@@ -84,7 +84,9 @@ def decode_record(data: bytes, *, where: str, seq: int | None = None) -> dict[st
     """Parse and verify one stored record; any defect is a CorruptObjectError."""
     try:
         record = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        # ValueError: JSONDecodeError, or an integer past Python's digit limit;
+        # RecursionError: nesting deeper than the decoder's stack allows.
         raise CorruptObjectError(f"Commit record {where} is not valid JSON ({exc}); "
                                  "it may be truncated", path=where) from exc
     return check_record(record, where=where, seq=seq)
@@ -128,7 +130,10 @@ def check_record(record: Any, *, where: str, seq: int | None = None) -> dict[str
         raise bad("'tags' must be a list of strings")
     if not isinstance(record["metadata"], dict):
         raise bad("'metadata' must be an object")
-    actual = record_hash(record)
+    try:
+        actual = record_hash(record)
+    except (ValueError, RecursionError) as exc:  # NaN, lone surrogates: Kirin writes neither
+        raise bad(f"it holds a value canonical JSON cannot encode ({exc})") from exc
     if actual != record["hash"]:
         raise CorruptObjectError(
             f"Commit record {where} does not match its hash: it claims "
@@ -183,8 +188,14 @@ class History:
     def head_hash(self) -> str | None:
         return self._records[-1]["hash"] if self._records else None
 
-    def append(self, record: dict[str, Any], *, where: str) -> None:
-        """Add the next record, checking it continues the chain."""
+    def append(self, record: dict[str, Any], *, where: str,
+               snapshot: dict[str, tuple[str, int]] | None = None) -> None:
+        """Add the next record, checking it continues the chain.
+
+        ``snapshot`` is the record's full snapshot when the caller built it
+        (the writer that made the record hashed it into ``tree``), saving the
+        next commit a copy and a re-hash of every entry.
+        """
         expected_seq = len(self._records)
         if record["seq"] != expected_seq:
             raise CorruptObjectError(f"Commit record {where} is #{record['seq']}, "
@@ -201,6 +212,8 @@ class History:
         self._commits.append(None)
         self._index[record["hash"]] = expected_seq
         self._sorted = None
+        if snapshot is not None:
+            self._remember(expected_seq, snapshot)
 
     def record(self, seq: int) -> dict[str, Any]:
         return self._records[seq]
@@ -272,11 +285,15 @@ class History:
                 f"Commit {rec['hash'][:12]} (#{seq}) lists files that do not match its "
                 "recorded tree hash: the history was altered", path=f"#{seq}",
                 commit=rec["hash"])
-        self._snapshots[seq] = current
+        self._remember(seq, current)
+        return current
+
+    def _remember(self, seq: int, snapshot: dict[str, tuple[str, int]]) -> None:
+        self._snapshots[seq] = snapshot
+        self._snapshots.move_to_end(seq)
         if len(self._snapshots) > self._CACHE:
             oldest = next(s for s in self._snapshots if s != len(self._records) - 1)
             del self._snapshots[oldest]
-        return current
 
     def resolve(self, ref: str) -> Commit:
         """The commit whose hash is ``ref`` or starts with it."""

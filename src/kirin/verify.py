@@ -147,18 +147,51 @@ def _check_blobs(store: Store, records: dict[int, dict[str, Any]], problems: lis
         for name, entry in record["changes"]["add"].items():
             users.setdefault((entry["hash"], entry["size"]), []).append((record["hash"], name))
     total = 0
-    for (digest, size), where in users.items():
+    bad: dict[str, tuple[str, str]] = {}  # digest -> (path, what is wrong)
+    for (digest, size), _ in users.items():
         path = store.blob_path(digest)
         problem = _hash_blob(store, path, digest, size, progress)
         total += size
         if problem:
+            bad[digest] = (path, problem)
+    if bad:
+        holders = _snapshots_holding(records, set(bad))
+        for (digest, _), added_by in users.items():
+            if digest not in bad:
+                continue
+            path, problem = bad[digest]
+            where = list(dict.fromkeys([*added_by, *holders.get(digest, [])]))
             commits = tuple(dict.fromkeys(c for c, _ in where))
             files = tuple(dict.fromkeys(n for _, n in where))
             named = ", ".join(f"{n!r} in {c[:12]}" for c, n in where[:5])
-            problems.append(Problem("blob", path, f"{problem}; used by {named}"
-                                    + (" and more" if len(where) > 5 else ""),
+            more = f" and {len(where) - 5} more" if len(where) > 5 else ""
+            problems.append(Problem("blob", path, f"{problem}; used by {named}{more}",
                                     commits=commits, files=files))
     return len(users), total
+
+
+def _snapshots_holding(records: dict[int, dict[str, Any]], digests: set[str]
+                       ) -> dict[str, list[tuple[str, str]]]:
+    """(commit, file name) of every commit whose snapshot holds one of ``digests``.
+
+    A commit that carries a file unchanged from its parent (a promotion, a
+    later commit adding other files) is affected by a bad blob too, though it
+    did not add it. Snapshots are replayed in order, up to the first gap.
+    """
+    holding: dict[str, list[tuple[str, str]]] = {}
+    snapshot: dict[str, str] = {}
+    for seq in range(max(records, default=-1) + 1):
+        record = records.get(seq)
+        if record is None:
+            break
+        for name in record["changes"]["remove"]:
+            snapshot.pop(name, None)
+        for name, entry in record["changes"]["add"].items():
+            snapshot[name] = entry["hash"]
+        for name, digest in snapshot.items():
+            if digest in digests:
+                holding.setdefault(digest, []).append((record["hash"], name))
+    return holding
 
 
 def _hash_blob(store: Store, path: str, digest: str, size: int,

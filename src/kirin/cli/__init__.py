@@ -1,0 +1,21 @@
+"""The ``kirin`` command line: a thin layer of typer and rich over the library.
+
+``main`` is the console script. Commands live in :mod:`kirin.cli.commands`
+(a dataset's history) and :mod:`kirin.cli.admin` (policy, audit, verify, gc,
+catalog); :mod:`kirin.cli.runner` is the one place where registries are
+found, outcomes printed and errors turned into exit codes.
+"""
+
+from __future__ import annotations
+
+from . import admin  # noqa: F401 - registers the commands on the apps
+from .app import app
+from .exits import ExitCode
+
+
+def main() -> None:
+    """Entry point of the ``kirin`` console script."""
+    app(prog_name="kirin")
+
+
+__all__ = ["ExitCode", "app", "main"]

@@ -1,0 +1,134 @@
+"""Commands that look after a registry: policy, audit, verify, gc, catalog."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from .. import progress
+from ..errors import PolicyError
+from ..gc import DEFAULT_GRACE
+from . import views
+from .app import app, catalog_app, policy_app
+from .commands import AuthorOption  # (and so the history commands come first in --help)
+from .output import Outcome
+from .parsing import parse_duration
+from .runner import Scope, Session, command
+
+if TYPE_CHECKING:
+    from ..policy import Policy
+
+
+@command(policy_app, "show", scope=Scope.DATASET, shape="policy show")
+def policy_show(session: Session) -> Outcome:
+    """Print the policy in force and its hash.
+
+    The YAML is self-contained: a schema file the policy named is embedded.
+    """
+    dataset = session.dataset()
+    return views.policy_show(dataset.name, dataset.policy)
+
+
+@command(policy_app, "apply", scope=Scope.DATASET, shape="policy apply")
+def policy_apply(session: Session, *,
+                 file: Annotated[Path, typer.Argument(
+                     metavar="FILE", help="Policy file (YAML).", show_default=False)],
+                 message: Annotated[str, typer.Option(
+                     "--message", "-m", metavar="TEXT",
+                     help="Why the policy changes (kept in the policy history; default: "
+                     "'Apply FILE').")] = "",
+                 author: AuthorOption = None) -> Outcome:
+    """Make FILE the dataset's policy from now on.
+
+    The file is checked first; an invalid one changes nothing and exits with
+    code 2. Applying the policy already in force records nothing. Existing
+    commits are not re-judged: see kirin audit.
+    """
+    dataset = session.dataset()
+    before = dataset.policy
+    after = dataset.set_policy(file, message=message or f"Apply {file.name}", author=author)
+    return views.policy_applied(dataset.name, before.hash if before else None, after)
+
+
+@command(policy_app, "check", scope=Scope.NONE, gate=True, shape="policy check")
+def policy_check(session: Session, *,
+                 files: Annotated[list[Path], typer.Argument(
+                     metavar="FILES", help="Policy files (YAML) to check.",
+                     show_default=False)]) -> Outcome:
+    """Check policy files; no registry needed.
+
+    Reports every invalid file with its line and key; exits with code 2 if
+    any is invalid (--format github: one ::error annotation per file).
+    """
+    from ..policy import load_policy  # pydantic and jsonschema: only when needed
+
+    results: list[tuple[str, Policy | None, Any]] = []
+    for file in files:
+        try:
+            results.append((str(file), load_policy(file), None))
+        except PolicyError as exc:
+            results.append((str(file), None, exc))
+    return views.policy_checked(results)
+
+
+@command(policy_app, "history", scope=Scope.DATASET, shape="policy history")
+def policy_history(session: Session) -> Outcome:
+    """List every version of the policy, newest first."""
+    dataset = session.dataset()
+    return views.policy_history(dataset.name, dataset.policy_history())
+
+
+@command(app, "audit", scope=Scope.DATASET, gate=True)
+def audit(session: Session) -> Outcome:
+    """Re-judge every commit under today's policy.
+
+    Each commit is judged as if proposed on top of the commits before it.
+    Lists the commits that would be rejected today with their violations;
+    exits with code 1 if there are any.
+    """
+    dataset = session.dataset()
+    policy = dataset.policy
+    results = dataset.audit(include_passing=True) if policy is not None else []
+    return views.audited(dataset.name, policy.hash if policy else None, results)
+
+
+@command(app, "verify", scope=Scope.DATASET, gate=True)
+def verify(session: Session) -> Outcome:
+    """Re-hash everything the history references.
+
+    Every commit record, snapshot, checkpoint and blob is checked. Reports
+    each one missing, truncated or altered, naming the commits and files it
+    affects; exits with code 1 if anything is wrong.
+    """
+    dataset = session.dataset()
+    with session.transfers(), progress.transfer("Verifying", None) as advance:
+        result = dataset.verify(progress=advance)
+    return views.verified(result)
+
+
+@command(app, "gc", scope=Scope.ROOT)
+def gc(session: Session, *,
+       dry_run: Annotated[bool, typer.Option(
+           "--dry-run", help="Report what would be removed; remove nothing.")] = False,
+       grace: Annotated[str, typer.Option(
+           "--grace", metavar="DURATION", help="Keep unreferenced blobs younger than this "
+           "(e.g. 90s, 10m, 1h, 2d); it must exceed the longest commit.")
+       ] = f"{int(DEFAULT_GRACE.total_seconds() // 3600)}h") -> Outcome:
+    """Remove blobs no commit references.
+
+    Looks at every dataset under the root (blobs are shared). Blobs written
+    in the last --grace are kept, so commits in progress are safe.
+    """
+    catalog = session.catalog()
+    return views.collected(session.location.root,
+                           catalog.gc(dry_run=dry_run, grace=parse_duration(grace)))
+
+
+@command(catalog_app, "list", scope=Scope.ROOT, shape="catalog list")
+def catalog_list(session: Session) -> Outcome:
+    """List the datasets under the root."""
+    catalog = session.catalog()
+    return views.catalog(session.location.root,
+                         [(n, catalog.get_dataset(n).description) for n in catalog.datasets()])

@@ -1,0 +1,61 @@
+"""The typer applications: ``kirin`` and its ``policy`` and ``catalog`` groups.
+
+Commands are registered on them by :mod:`kirin.cli.commands` and
+:mod:`kirin.cli.admin`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from .. import __version__
+from .exits import EXIT_CODES_HELP
+
+HELP = f"""\
+Kirin: a versioned, schema-enforced registry for ML models and datasets.
+
+Every command finds the registry from --root and --dataset, else from the
+environment (KIRIN_ROOT, KIRIN_DATASET), else from a kirin.yaml in the current
+folder or the nearest folder above it (keys root and dataset; a relative root
+is relative to that file). Commands other than init need an existing dataset.
+
+REF names a commit: a full hash, a unique hash prefix, or a tag, meaning the
+newest commit carrying it; tag:NAME always means the tag.
+
+Output goes to stdout: human tables by default, --format json for a stable
+JSON document (its shape is in each command's help and in docs/cli.md), and
+--format github for GitHub Actions annotations from the commands that report
+violations or problems. Errors go to stderr. Progress bars for long transfers
+appear only when stderr is a terminal.
+
+{EXIT_CODES_HELP}
+"""
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+app = typer.Typer(name="kirin", help=HELP, rich_markup_mode=None, no_args_is_help=True,
+                  pretty_exceptions_enable=False, add_completion=False,
+                  context_settings=CONTEXT)
+policy_app = typer.Typer(
+    name="policy", rich_markup_mode=None, no_args_is_help=True, context_settings=CONTEXT,
+    help="The dataset's policy: the rules every commit must satisfy.")
+catalog_app = typer.Typer(name="catalog", rich_markup_mode=None, no_args_is_help=True,
+                          context_settings=CONTEXT,
+                          help="The datasets under a registry root.")
+app.add_typer(policy_app, name="policy")
+app.add_typer(catalog_app, name="catalog")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"kirin {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True,
+        help="Show the version and exit.")] = False) -> None:
+    pass

@@ -1,0 +1,231 @@
+"""Commands on one dataset's history: init, commit, validate, promote, log, show, diff, files, get.
+
+Each is one call into the library; the wrapper in :mod:`kirin.cli.runner`
+prints the outcome and maps errors to exit codes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ..catalog import Catalog
+from ..dataset import Dataset
+from ..errors import CommitNotFoundError
+from ..export import export_files
+from ..refs import resolve_ref
+from ..values import Commit
+from . import config, views
+from .app import app
+from .output import Outcome
+from .parsing import parse_files, parse_metadata
+from .runner import Scope, Session, command
+
+FilesArgument = Annotated[list[str] | None, typer.Argument(
+    metavar="FILES", show_default=False,
+    help="Files to add or replace: PATH (stored under its base name) or NAME=PATH (stored "
+         "as NAME, which may contain /). Local paths or fsspec URLs.")]
+MessageOption = Annotated[str, typer.Option(
+    "--message", "-m", metavar="TEXT", help="Commit message.", show_default=False)]
+MetadataOption = Annotated[str | None, typer.Option(
+    "--metadata", metavar="JSON|@FILE", help="Metadata: a JSON object, or @file.json.")]
+TagOption = Annotated[list[str] | None, typer.Option(
+    "--tag", "-t", metavar="TAG", help="Tag the commit (repeatable).", show_default=False)]
+RemoveOption = Annotated[list[str] | None, typer.Option(
+    "--remove", metavar="NAME", help="Remove this file from the snapshot (repeatable).",
+    show_default=False)]
+AuthorOption = Annotated[str | None, typer.Option(
+    "--author", metavar="WHO", help="Author recorded (default: KIRIN_AUTHOR, else user@host).")]
+RefArgument = Annotated[str, typer.Argument(
+    metavar="REF", help="Commit: hash, unique hash prefix, or tag (tag:NAME).",
+    show_default=False)]
+OptionalRef = Annotated[str | None, typer.Argument(
+    metavar="REF", help="Commit: hash, unique hash prefix, or tag (default: the newest).",
+    show_default=False)]
+
+
+def _commit_args(files: list[str] | None, message: str, metadata: str | None,
+                 tag: list[str] | None, remove: list[str] | None,
+                 author: str | None) -> dict[str, Any]:
+    return {"message": message, "add_files": parse_files(files), "remove_files": remove,
+            "metadata": parse_metadata(metadata), "tags": tag, "author": author}
+
+
+def _commit_or_newest(dataset: Dataset, ref: str | None) -> Commit:
+    if ref is not None:
+        return resolve_ref(dataset, ref)
+    head = dataset.current_commit
+    if head is None:
+        raise CommitNotFoundError("latest", dataset.name,
+                                  f"Dataset {dataset.name!r} has no commits yet")
+    return head
+
+
+def _written(dataset: Dataset, digest: str) -> Commit:
+    """The commit just written, by its full hash."""
+    found = dataset.get_commit(digest)
+    if found is None:  # pragma: no cover - the history only grows
+        raise CommitNotFoundError(digest, dataset.name)
+    return found
+
+
+@command(app, "init", scope=Scope.NEW_DATASET)
+def init(session: Session, *,
+         policy: Annotated[Path | None, typer.Option(
+             "--policy", metavar="FILE", help="Policy file (YAML) every commit must satisfy.",
+             show_default=False)] = None,
+         description: Annotated[str, typer.Option(
+             "--description", metavar="TEXT", help="What the dataset holds.")] = "",
+         write_config: Annotated[bool, typer.Option(
+             "--write-config", help="Also write kirin.yaml here, so later commands need no "
+             "--root or --dataset.")] = False) -> Outcome:
+    """Create a dataset, optionally with a policy.
+
+    The policy file is checked before anything is created. Fails with exit
+    code 4 if the dataset exists (change its policy with kirin policy apply).
+    """
+    location = session.location
+    folder = Path.cwd()
+    if write_config and (folder / config.CONFIG_FILE).exists():
+        raise config.ConfigError(f"{folder / config.CONFIG_FILE} already exists; edit it, "
+                                 "or remove it first")
+    dataset = Catalog(location.root).create_dataset(session.dataset_name, description,
+                                                    policy=policy)
+    written = config.write_config(folder, location) if write_config else None
+    current = dataset.policy
+    return views.initialised(dataset.name, location.root, description,
+                             current.hash if current is not None else None, written)
+
+
+@command(app, "commit", scope=Scope.DATASET, gate=True)
+def commit(session: Session, *, files: FilesArgument = None, message: MessageOption,
+           metadata: MetadataOption = None, tag: TagOption = None,
+           remove: RemoveOption = None, author: AuthorOption = None,
+           dry_run: Annotated[bool, typer.Option(
+               "--dry-run", help="Check against the policy and write nothing (as kirin "
+               "validate).")] = False) -> Outcome:
+    """Record a new commit of FILES, with metadata and tags.
+
+    The commit extends the newest commit. Everything, the policy included, is
+    checked before anything is written; a rejected commit lists every
+    violation and exits with code 1.
+    """
+    dataset = session.dataset()
+    args = _commit_args(files, message, metadata, tag, remove, author)
+    with session.transfers():
+        if dry_run:
+            return views.report(dataset.name, dataset.validate(**args))
+        digest = dataset.commit(**args)
+    return views.committed(dataset.name, _written(dataset, digest))
+
+
+@command(app, "validate", scope=Scope.DATASET, gate=True)
+def validate(session: Session, *, files: FilesArgument = None, message: MessageOption,
+             metadata: MetadataOption = None, tag: TagOption = None,
+             remove: RemoveOption = None, author: AuthorOption = None) -> Outcome:
+    """Check a commit against the policy, writing nothing.
+
+    Takes the arguments of kirin commit and runs the same checks. Exits with
+    0 if the commit would be admitted, 1 if not, listing every violation
+    (--format github: one ::error annotation per violation).
+    """
+    dataset = session.dataset()
+    with session.transfers():
+        verdict = dataset.validate(**_commit_args(files, message, metadata, tag, remove,
+                                                  author))
+    return views.report(dataset.name, verdict)
+
+
+@command(app, "promote", scope=Scope.DATASET, gate=True)
+def promote(session: Session, *, ref: RefArgument,
+            tag: Annotated[list[str], typer.Option(
+                "--tag", "-t", metavar="TAG", help="Tag of the new commit (repeatable; at "
+                "least one).", show_default=False)],
+            message: Annotated[str | None, typer.Option(
+                "--message", "-m", metavar="TEXT",
+                help="Commit message (default: 'Promote <commit> to <tags>').")] = None,
+            metadata: Annotated[str | None, typer.Option(
+                "--metadata", metavar="JSON|@FILE",
+                help="Add or replace top-level metadata keys, e.g. '{\"validated\": true}'.")
+            ] = None,
+            author: AuthorOption = None,
+            dry_run: Annotated[bool, typer.Option(
+                "--dry-run", help="Check the promotion against the policy; write nothing.")
+            ] = False) -> Outcome:
+    """Promote REF: the same files and metadata, new tags.
+
+    Nothing is uploaded again. Tags are not inherited: the new commit carries
+    exactly the --tag values. The promotion passes the policy gate like any
+    commit: a rejected one lists every violation and exits with code 1.
+    """
+    dataset = session.dataset()
+    source = resolve_ref(dataset, ref)
+    extra = parse_metadata(metadata)
+    if dry_run:
+        return views.report(dataset.name, dataset.validate_promotion(
+            source.hash, tag, message, author, metadata=extra), subject="The promotion")
+    digest = dataset.promote(source.hash, tag, message, author, metadata=extra)
+    return views.promoted(dataset.name, source, _written(dataset, digest))
+
+
+@command(app, "log", scope=Scope.DATASET)
+def log(session: Session, *,
+        limit: Annotated[int | None, typer.Option(
+            "--limit", "-n", min=1, metavar="N", help="Show at most N commits.")] = None,
+        tag: Annotated[list[str] | None, typer.Option(
+            "--tag", "-t", metavar="TAG", help="Only commits carrying this tag (repeatable: "
+            "all of them).", show_default=False)] = None,
+        where: Annotated[str | None, typer.Option(
+            "--where", "-w", metavar="EXPR", help="Only commits whose metadata satisfies "
+            "EXPR, e.g. \"accuracy > 0.9 and framework == 'pytorch'\".")] = None) -> Outcome:
+    """List commits, newest first, filtered by tags and metadata."""
+    dataset = session.dataset()
+    return views.log(dataset.name, dataset.find_commits(tags=tag or None, limit=limit,
+                                                        where=where))
+
+
+@command(app, "show", scope=Scope.DATASET)
+def show(session: Session, *, ref: OptionalRef = None) -> Outcome:
+    """Show a commit: message, tags, metadata and files."""
+    dataset = session.dataset()
+    return views.show(dataset.name, _commit_or_newest(dataset, ref))
+
+
+@command(app, "diff", scope=Scope.DATASET)
+def diff(session: Session, *,
+         old: Annotated[str, typer.Argument(metavar="A", help="The older commit (REF).",
+                                            show_default=False)],
+         new: Annotated[str, typer.Argument(metavar="B", help="The newer commit (REF).",
+                                            show_default=False)]) -> Outcome:
+    """Compare two commits: metadata (by dotted path), tags and files."""
+    dataset = session.dataset()
+    a, b = resolve_ref(dataset, old), resolve_ref(dataset, new)
+    return views.diff(dataset.name, a, b, dataset.compare_commits(a.hash, b.hash))
+
+
+@command(app, "files", scope=Scope.DATASET)
+def files(session: Session, *, ref: OptionalRef = None) -> Outcome:
+    """List the files of a commit, with sizes and hashes."""
+    dataset = session.dataset()
+    return views.files(dataset.name, _commit_or_newest(dataset, ref))
+
+
+@command(app, "get", scope=Scope.DATASET)
+def get(session: Session, *, ref: RefArgument,
+        names: Annotated[list[str] | None, typer.Argument(
+            metavar="NAME", help="Files or folders to get (default: all files).",
+            show_default=False)] = None,
+        output: Annotated[Path, typer.Option(
+            "--output", "-o", metavar="DIR", help="Folder to write into (created if needed).",
+            show_default=False)]) -> Outcome:
+    """Write files of a commit into a folder, verified.
+
+    Names never escape DIR. Existing files of the same name are replaced.
+    """
+    dataset = session.dataset()
+    target = resolve_ref(dataset, ref)
+    with session.transfers():
+        written = export_files(target, output, names or None)
+    return views.got(dataset.name, target, output, written)

@@ -1,0 +1,133 @@
+"""Where the registry is: options, environment, or a ``kirin.yaml`` found upwards.
+
+Each setting is taken from the first place that gives it:
+
+1. ``--root`` / ``--dataset``;
+2. ``KIRIN_ROOT`` / ``KIRIN_DATASET`` (typer reads these into the options);
+3. ``kirin.yaml`` in the current folder or the nearest folder above it::
+
+       root: ./registry          # a folder (relative to this file) or an fsspec URL
+       dataset: sentiment_classifier
+
+Any problem with the file becomes one :class:`ConfigError` naming it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from .config_file import ConfigFile
+
+CONFIG_FILE = "kirin.yaml"
+
+
+class ConfigError(InvalidInputError):
+    """A ``kirin.yaml`` is unreadable or invalid, or the location is incomplete."""
+
+
+@dataclass(frozen=True)
+class Location:
+    """A registry root, maybe a dataset in it, and the config file they came from."""
+
+    root: str
+    dataset: str | None
+    config_file: Path | None = None
+
+
+def is_url(root: str) -> bool:
+    return "://" in root or "::" in root
+
+
+def find_config(start: Path | None = None) -> Path | None:
+    """The nearest ``kirin.yaml`` in ``start`` (default: the current folder) or above."""
+    folder = (start or Path.cwd()).resolve()
+    for candidate in (folder, *folder.parents):
+        path = candidate / CONFIG_FILE
+        if path.is_file():
+            return path
+    return None
+
+
+def read_config(path: Path) -> ConfigFile:
+    """Parse ``path``; any failure is a :class:`ConfigError` naming the file."""
+    import yaml  # yaml and pydantic load only when there is a kirin.yaml to read
+    from pydantic import ValidationError
+
+    from .config_file import ConfigFile
+
+    try:
+        data: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeError) as exc:
+        raise ConfigError(f"{path}: cannot read it ({exc})") from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{path}{where}: not valid YAML ({problem})") from exc
+    if data is None:
+        return ConfigFile()
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping with keys root and dataset")
+    try:
+        return ConfigFile.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        key = ".".join(str(p) for p in error["loc"]) or "(top level)"
+        detail = ("unknown key; the keys are root and dataset"
+                  if error["type"] == "extra_forbidden" else error["msg"])
+        raise ConfigError(f"{path}: key {key}: {detail}") from exc
+
+
+def resolve(root: str | None, dataset: str | None, *, need_dataset: bool,
+            start: Path | None = None) -> Location:
+    """The registry location from options (already merged with the environment) and config."""
+    config_path: Path | None = None
+    if root is None or (need_dataset and dataset is None):
+        config_path = find_config(start)
+        if config_path is not None:
+            config = read_config(config_path)
+            if root is None and config.root is not None:
+                root = _relative_to(config.root, config_path.parent)
+            if dataset is None:
+                dataset = config.dataset
+    if not root:
+        raise ConfigError("No registry given: pass --root, set KIRIN_ROOT, or create a "
+                          f"{CONFIG_FILE} (kirin init --write-config)")
+    if need_dataset and not dataset:
+        raise ConfigError("No dataset given: pass --dataset, set KIRIN_DATASET, or add "
+                          f"'dataset:' to {CONFIG_FILE}")
+    return Location(root, dataset, config_path)
+
+
+def _relative_to(root: str, folder: Path) -> str:
+    if is_url(root):
+        return root
+    path = Path(os.path.expanduser(root))
+    return str(path if path.is_absolute() else (folder / path))
+
+
+def write_config(folder: Path, location: Location) -> Path:
+    """Create ``folder/kirin.yaml`` for ``location``; refuse to replace an existing one."""
+    import yaml
+
+    path = folder / CONFIG_FILE
+    root = location.root
+    if not is_url(root):
+        absolute = Path(os.path.expanduser(root)).resolve()
+        try:
+            root = os.path.relpath(absolute, folder.resolve())
+        except ValueError:  # another drive on Windows
+            root = str(absolute)
+    text = yaml.safe_dump({"root": root, "dataset": location.dataset}, sort_keys=False)
+    try:
+        with open(path, "x", encoding="utf-8") as handle:
+            handle.write("# Where `kirin` finds its registry (see `kirin --help`).\n" + text)
+    except FileExistsError:
+        raise ConfigError(f"{path} already exists; edit it, or remove it first") from None
+    return path

@@ -1,0 +1,14 @@
+"""The content of ``kirin.yaml`` as a pydantic model (imported only when one is read)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, StrictStr
+
+
+class ConfigFile(BaseModel):
+    """``root`` (a folder relative to the file, or an fsspec URL) and ``dataset``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    root: StrictStr | None = None
+    dataset: StrictStr | None = None

@@ -1,0 +1,119 @@
+"""The documented shape of every ``--format json`` document.
+
+One source for the help text (each command's epilog), ``docs/cli.md`` and
+the tests that check real output against it. The notation:
+
+* ``"str"``, ``"int"``, ``"number"``, ``"bool"``, ``"null"``, ``"any"``,
+  ``"object"`` (any JSON object); ``"str | null"`` is either;
+* ``"<commit>"`` is the shared object of that name (see :data:`OBJECTS`);
+* ``[X]`` is a list of X; ``{"key": X}`` an object with exactly those keys
+  (``"key?"`` may be absent); ``{"*": X}`` an object with any keys.
+
+Shapes only grow: a key may be added in a later version, never renamed or
+removed.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+Shape = Any
+
+OBJECTS: dict[str, Shape] = {
+    "commit": {
+        "hash": "str", "short_hash": "str", "parent_hash": "str | null", "seq": "int",
+        "message": "str", "metadata": "object", "tags": ["str"],
+        "timestamp": "str", "author": "str", "policy_hash": "str | null",
+    },
+    "file": {"name": "str", "hash": "str", "size": "int", "content_type": "str"},
+    "violation": {"rule": "str", "path": "str", "value": "any", "expected": "str",
+                  "message": "str"},
+    "problem": {"kind": "str", "path": "str", "message": "str", "commits": ["str"],
+                "files": ["str"]},
+    "policy_version": {"seq": "int", "policy_hash": "str | null", "timestamp": "str",
+                       "author": "str", "message": "str"},
+    "policy_error": {"message": "str", "line": "int | null", "key_path": "str | null"},
+    "change": {"added": "object", "removed": "object",
+               "changed": {"*": {"old": "any", "new": "any"}}},
+    "error": {"error": {"type": "str", "message": "str", "exit_code": "int",
+                        "violations?": ["<violation>"]}},
+}
+
+OBJECT_NOTES: dict[str, str] = {
+    "commit": "A commit (timestamps are ISO 8601 with offset; policy_hash is the policy "
+              "that admitted it).",
+    "file": "A file of a commit: its name in the registry, SHA-256 and size in bytes.",
+    "violation": "One broken policy rule. rule is a stable id such as metadata.schema, "
+                 "tags.allowed, tags.unique, tags.exclusive, promotion.<tag>.when, "
+                 "promotion.<tag>.required_files, promotion.<tag>.requires_stage, "
+                 "message.min_length.",
+    "problem": "One thing kirin verify found wrong (kind: record, snapshot, checkpoint or "
+               "blob) and the commits and files it affects.",
+    "policy_version": "One version of a dataset's policy (policy_hash null: no policy).",
+    "policy_error": "Why a policy file is invalid, and where (1-based line).",
+    "change": "Metadata differences (changed keys map to their old and new values).",
+    "error": "Printed on stdout instead of the command's document when a command fails "
+             "with --format json (the one-line message also goes to stderr).",
+}
+
+REPORT: Shape = {"dataset": "str", "ok": "bool", "policy_hash": "str | null",
+                 "violations": ["<violation>"]}
+
+COMMANDS: dict[str, Shape] = {
+    "init": {"dataset": "str", "root": "str", "description": "str",
+             "policy_hash": "str | null", "config_file": "str | null"},
+    "commit": {"dataset": "str", "commit": "<commit>"},
+    "validate": REPORT,
+    "promote": {"dataset": "str", "source": "<commit>", "commit": "<commit>"},
+    "log": {"dataset": "str", "commits": ["<commit>"]},
+    "show": {"dataset": "str", "commit": "<commit>", "files": ["<file>"]},
+    "diff": {"dataset": "str", "from": "<commit>", "to": "<commit>",
+             "metadata_diff": "<change>", "metadata_diff_paths": "<change>",
+             "tags_diff": {"added": ["str"], "removed": ["str"]},
+             "files_diff": {"added": ["str"], "removed": ["str"], "modified": ["str"]}},
+    "files": {"dataset": "str", "commit": "str", "files": ["<file>"]},
+    "get": {"dataset": "str", "commit": "str", "directory": "str",
+            "files": [{"name": "str", "path": "str", "size": "int"}]},
+    "policy show": {"dataset": "str", "policy_hash": "str | null", "policy": "object | null"},
+    "policy apply": {"dataset": "str", "policy_hash": "str | null", "changed": "bool"},
+    "policy check": {"ok": "bool", "files": [{"file": "str", "ok": "bool",
+                                              "policy_hash": "str | null",
+                                              "error": "<policy_error> | null"}]},
+    "policy history": {"dataset": "str", "versions": ["<policy_version>"]},
+    "audit": {"dataset": "str", "ok": "bool", "policy_hash": "str | null",
+              "commits_checked": "int",
+              "failures": [{"commit": "<commit>", "violations": ["<violation>"]}]},
+    "verify": {"dataset": "str", "ok": "bool", "commits_checked": "int",
+               "blobs_checked": "int", "bytes_checked": "int", "problems": ["<problem>"]},
+    "gc": {"root": "str", "dry_run": "bool", "datasets": "int", "blobs_seen": "int",
+           "blobs_referenced": "int", "removed": ["str"], "bytes_freed": "int",
+           "kept_recent": "int", "temp_removed": "int"},
+    "catalog list": {"root": "str", "datasets": [{"name": "str", "description": "str"}]},
+}
+
+#: Variants a command prints instead of its own shape.
+VARIANTS: dict[str, str] = {
+    "commit": "with --dry-run: the document of kirin validate",
+    "promote": "with --dry-run: the document of kirin validate",
+}
+
+
+def render(shape: Shape, indent: str = "") -> str:
+    """The shape as readable JSON-like text: ``{"hash": str, "tags": [str]}``."""
+    if isinstance(shape, str):
+        return shape
+    if isinstance(shape, list):
+        return "[" + render(shape[0], indent) + "]"
+    inner = indent + "  "
+    items = [f"{inner}{json.dumps(key)}: {render(value, inner)}" for key, value in shape.items()]
+    return "{\n" + ",\n".join(items) + "\n" + indent + "}"
+
+
+def epilog(command: str) -> str:
+    """The help epilog documenting ``command``'s JSON document."""
+    variant = VARIANTS.get(command)
+    lines = render(COMMANDS[command]).splitlines()
+    note = f"\n\n{variant[0].upper()}{variant[1:]}." if variant else ""
+    return ("JSON document (--format json); <name> objects are described in "
+            "docs/cli.md:\n\n\b\n" + "\n".join(lines) + note)

@@ -1,0 +1,373 @@
+"""Turning library values into outcomes: the JSON document and the rich rendering.
+
+Each function here builds one command's :class:`~kirin.cli.output.Outcome`;
+the JSON documents follow :mod:`kirin.cli.shapes` exactly.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from .._json import thaw
+from .exits import ExitCode
+from .output import Annotation, Outcome, violation_annotation
+
+if TYPE_CHECKING:
+    from ..gc import GcReport
+    from ..policy import Policy, Report, Violation
+    from ..policylog import PolicyVersion
+    from ..values import Commit, File
+    from ..verify import VerifyReport
+
+
+# -- JSON pieces ---------------------------------------------------------------
+def commit_data(commit: Commit) -> dict[str, Any]:
+    """A commit without its files (``<commit>`` in the shapes)."""
+    data = commit.to_dict()
+    data.pop("files", None)
+    return data
+
+
+def files_data(commit: Commit) -> list[dict[str, Any]]:
+    return [f.to_dict() for f in commit.files.values()]
+
+
+# -- small human pieces --------------------------------------------------------
+def size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{n} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"  # pragma: no cover
+
+
+def when(commit: Commit) -> str:
+    return commit.timestamp.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def compact(value: Any) -> str:
+    return json.dumps(thaw(value), ensure_ascii=False, sort_keys=True)
+
+
+def tags_text(tags: Iterable[str]) -> Text:
+    return Text(", ".join(tags), style="cyan")
+
+
+def line(text: str, style: str = "") -> Text:
+    return Text(text, style=style)
+
+
+def commits_table(commits: Sequence[Commit], title: str | None = None) -> Table:
+    table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
+    table.add_column("commit", style="yellow", no_wrap=True)
+    table.add_column("date", no_wrap=True)
+    table.add_column("tags")
+    table.add_column("message")
+    for c in commits:
+        table.add_row(c.short_hash, when(c), tags_text(c.tags), Text(c.message))
+    return table
+
+
+def files_table(files: Iterable[File]) -> Table:
+    table = Table(show_edge=False, pad_edge=False)
+    table.add_column("file")
+    table.add_column("size", justify="right", no_wrap=True)
+    table.add_column("sha256", style="dim", no_wrap=True)
+    for f in files:
+        table.add_row(Text(f.name), size(f.size), f.short_hash)
+    return table
+
+
+def commit_details(commit: Commit) -> Group:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")  # a full hash is folded, never cut
+    grid.add_row("commit", Text(commit.hash, style="yellow"))
+    grid.add_row("parent", Text(commit.parent_hash or "-"))
+    grid.add_row("date", Text(when(commit)))
+    grid.add_row("author", Text(commit.author))
+    grid.add_row("tags", tags_text(commit.tags) if commit.tags else Text("-"))
+    grid.add_row("message", Text(commit.message))
+    grid.add_row("policy", Text(commit.policy_hash[:12] if commit.policy_hash else "-"))
+    if not commit.metadata:
+        return Group(grid)
+    metadata = Table.grid(padding=(0, 2))
+    metadata.add_column(style="green", no_wrap=True)
+    metadata.add_column(overflow="fold")
+    for key, value in commit.metadata.items():
+        metadata.add_row(Text(key), Text(compact(value)))
+    return Group(grid, Text(""), Text("metadata", style="bold"), metadata)
+
+
+def violations_table(violations: Sequence[Violation]) -> Table:
+    table = Table(show_edge=False, pad_edge=False)
+    table.add_column("rule", style="magenta", no_wrap=True)
+    table.add_column("problem")
+    for v in violations:
+        table.add_row(v.rule, Text(v.message))
+    return table
+
+
+# -- outcomes -------------------------------------------------------------------
+def report(dataset: str, verdict: Report, *, subject: str = "The commit") -> Outcome:
+    """``validate`` (and the ``--dry-run`` of commit and promote)."""
+    data = {"dataset": dataset, "ok": verdict.ok, "policy_hash": verdict.policy_hash,
+            "violations": [v.to_dict() for v in verdict.violations]}
+    policy = f"policy {verdict.policy_hash[:12]}" if verdict.policy_hash else "no policy"
+    if verdict.ok:
+        human: list[RenderableType] = [line(f"OK: {subject.lower()} would be admitted "
+                                            f"({policy}).", "green")]
+        return Outcome(data, human)
+    n = len(verdict.violations)
+    human = [violations_table(verdict.violations),
+             line(f"{subject} would be rejected by {policy}: {n} violation"
+                  f"{'s' if n != 1 else ''}.", "bold red")]
+    return Outcome(data, human, tuple(violation_annotation(v) for v in verdict.violations),
+                   ExitCode.FAILED)
+
+
+def committed(dataset: str, commit: Commit, verb: str = "Committed") -> Outcome:
+    summary = Text.assemble((f"{verb} ", "green"), (commit.short_hash, "yellow"),
+                            f" to {dataset}", (f" [{', '.join(commit.tags)}]", "cyan")
+                            if commit.tags else "")
+    return Outcome({"dataset": dataset, "commit": commit_data(commit)}, [summary])
+
+
+def promoted(dataset: str, source: Commit, commit: Commit) -> Outcome:
+    summary = Text.assemble(("Promoted ", "green"), (source.short_hash, "yellow"), " as ",
+                            (commit.short_hash, "yellow"),
+                            (f" [{', '.join(commit.tags)}]", "cyan"))
+    return Outcome({"dataset": dataset, "source": commit_data(source),
+                    "commit": commit_data(commit)}, [summary])
+
+
+def log(dataset: str, commits: Sequence[Commit]) -> Outcome:
+    human: RenderableType = (commits_table(commits) if commits
+                             else line("No commits match.", "dim"))
+    return Outcome({"dataset": dataset, "commits": [commit_data(c) for c in commits]}, [human])
+
+
+def show(dataset: str, commit: Commit) -> Outcome:
+    human: list[RenderableType] = [commit_details(commit), Text(""),
+                                   files_table(commit.files.values())]
+    return Outcome({"dataset": dataset, "commit": commit_data(commit),
+                    "files": files_data(commit)}, human)
+
+
+def files(dataset: str, commit: Commit) -> Outcome:
+    return Outcome({"dataset": dataset, "commit": commit.hash, "files": files_data(commit)},
+                   [files_table(commit.files.values())])
+
+
+def diff(dataset: str, old: Commit, new: Commit, changes: Mapping[str, Any]) -> Outcome:
+    data: dict[str, Any] = {"dataset": dataset, "from": commit_data(old),
+                            "to": commit_data(new)}
+    for key in ("metadata_diff", "metadata_diff_paths", "tags_diff", "files_diff"):
+        data[key] = thaw(changes[key])
+    table = Table(show_edge=False, pad_edge=False,
+                  title=f"{old.short_hash} -> {new.short_hash}", title_justify="left")
+    table.add_column("")
+    table.add_column("", style="dim")
+    table.add_column("name", no_wrap=True)
+    table.add_column(old.short_hash, style="red")
+    table.add_column(new.short_hash, style="green")
+    paths = data["metadata_diff_paths"]
+    for key, value in paths["added"].items():
+        table.add_row("+", "metadata", Text(key), "", Text(compact(value)))
+    for key, value in paths["removed"].items():
+        table.add_row("-", "metadata", Text(key), Text(compact(value)), "")
+    for key, change in paths["changed"].items():
+        table.add_row("~", "metadata", Text(key), Text(compact(change["old"])),
+                      Text(compact(change["new"])))
+    for tag in data["tags_diff"]["added"]:
+        table.add_row("+", "tag", Text(tag), "", "")
+    for tag in data["tags_diff"]["removed"]:
+        table.add_row("-", "tag", Text(tag), "", "")
+    marks = {"added": "+", "removed": "-", "modified": "~"}
+    for kind, mark in marks.items():
+        for name in data["files_diff"][kind]:
+            table.add_row(mark, "file", Text(name), _file_cell(old, name),
+                          _file_cell(new, name))
+    human: RenderableType = table if table.row_count else line(
+        f"No differences between {old.short_hash} and {new.short_hash}.", "dim")
+    return Outcome(data, [human])
+
+
+def _file_cell(commit: Commit, name: str) -> str:
+    f = commit.files.get(name)
+    return f"{f.short_hash} {size(f.size)}" if f else ""
+
+
+def got(dataset: str, commit: Commit, directory: Path, written: Mapping[str, Path]) -> Outcome:
+    entries = [{"name": name, "path": str(path), "size": commit.files[name].size}
+               for name, path in written.items()]
+    table = Table(show_edge=False, pad_edge=False)
+    table.add_column("file")
+    table.add_column("size", justify="right", no_wrap=True)
+    table.add_column("written to")
+    for e in entries:
+        table.add_row(Text(str(e["name"])), size(int(e["size"])), Text(str(e["path"])))
+    n = len(entries)
+    summary = line(f"{n} file{'s' if n != 1 else ''} of {commit.short_hash} "
+                   f"written to {directory}", "green")
+    return Outcome({"dataset": dataset, "commit": commit.hash,
+                    "directory": str(directory.resolve()),
+                    "files": entries}, [table, summary])
+
+
+def policy_show(dataset: str, policy: Policy | None) -> Outcome:
+    if policy is None:
+        return Outcome({"dataset": dataset, "policy_hash": None, "policy": None},
+                       [line(f"Dataset {dataset!r} has no policy: every well-formed commit "
+                             "is admitted.", "dim")])
+    human = [line(f"# policy {policy.hash} of dataset {dataset}", "dim"),
+             Text(policy.to_text().rstrip("\n"))]
+    return Outcome({"dataset": dataset, "policy_hash": policy.hash,
+                    "policy": policy.to_data()}, human)
+
+
+def policy_applied(dataset: str, before: str | None, after: str | None) -> Outcome:
+    changed = before != after
+    if not changed:
+        message = line("The policy is already in force; nothing recorded.", "dim")
+    elif after is None:
+        message = line(f"Removed the policy of {dataset}.", "green")
+    else:
+        message = line(f"Policy {after[:12]} is now in force in {dataset}.", "green")
+    return Outcome({"dataset": dataset, "policy_hash": after, "changed": changed}, [message])
+
+
+def policy_checked(results: Sequence[tuple[str, Policy | None, Any]]) -> Outcome:
+    """``results``: (file, policy or None, PolicyError or None) for each file."""
+    entries = []
+    human: list[RenderableType] = []
+    annotations = []
+    for file, policy, error in results:
+        err = None if error is None else {
+            "message": str(error), "line": error.line, "key_path": error.key_path}
+        entries.append({"file": file, "ok": error is None,
+                        "policy_hash": policy.hash if policy is not None else None,
+                        "error": err})
+        if error is None and policy is not None:
+            human.append(Text.assemble(("ok ", "green"), file, (f"  policy {policy.hash[:12]}",
+                                                                 "dim")))
+        else:
+            human.append(Text.assemble(("invalid ", "bold red"), str(error)))
+            annotations.append(Annotation(error.detail, title="Kirin policy file",
+                                          file=file, line=error.line))
+    ok = all(e["ok"] for e in entries)
+    return Outcome({"ok": ok, "files": entries}, human, tuple(annotations),
+                   ExitCode.OK if ok else ExitCode.USAGE)
+
+
+def policy_history(dataset: str, versions: Sequence[PolicyVersion]) -> Outcome:
+    table = Table(show_edge=False, pad_edge=False)
+    for column in ("#", "policy", "date", "author", "message"):
+        table.add_column(column)
+    for v in versions:
+        table.add_row(str(v.seq), v.policy_hash[:12] if v.policy_hash else "(none)",
+                      v.timestamp.astimezone().strftime("%Y-%m-%d %H:%M:%S"),
+                      Text(v.author), Text(v.message))
+    human: RenderableType = table if versions else line(
+        f"Dataset {dataset!r} has never had a policy.", "dim")
+    return Outcome({"dataset": dataset, "versions": [v.to_dict() for v in versions]}, [human])
+
+
+def audited(dataset: str, policy_hash: str | None,
+            results: Sequence[tuple[Commit, Report]]) -> Outcome:
+    failures = [(c, r) for c, r in results if not r.ok]
+    data = {"dataset": dataset, "ok": not failures, "policy_hash": policy_hash,
+            "commits_checked": len(results),
+            "failures": [{"commit": commit_data(c),
+                          "violations": [v.to_dict() for v in r.violations]}
+                         for c, r in failures]}
+    if policy_hash is None:
+        return Outcome(data, [line(f"Dataset {dataset!r} has no policy: nothing to audit.",
+                                   "dim")])
+    human: list[RenderableType] = []
+    annotations = []
+    for commit, verdict in failures:
+        human.append(Text.assemble((commit.short_hash, "yellow"), " ", commit.message,
+                                   (f" [{', '.join(commit.tags)}]", "cyan")
+                                   if commit.tags else ""))
+        human.append(violations_table(verdict.violations))
+        annotations += [Annotation(f"commit {commit.short_hash}: {v.rule}: {v.message}",
+                                   title="Kirin audit") for v in verdict.violations]
+    n = len(failures)
+    human.append(line(
+        f"All {len(results)} commits satisfy policy {policy_hash[:12]}." if not failures else
+        f"{n} of {len(results)} commit{'s' if len(results) != 1 else ''} would be rejected "
+        f"by policy {policy_hash[:12]} today.", "green" if not failures else "bold red"))
+    return Outcome(data, human, tuple(annotations),
+                   ExitCode.FAILED if failures else ExitCode.OK)
+
+
+def verified(result: VerifyReport) -> Outcome:
+    human: list[RenderableType] = []
+    annotations = []
+    if result.problems:
+        table = Table(show_edge=False, pad_edge=False)
+        for column in ("kind", "problem", "commits", "files"):
+            table.add_column(column)
+        for p in result.problems:
+            table.add_row(p.kind, Text(p.message), ", ".join(c[:12] for c in p.commits),
+                          Text(", ".join(p.files)))
+            affected = ""
+            if p.commits:
+                affected += f" (commits: {', '.join(c[:12] for c in p.commits)}"
+                affected += f"; files: {', '.join(p.files)})" if p.files else ")"
+            annotations.append(Annotation(p.message + affected, title="Kirin verify"))
+        human.append(table)
+    summary = (f"{result.commits_checked} commits, {result.blobs_checked} blobs, "
+               f"{size(result.bytes_checked)} checked")
+    if result.ok:
+        human.append(line(f"OK: {summary}; no problems.", "green"))
+    else:
+        n = len(result.problems)
+        human.append(line(f"{n} problem{'s' if n != 1 else ''} found ({summary}).",
+                          "bold red"))
+    return Outcome(result.to_dict(), human, tuple(annotations),
+                   ExitCode.OK if result.ok else ExitCode.FAILED)
+
+
+def collected(root: str, result: GcReport) -> Outcome:
+    verb = "Would remove" if result.dry_run else "Removed"
+    human = Group(
+        line(f"{verb} {len(result.removed)} unreferenced blob"
+             f"{'s' if len(result.removed) != 1 else ''} ({size(result.bytes_freed)}) "
+             f"under {root}.", "green"),
+        line(f"{result.blobs_seen} blobs seen, {result.blobs_referenced} referenced by "
+             f"{result.datasets} datasets, {result.kept_recent} unreferenced but kept "
+             f"(younger than the grace period), {result.temp_removed} stale partial "
+             "uploads removed.", "dim"))
+    return Outcome({"root": root, **result.to_dict()}, [human])
+
+
+def catalog(root: str, datasets: Sequence[tuple[str, str]]) -> Outcome:
+    table = Table(show_edge=False, pad_edge=False)
+    table.add_column("dataset", style="bold")
+    table.add_column("description")
+    for name, description in datasets:
+        table.add_row(name, Text(description))
+    human: RenderableType = table if datasets else line(f"No datasets under {root}.", "dim")
+    return Outcome({"root": root, "datasets": [{"name": n, "description": d}
+                                               for n, d in datasets]}, [human])
+
+
+def initialised(dataset: str, root: str, description: str, policy_hash: str | None,
+                config_file: Path | None) -> Outcome:
+    human = [line(f"Created dataset {dataset} in {root}" +
+                  (f" with policy {policy_hash[:12]}" if policy_hash else "") + ".", "green")]
+    if config_file is not None:
+        human.append(line(f"Wrote {config_file}.", "dim"))
+    return Outcome({"dataset": dataset, "root": root, "description": description,
+                    "policy_hash": policy_hash,
+                    "config_file": str(config_file) if config_file else None}, human)

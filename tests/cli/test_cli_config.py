@@ -1,0 +1,104 @@
+"""Finding the registry: options, then environment, then the nearest kirin.yaml."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kirin.cli.config import ConfigError, Location, find_config, read_config, resolve, write_config
+
+from cli_helpers import invoke, write
+
+
+def test_options_win_over_the_config_file(tmp_path: Path) -> None:
+    write(tmp_path, "kirin.yaml", "root: from-file\ndataset: file-ds\n")
+    location = resolve("s3://bucket/x", "opt-ds", need_dataset=True, start=tmp_path)
+    assert location == Location("s3://bucket/x", "opt-ds", None)
+
+
+def test_each_missing_setting_comes_from_the_nearest_config_file(tmp_path: Path) -> None:
+    config = write(tmp_path, "kirin.yaml", "root: ./registry\ndataset: models\n")
+    deep = tmp_path / "a" / "b"
+    deep.mkdir(parents=True)
+    location = resolve(None, None, need_dataset=True, start=deep)
+    assert location == Location(str(tmp_path / "registry"), "models", config)
+    only_dataset = resolve("elsewhere", None, need_dataset=True, start=deep)
+    assert (only_dataset.root, only_dataset.dataset) == ("elsewhere", "models")
+
+
+def test_a_url_root_in_the_config_is_kept_as_is(tmp_path: Path) -> None:
+    write(tmp_path, "kirin.yaml", "root: s3://bucket/models\n")
+    assert resolve(None, None, need_dataset=False, start=tmp_path).root == "s3://bucket/models"
+
+
+def test_the_config_is_not_read_when_options_say_everything(tmp_path: Path) -> None:
+    write(tmp_path, "kirin.yaml", ": not yaml [")
+    assert resolve("r", "d", need_dataset=True, start=tmp_path).config_file is None
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("root: [unclosed", "not valid YAML"),
+    ("- a\n- b\n", "expected a mapping"),
+    ("root: r\ndatset: typo\n", "key datset: unknown key"),
+    ("root: 3\n", "key root"),
+])
+def test_a_bad_config_file_is_one_error_naming_it(tmp_path: Path, text: str,
+                                                  message: str) -> None:
+    path = write(tmp_path, "kirin.yaml", text)
+    with pytest.raises(ConfigError, match=message) as caught:
+        read_config(path)
+    assert str(path) in str(caught.value)
+
+
+def test_an_empty_config_file_sets_nothing(tmp_path: Path) -> None:
+    path = write(tmp_path, "kirin.yaml", "")
+    assert read_config(path).root is None
+    with pytest.raises(ConfigError, match="No registry given"):
+        resolve(None, None, need_dataset=False, start=tmp_path)
+
+
+def test_no_dataset_is_a_usage_error_that_says_how_to_give_one(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="--dataset, set KIRIN_DATASET"):
+        resolve("root", None, need_dataset=True, start=tmp_path)
+
+
+def test_find_config_walks_up_and_stops_at_the_nearest(tmp_path: Path) -> None:
+    write(tmp_path, "kirin.yaml", "")
+    inner = write(tmp_path / "x", "kirin.yaml", "")
+    assert find_config(tmp_path / "x") == inner
+    assert find_config(tmp_path) == tmp_path / "kirin.yaml"
+
+
+def test_write_config_stores_a_relative_root_and_refuses_to_overwrite(tmp_path: Path) -> None:
+    path = write_config(tmp_path, Location(str(tmp_path / "registry"), "models"))
+    assert read_config(path).root == "registry"
+    assert resolve(None, None, need_dataset=True, start=tmp_path).root == str(
+        tmp_path / "registry")
+    with pytest.raises(ConfigError, match="already exists"):
+        write_config(tmp_path, Location("other", "x"))
+
+
+def test_bad_config_exits_2_naming_the_file(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    write(tmp_path, "kirin.yaml", "root: r\nextra: 1\n")
+    monkeypatch.chdir(tmp_path)
+    result = invoke("log")
+    assert result.code == 2
+    assert f"{tmp_path / 'kirin.yaml'}: key extra: unknown key" in result.stderr
+
+
+def test_env_variables_are_read_by_the_options(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert invoke("init", env={"KIRIN_ROOT": "reg", "KIRIN_DATASET": "ds"}).code == 0
+    assert (tmp_path / "reg" / "datasets" / "ds" / "dataset.json").exists()
+
+
+def test_init_write_config_refuses_an_existing_config_before_creating(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, "kirin.yaml", "root: elsewhere\n")
+    result = invoke("init", "--root", "reg", "-d", "ds", "--write-config")
+    assert result.code == 2 and "already exists" in result.stderr
+    assert not (tmp_path / "reg").exists()
