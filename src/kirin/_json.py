@@ -19,6 +19,14 @@ from .errors import InvalidMetadataError
 #: Nesting deeper than this is refused: it is never needed for metadata and it
 #: keeps recursive walks (here, in the policy and in json) far from the stack limit.
 MAX_DEPTH = 64
+#: Integers with more decimal digits than this are refused: Python's ``json``
+#: cannot write or read back more than 4,300 (``sys.get_int_max_str_digits``).
+MAX_INT_DIGITS = 4000
+_INT_BOUND = 10 ** MAX_INT_DIGITS
+#: A commit's metadata is refused if its canonical JSON is larger than this
+#: (1 MiB): every record is read on open and copied into a checkpoint, so large
+#: content belongs in a file of the commit, not in its metadata.
+MAX_METADATA_BYTES = 1 << 20
 
 
 def _readonly(self: Any, *args: Any, **kwargs: Any) -> NoReturn:
@@ -77,17 +85,36 @@ def _fail(path: str, reason: str) -> NoReturn:
     raise InvalidMetadataError(path, reason)
 
 
+def is_text(value: str) -> bool:
+    """Whether ``value`` is valid Unicode that UTF-8 can hold (no lone surrogates)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def check_json(value: Any, path: str = "", depth: int = 0) -> Any:
     """Return a plain-JSON copy of ``value`` or raise naming the offending key path.
 
     Accepted: dict with str keys, list/tuple, str, int, finite float, bool, None.
-    Tuples become lists (that is what JSON can hold).
+    Tuples become lists (that is what JSON can hold). Text must be valid
+    Unicode (a lone surrogate such as ``"\\ud800"`` cannot be stored as UTF-8)
+    and integers at most :data:`MAX_INT_DIGITS` digits long.
     """
     if depth > MAX_DEPTH:
         _fail(path, f"nested deeper than {MAX_DEPTH} levels")
-    if value is None or isinstance(value, bool | str):
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        if not is_text(value):
+            _fail(path, f"text {value!r:.60} holds a lone surrogate: it is not valid "
+                  "Unicode and cannot be stored as UTF-8")
         return value
     if isinstance(value, int):
+        if not -_INT_BOUND < value < _INT_BOUND:
+            _fail(path, f"an integer of {value.bit_length()} bits has more than "
+                  f"{MAX_INT_DIGITS} digits; store it as a string")
         return int(value)
     if isinstance(value, float):
         if not math.isfinite(value):
@@ -98,11 +125,27 @@ def check_json(value: Any, path: str = "", depth: int = 0) -> Any:
         for key, item in value.items():
             if not isinstance(key, str):
                 _fail(path, f"key {key!r} is a {type(key).__name__}; keys must be strings")
+            if not is_text(key):
+                _fail(path, f"key {key!r:.60} holds a lone surrogate: it is not valid "
+                      "Unicode and cannot be stored as UTF-8")
             out[key] = check_json(item, f"{path}.{key}" if path else key, depth + 1)
         return out
     if isinstance(value, list | tuple):
         return [check_json(v, f"{path}[{i}]", depth + 1) for i, v in enumerate(value)]
     _fail(path, f"value of type {type(value).__name__} ({value!r:.60}) is not JSON")
+
+
+def check_metadata(value: Mapping[str, Any]) -> dict[str, Any]:
+    """:func:`check_json` of a commit's metadata, refusing more than :data:`MAX_METADATA_BYTES`."""
+    checked: dict[str, Any] = check_json(value)
+    size = len(canonical_json(checked).encode("utf-8"))
+    if size > MAX_METADATA_BYTES:
+        error = InvalidMetadataError("", f"it is {size:,} bytes as canonical JSON; the limit "
+                                     f"is {MAX_METADATA_BYTES:,} bytes (1 MiB)")
+        error.args = (f"Metadata is too large: {error.reason}. Store large content as a "
+                      "file of the commit and refer to it from the metadata",)
+        raise error
+    return checked
 
 
 def canonical_json(value: Any) -> str:

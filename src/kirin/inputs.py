@@ -16,7 +16,8 @@ from typing import Any
 
 import fsspec
 
-from ._json import FrozenDict, FrozenList, check_json, freeze
+from ._json import FrozenDict, FrozenList, check_metadata, freeze, is_text
+from .backends import redact
 from .errors import (
     EmptyCommitError,
     InvalidInputError,
@@ -29,6 +30,11 @@ from .naming import source_basename, validate_file_name
 PathLike = str | os.PathLike[str]
 AddFiles = PathLike | Iterable[PathLike] | Mapping[str, PathLike]
 MAX_TAG_LENGTH = 256
+#: Tags on one commit, characters of a message, of an author: records are read
+#: whole on open and copied into checkpoints, so each has a (generous) bound.
+MAX_TAGS = 1000
+MAX_MESSAGE_LENGTH = 65_536
+MAX_AUTHOR_LENGTH = 1024
 
 
 def default_author() -> str:
@@ -55,12 +61,16 @@ class CommitInputs:
     author: str
 
     def check_sources(self) -> None:
-        """Every source exists and is a file (before any of them is read)."""
+        """Every source exists and is a file (before any of them is read).
+
+        A URL is shown without credentials (``user:password@``, ``token=``...).
+        """
         for source in self.sources.values():
             if not _source_exists(source):
+                shown = redact(source) if "://" in source else source
                 if _source_is_folder(source):
-                    raise SourceNotFoundError(f"{source} (it is a folder; add its files by name)")
-                raise SourceNotFoundError(source)
+                    raise SourceNotFoundError(f"{shown} (it is a folder; add its files by name)")
+                raise SourceNotFoundError(shown)
 
 
 def prepare(message: Any, add_files: AddFiles | None, remove_files: Iterable[str] | None,
@@ -69,6 +79,7 @@ def prepare(message: Any, add_files: AddFiles | None, remove_files: Iterable[str
     """Check and normalise the arguments of a commit."""
     if not isinstance(message, str) or not message.strip():
         raise InvalidInputError("A commit needs a non-empty message")
+    _check_text(message, "message", MAX_MESSAGE_LENGTH)
     sources = _named_sources(add_files)
     removed = _removed_names(remove_files)
     both = sorted(set(sources) & set(removed))
@@ -78,12 +89,23 @@ def prepare(message: Any, add_files: AddFiles | None, remove_files: Iterable[str
         raise EmptyCommitError("Nothing to commit: give add_files and/or remove_files")
     if metadata is not None and not isinstance(metadata, Mapping):
         raise InvalidInputError("metadata must be a mapping (a JSON object)")
-    meta = check_json(dict(metadata) if metadata is not None else {})
+    meta = check_metadata(dict(metadata) if metadata is not None else {})
     who = (author if author is not None else default_author()).strip()
     if not who:
         raise InvalidInputError("author must not be empty")
+    _check_text(who, "author", MAX_AUTHOR_LENGTH)
     return CommitInputs(message, FrozenDict(sources), tuple(removed), freeze(meta),
                         FrozenList(_clean_tags(tags)), who)
+
+
+def _check_text(text: str, what: str, limit: int) -> None:
+    """``text`` is valid Unicode (storable as UTF-8) and at most ``limit`` characters."""
+    if not is_text(text):
+        raise InvalidInputError(f"The {what} {text[:40]!r} holds a lone surrogate: it is not "
+                                "valid Unicode and cannot be stored as UTF-8")
+    if len(text) > limit:
+        raise InvalidInputError(f"The {what} is {len(text):,} characters long; the limit is "
+                                f"{limit:,}")
 
 
 def _named_sources(add_files: AddFiles | None) -> dict[str, str]:
@@ -133,10 +155,15 @@ def _clean_tags(tags: Iterable[str] | None) -> list[str]:
             raise InvalidTagError(f"Tags must be non-empty strings, got {tag!r}")
         if tag != tag.strip() or _has_control(tag) or len(tag) > MAX_TAG_LENGTH:
             raise InvalidTagError(
-                f"Tag {tag!r} has surrounding spaces, control characters or more than "
+                f"Tag {tag[:80]!r} has surrounding spaces, control characters or more than "
                 f"{MAX_TAG_LENGTH} characters")
+        if not is_text(tag):
+            raise InvalidTagError(f"Tag {tag!r} holds a lone surrogate: it is not valid "
+                                  "Unicode and cannot be stored as UTF-8")
         if tag not in out:
             out.append(tag)
+            if len(out) > MAX_TAGS:
+                raise InvalidTagError(f"A commit carries at most {MAX_TAGS} tags")
     return out
 
 

@@ -19,6 +19,7 @@ MAX_NAME_LENGTH = 1024
 MAX_COMPONENT_BYTES = 255
 _DATASET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1 controls
+_SURROGATE = re.compile("[\ud800-\udfff]")  # only lone ones can occur in a str
 
 
 def validate_dataset_name(name: object) -> str:
@@ -48,6 +49,9 @@ def validate_file_name(name: object) -> str:
     if _CONTROL.search(name):
         raise InvalidNameError(name, "it contains a NUL or control character",
                                kind="file name")
+    if _SURROGATE.search(name):
+        raise InvalidNameError(name, "it holds a lone surrogate: it is not valid Unicode "
+                               "and cannot be stored as UTF-8", kind="file name")
     if "\\" in name:
         raise InvalidNameError(name, "use '/' to separate folders, not '\\'",
                                kind="file name")

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from policy_helpers import TEAM_POLICY, Step, make_history, make_proposal
 
 from kirin.policy import Policy, audit, evaluate_policy, load_policy
+
+from policy_helpers import TEAM_POLICY, Step, make_history, make_proposal
 
 PT = "pytorch"
 GOOD = {"framework": PT, "accuracy": 0.92, "f1_score": 0.9, "validated": True}

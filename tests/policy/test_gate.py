@@ -10,7 +10,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
-from policy_helpers import Step, content_hash, make_history, make_proposal
 
 from kirin._json import freeze
 from kirin.errors import PolicyViolationError
@@ -23,6 +22,8 @@ from kirin.policy import (
     load_policy_text,
     proposal_from_commit,
 )
+
+from policy_helpers import Step, content_hash, make_history, make_proposal
 
 
 def policy_of(text: str) -> Policy:

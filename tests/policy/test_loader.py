@@ -21,13 +21,14 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema.exceptions import SchemaError
-from policy_helpers import TEAM_POLICY
 from pydantic import BaseModel, ValidationError
 
 from kirin.errors import ExpressionSyntaxError, PolicyError
 from kirin.policy import Policy, load_policy, load_policy_text
 from kirin.policy._patterns import MAX_TAG_LENGTH, UnsafePatternError, compile_pattern
 from kirin.policy.loader import FOREIGN_ERRORS, MAX_NODES, translate_error
+
+from policy_helpers import TEAM_POLICY
 
 SCHEMA = {"type": "object", "required": ["framework"],
           "properties": {"accuracy": {"type": "number", "minimum": 0, "maximum": 1}}}

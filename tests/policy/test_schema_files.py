@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 import yaml
 from jsonschema import Draft202012Validator
-from policy_helpers import ROOT, TEAM_POLICY, make_proposal
 
 from kirin.errors import PolicyError
 from kirin.policy import evaluate_policy, load_policy, load_policy_text, policy_json_schema
+
+from policy_helpers import ROOT, TEAM_POLICY, make_proposal
 
 POLICY_SCHEMA_FILE = ROOT / "schemas" / "registry-policy.schema.json"
 MODEL_CARD_FILE = ROOT / "schemas" / "model-card.schema.json"

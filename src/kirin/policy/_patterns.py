@@ -12,12 +12,13 @@ time, so the gate never meets an unsafe one):
    any pattern runs), which bounds every polynomial case.
 2. No backreferences (``\\1``, ``(?P=name)``): they make matching NP-hard.
 3. No nested repetition — a quantifier that can repeat (``*``, ``+``,
-   ``{n,m}`` with m > 1) around a body that itself holds a repeating
-   quantifier or an alternation — *unless* the body starts with a literal
-   character that nothing repeated inside it can match. That separator fixes
-   where each repetition starts, so ``[a-z]+(-[a-z0-9]+)*`` and
-   ``v\\d+(\\.\\d+)*`` are accepted while ``(a+)+``, ``(\\w+\\s?)*``,
-   ``(x\\w*)*`` and ``(a|aa)*`` are refused.
+   ``{n,m}`` with m > 1) around a body that itself holds a quantifier of
+   variable count (``?`` included) or an alternation — *unless* the body
+   starts with a literal character that nothing repeated inside it can
+   match. That separator fixes where each repetition starts, so
+   ``[a-z]+(-[a-z0-9]+)*`` and ``v\\d+(\\.\\d+)*`` are accepted while
+   ``(a+)+``, ``(\\w+\\s?)*``, ``(x\\w*)*``, ``(a|aa)*`` and ``(.?.?)+`` are
+   refused.
 4. At most three repeating quantifiers in a row whose characters overlap with
    no mandatory separator between them (``.*a.*b.*`` is fine,
    ``a*a*a*a*b`` is refused: its cost grows as n⁴).
@@ -45,6 +46,8 @@ else:  # pragma: no cover - Python 3.10
     import sre_parse as _sre_parse
 
 MAX_PATTERN_LENGTH = 256
+#: Longest regular expression in a metadata JSON Schema (see :func:`check_schema_pattern`).
+MAX_SCHEMA_PATTERN_LENGTH = 1024
 MAX_TAG_LENGTH = 128
 #: Overlapping repeats allowed in a row (cost grows as n**k for k of them).
 MAX_REPEAT_CHAIN = 3
@@ -52,6 +55,9 @@ MAX_REPEAT_CHAIN = 3
 _ALPHABET = [chr(i) for i in range(32, 127)] + ["\n", "\t", "é", "ß", "Ж", "٣", "\u00a0"]
 
 CharTest = Callable[[str], bool]
+#: A flattened pattern item: ("repeat" | "barrier" | "optional", tests), or
+#: ("branch", one token list per alternative).
+Token = tuple[str, Any]
 
 _REPEATS = {_c.MAX_REPEAT, _c.MIN_REPEAT}
 _POSSESSIVE = getattr(_c, "POSSESSIVE_REPEAT", None)
@@ -65,17 +71,36 @@ class UnsafePatternError(ValueError):
 @lru_cache(maxsize=1024)
 def compile_pattern(text: str) -> re.Pattern[str]:
     """Compile ``text`` after checking the rules of this module; raise otherwise."""
-    if len(text) > MAX_PATTERN_LENGTH:
+    return _checked(text, MAX_PATTERN_LENGTH, chains=True)
+
+
+@lru_cache(maxsize=1024)
+def check_schema_pattern(text: str) -> re.Pattern[str]:
+    """Compile a regular expression of a metadata JSON Schema, refusing exponential ones.
+
+    ``pattern`` and ``patternProperties`` run on metadata strings of any length
+    (``re.search``), so rules 2 and 3 apply: backreferences and nested
+    repetition without a separator are refused at load time, which removes
+    the exponential cases (``^(a+)+$`` would take years on 40 characters).
+    Rule 4 does not: a chain of overlapping repeats costs a polynomial in the
+    length of the string, and refusing it would refuse common patterns such
+    as the semver regex. At most :data:`MAX_SCHEMA_PATTERN_LENGTH` characters.
+    """
+    return _checked(text, MAX_SCHEMA_PATTERN_LENGTH, chains=False)
+
+
+def _checked(text: str, limit: int, *, chains: bool) -> re.Pattern[str]:
+    if len(text) > limit:
         raise UnsafePatternError(
-            f"pattern is {len(text)} characters long; the limit is {MAX_PATTERN_LENGTH}")
+            f"pattern is {len(text)} characters long; the limit is {limit}")
     try:
         compiled = re.compile(text)
         parsed = _sre_parse.parse(text)
-    except re.error as exc:
+    except (re.error, OverflowError, RecursionError) as exc:
         raise UnsafePatternError(f"invalid regular expression: {exc}") from None
     ignorecase = bool(parsed.state.flags & re.IGNORECASE)
     dotall = bool(parsed.state.flags & re.DOTALL)
-    _Checker(text, ignorecase, dotall).walk(parsed)
+    _Checker(text, ignorecase, dotall, chains=chains).walk(parsed)
     return compiled
 
 
@@ -87,10 +112,12 @@ def tag_matches(pattern: str, tag: str) -> bool:
 class _Checker:
     """Walks a parsed pattern and raises :class:`UnsafePatternError` on rule 2-4."""
 
-    def __init__(self, text: str, ignorecase: bool, dotall: bool) -> None:
+    def __init__(self, text: str, ignorecase: bool, dotall: bool, *, chains: bool = True
+                 ) -> None:
         self.text = text
         self.ignorecase = ignorecase
         self.dotall = dotall
+        self.chains = chains  # apply rule 4
 
     def fail(self, why: str) -> None:
         raise UnsafePatternError(
@@ -101,7 +128,8 @@ class _Checker:
     # -- rule 2 and 3 -------------------------------------------------------
     def walk(self, items: Any) -> None:
         items = list(items)
-        self.check_chain(items)
+        if self.chains:
+            self.check_chain(items)
         for op, av in items:
             if op in _REPEATS:
                 _lo, hi, body = av
@@ -140,11 +168,16 @@ class _Checker:
         found: list[CharTest] = []
         for op, av in items:
             if op in _REPEATS:
-                _lo, hi, body = av
-                found += self.risky_atoms(body, inside=inside or hi > 1)
+                lo, hi, body = av
+                # a variable count (`?` included) is a choice, like an alternation
+                found += self.risky_atoms(body, inside=inside or hi > lo)
             elif op is _c.SUBPATTERN:
                 found += self.risky_atoms(av[-1], inside=inside)
             elif op is _c.BRANCH:
+                if self.ambiguous(av[1]):
+                    # alternatives that can match the same text (``(x|x)``, ``(a*|a*)``)
+                    # split it two ways at each repetition: no separator helps
+                    found.append(lambda ch: True)
                 for branch in av[1]:
                     found += self.risky_atoms(branch, inside=True)
             elif op is _c.GROUPREF_EXISTS:
@@ -156,6 +189,41 @@ class _Checker:
                 if test is not None:
                     found.append(test)
         return found
+
+    def ambiguous(self, branches: list[Any]) -> bool:
+        """Whether two alternatives can both match the empty text or start alike."""
+        starts = [self.first_chars(branch) for branch in branches]
+        if sum(nullable for _, nullable in starts) > 1:
+            return True
+        return any(_overlap(a, b) for i, (a, _) in enumerate(starts)
+                   for b, _ in starts[i + 1:] if a and b)
+
+    def first_chars(self, items: Any) -> tuple[list[CharTest], bool]:
+        """Tests of the characters ``items`` can start with, and whether it can match ''."""
+        tests: list[CharTest] = []
+        for op, av in items:
+            if op in _REPEATS or op is _POSSESSIVE:
+                more, nullable = self.first_chars(av[2])
+                tests += more
+                if av[0] > 0 and not nullable:
+                    return tests, False
+            elif op is _c.SUBPATTERN:
+                more, nullable = self.first_chars(av[-1])
+                tests += more
+                if not nullable:
+                    return tests, False
+            elif op is _c.BRANCH:
+                parts = [self.first_chars(branch) for branch in av[1]]
+                tests += [t for more, _ in parts for t in more]
+                if not any(nullable for _, nullable in parts):
+                    return tests, False
+            elif op is _c.AT:
+                continue
+            else:
+                test = self.char_test(op, av)
+                tests.append(test if test is not None else (lambda ch: True))
+                return tests, False
+        return tests, True
 
     def leading_literal(self, items: Any) -> str | None:
         for op, av in items:
@@ -170,21 +238,33 @@ class _Checker:
 
     # -- rule 4 -------------------------------------------------------------
     def check_chain(self, items: list[Any]) -> None:
-        chain = 0
-        last: list[CharTest] | None = None
-        for token in self.flatten(items, optional=False):
-            kind, tests = token
+        self.scan(list(self.flatten(items, optional=False)), 0, None)
+
+    def scan(self, tokens: list[Token], chain: int, last: list[CharTest] | None
+             ) -> tuple[int, list[CharTest] | None]:
+        """Walk ``tokens`` from state (chain length, last repeat); return the state after.
+
+        An alternation is scanned once per alternative from the same state,
+        keeping the worst outcome (only one alternative is taken, but any may be).
+        """
+        for kind, payload in tokens:
+            if kind == "branch":
+                ends = [self.scan(alternative, chain, last) for alternative in payload]
+                chain = max(end[0] for end in ends)
+                lasts = [test for end in ends for test in end[1] or ()]
+                last = lasts or None
+                continue
             if kind == "repeat":
-                chain = chain + 1 if last is not None and _overlap(last, tests) else 1
-                last = tests
+                chain = chain + 1 if last is not None and _overlap(last, payload) else 1
+                last = payload
                 if chain > MAX_REPEAT_CHAIN:
                     self.fail(f"has more than {MAX_REPEAT_CHAIN} overlapping repetitions "
                               "in a row")
-            elif kind == "barrier" and last is not None and not _overlap(last, tests):
+            elif kind == "barrier" and last is not None and not _overlap(last, payload):
                 chain, last = 0, None
+        return chain, last
 
-    def flatten(self, items: Iterable[Any], *, optional: bool
-                ) -> Iterable[tuple[str, list[CharTest]]]:
+    def flatten(self, items: Iterable[Any], *, optional: bool) -> Iterable[Token]:
         for op, av in items:
             if op in _REPEATS or op is _POSSESSIVE:
                 lo, hi, body = av
@@ -194,6 +274,9 @@ class _Checker:
                     yield from self.flatten(body, optional=optional or lo == 0)
             elif op is _c.SUBPATTERN:
                 yield from self.flatten(av[-1], optional=optional)
+            elif op is _c.BRANCH:
+                yield "branch", [list(self.flatten(alternative, optional=optional))
+                                 for alternative in av[1]]
             else:
                 test = self.char_test(op, av)
                 if test is not None:

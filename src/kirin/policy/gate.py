@@ -143,7 +143,13 @@ def _schema_violations(policy: Policy, metadata: Mapping[str, Any]) -> list[Viol
     if validator is None:
         return []
     found = []
-    for error in validator.iter_errors(metadata):
+    try:
+        errors = list(validator.iter_errors(metadata))
+    except RecursionError:  # a schema the load-time checks missed; never crash the commit
+        return [Violation("metadata.schema", "", None, "a schema that terminates",
+                          "The policy's metadata schema recurses without end on this "
+                          "metadata; fix the schema (its $ref cycles)")]
+    for error in errors:
         parts = tuple(error.absolute_path)
         value: Any = error.instance
         expected = f"{error.validator} {_compact(error.validator_value)}"

@@ -39,7 +39,7 @@ from pydantic import ValidationError
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from .._json import MAX_DEPTH
+from .._json import MAX_DEPTH, is_text
 from ..errors import ExpressionSyntaxError, PolicyError
 from . import expr as _expr
 from .model import (
@@ -157,6 +157,8 @@ class _Builder:
                 shown = getattr(key_node, "value", "?")
                 raise self.fail(f"key {shown!r} is not a string; quote it", loc, key_node)
             key = key_node.value
+            if not is_text(key):
+                raise self.fail(_lone_surrogate(key), loc, key_node)
             if key in out:
                 raise self.fail(f"duplicate key {key!r} (first on line {first_line[key]})",
                                 (*loc, key), key_node)
@@ -173,6 +175,8 @@ class _Builder:
     def scalar(self, node: ScalarNode, loc: Loc) -> Any:
         tag = node.tag
         if tag == _YAML + "str":
+            if not is_text(node.value):  # a "\\ud800" escape in a quoted scalar
+                raise self.fail(_lone_surrogate(node.value), loc, node)
             return node.value
         if tag == _YAML + "null":
             return None
@@ -247,9 +251,28 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999: a literal too large for a double
+        raise ValueError(f"{text} is not a finite number (it overflows a double)")
+    return value
+
+
+def _lone_surrogate(text: str) -> str:
+    return (f"text {text[:40]!r} holds a lone surrogate: it is not valid Unicode and "
+            "cannot be stored as UTF-8")
+
+
 def _check_depth(value: Any, depth: int = 0) -> None:
+    """Bounded nesting, and text that UTF-8 can hold (JSON's ``\\ud800`` escapes can't be)."""
     if depth > MAX_DEPTH:
         raise ValueError(f"nested deeper than {MAX_DEPTH} levels")
+    if isinstance(value, str) and not is_text(value):
+        raise ValueError(_lone_surrogate(value))
+    if isinstance(value, dict):
+        for key in value:
+            if not is_text(key):
+                raise ValueError(_lone_surrogate(key))
     children = value.values() if isinstance(value, dict) else (
         value if isinstance(value, list) else ())
     for item in children:
@@ -257,9 +280,9 @@ def _check_depth(value: Any, depth: int = 0) -> None:
 
 
 def load_json(text: str) -> Any:
-    """Strict JSON: no duplicate keys, no NaN/Infinity, bounded nesting."""
+    """Strict JSON: no duplicate keys, no NaN/Infinity, bounded nesting, valid Unicode."""
     value = json.loads(text, object_pairs_hook=_no_duplicates,
-                       parse_constant=_reject_constant)
+                       parse_constant=_reject_constant, parse_float=_finite_float)
     _check_depth(value)
     return value
 

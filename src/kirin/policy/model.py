@@ -54,7 +54,7 @@ from referencing.jsonschema import DRAFT202012
 
 from .._json import FrozenDict, canonical_json, freeze
 from . import expr as _expr
-from ._patterns import MAX_TAG_LENGTH, compile_pattern, tag_matches
+from ._patterns import MAX_TAG_LENGTH, check_schema_pattern, compile_pattern, tag_matches
 
 #: The key of the validation context under which the loader passes a
 #: ``Callable[[str], dict]`` that reads a ``schema_file``.
@@ -104,19 +104,46 @@ def _walk_refs(value: Any, loc: Loc = ()) -> Iterable[tuple[Loc, str]]:
             yield from _walk_refs(item, (*loc, index))
 
 
+def _walk_patterns(value: Any, loc: Loc = ()) -> Iterable[tuple[Loc, str]]:
+    """Every regular expression of a schema: ``pattern`` values, ``patternProperties`` keys.
+
+    The gate runs them on metadata (``re.search``), so they must be free of
+    exponential backtracking: a policy must not be able to hang every commit.
+    """
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key in _DATA_KEYWORDS:
+                continue
+            if key == "pattern" and isinstance(item, str):
+                yield (*loc, key), item
+            elif key == "patternProperties" and isinstance(item, dict):
+                yield from (((*loc, key, name), name) for name in item)
+            yield from _walk_patterns(item, (*loc, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _walk_patterns(item, (*loc, index))
+
+
 def check_json_schema(schema: Mapping[str, Any]) -> None:
     """Raise :class:`InvalidField` unless ``schema`` is a usable 2020-12 schema.
 
     Usable means: valid against the draft 2020-12 meta-schema, no other
-    ``$schema`` dialect, and every ``$ref`` local and resolvable. Remote
-    references are refused because the stored policy must be self-contained
-    and the gate must never fetch anything.
+    ``$schema`` dialect, no regular expression with exponential backtracking
+    (see :func:`._patterns.check_schema_pattern`), every ``$ref`` local and
+    resolvable, and no ``$ref`` cycle that would never end. Remote references
+    are refused because the stored policy must be self-contained and the gate
+    must never fetch anything.
     """
     dialect = schema.get("$schema")
     if dialect is not None and str(dialect).rstrip("#") != JSON_SCHEMA_DIALECT:
         raise InvalidField(f"only JSON Schema draft 2020-12 is supported; $schema is "
                            f"{dialect!r}, expected {JSON_SCHEMA_DIALECT!r}",
                            loc=("$schema",))
+    for loc, pattern in _walk_patterns(schema):  # first: the meta-schema compiles them
+        try:
+            check_schema_pattern(pattern)
+        except ValueError as exc:  # UnsafePatternError: invalid, too long or exponential
+            raise InvalidField(str(exc), loc=loc) from None
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
@@ -135,6 +162,70 @@ def check_json_schema(schema: Mapping[str, Any]) -> None:
         except Unresolvable:
             raise InvalidField(f"$ref {ref!r} points at nothing in this schema",
                                loc=loc) from None
+    _check_ref_loops(schema, resolver)
+
+
+#: Keywords whose subschemas apply to the very instance being validated (no descent).
+_IN_PLACE_LISTS = ("allOf", "anyOf", "oneOf")
+_IN_PLACE_ONE = ("not", "if", "then", "else")
+
+
+def _in_place(node: Mapping[str, Any], loc: Loc, resolver: Any
+              ) -> Iterable[tuple[Any, Loc]]:
+    """The subschemas ``node`` applies to the same instance, with their key paths."""
+    for key in _IN_PLACE_LISTS:
+        if isinstance(node.get(key), list):
+            yield from ((sub, (*loc, key, i)) for i, sub in enumerate(node[key]))
+    for key in _IN_PLACE_ONE:
+        if key in node:
+            yield node[key], (*loc, key)
+    if isinstance(node.get("dependentSchemas"), dict):
+        yield from ((sub, (*loc, "dependentSchemas", name))
+                    for name, sub in node["dependentSchemas"].items())
+    for key in ("$ref", "$dynamicRef"):
+        ref = node.get(key)
+        if isinstance(ref, str) and ref.startswith("#"):
+            try:
+                yield resolver.lookup(ref).contents, (*loc, key)
+            except Unresolvable:
+                continue
+
+
+def _check_ref_loops(schema: Mapping[str, Any], resolver: Any) -> None:
+    """Refuse ``$ref`` cycles that never descend into the instance (``{"$ref": "#"}``).
+
+    jsonschema would follow such a cycle forever on any value (a RecursionError
+    on every commit); a cycle through ``properties`` or ``items`` is fine, as
+    each step goes one level down into finite metadata.
+    """
+    state: dict[int, bool] = {}  # id(subschema) -> True while on the path, False when done
+
+    def visit(node: Any, loc: Loc) -> None:
+        state[id(node)] = True
+        for child, edge in _in_place(node, loc, resolver):
+            if not isinstance(child, Mapping) or state.get(id(child)) is False:
+                continue
+            if state.get(id(child)):
+                raise InvalidField("this reference leads back to a schema it came from "
+                                   "without descending into the metadata: validating any "
+                                   "value would never end", loc=edge)
+            visit(child, where.get(id(child), edge))
+        state[id(node)] = False
+
+    def every_subschema(value: Any, loc: Loc) -> Iterable[tuple[Any, Loc]]:
+        if isinstance(value, Mapping):
+            yield value, loc
+            for key, item in value.items():
+                if key not in _DATA_KEYWORDS:
+                    yield from every_subschema(item, (*loc, key))
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                yield from every_subschema(item, (*loc, index))
+
+    where = {id(node): loc for node, loc in every_subschema(schema, ())}
+    for node, loc in every_subschema(schema, ()):
+        if state.get(id(node)) is None:
+            visit(node, loc)
 
 
 def _valid_schema(schema: dict[str, Any]) -> FrozenDict:
