@@ -30,7 +30,7 @@ class Catalog:
         self.fs = self._store.fs
 
     def __repr__(self) -> str:
-        return f"Catalog(root_dir={self.root_dir!r})"
+        return f"Catalog(root_dir={self._store.url!r})"  # redacted: may carry a password
 
     def datasets(self) -> list[str]:
         """Names of the datasets that exist (created, or with at least one commit)."""
@@ -86,7 +86,7 @@ class Catalog:
         created = self._store.create(self._store.path("datasets", name, "dataset.json"),
                                      (canonical_json(info) + "\n").encode())
         if not created:
-            raise DatasetExistsError(f"Dataset {name!r} already exists in {self.root_dir}")
+            raise DatasetExistsError(f"Dataset {name!r} already exists in {self._store.url}")
         if policy is not None:
             dataset.set_policy(policy, message="policy set at creation")
         return dataset

@@ -71,7 +71,7 @@ class Dataset:
     # -- identity ----------------------------------------------------------
     def __repr__(self) -> str:
         return (f"Dataset(name={self.name!r}, description={self.description!r}, "
-                f"root_dir={self.root_dir!r})")
+                f"root_dir={self._store.url!r})")
 
     def __str__(self) -> str:
         head = self.current_commit
@@ -251,7 +251,7 @@ class Dataset:
         return {
             "name": self.name,
             "description": self.description,
-            "root_dir": self.root_dir,
+            "root_dir": self._store.url,  # redacted: a URL may carry user:password@
             "commit_count": len(self._history),
             "current_commit": head.hash if head else None,
             "latest_commit": latest.hash if latest else None,

@@ -193,5 +193,6 @@ def _checkpoint_records(data: bytes | None, path: str, last: int
             return None
         return [check_record(r, where=f"{path}[{first + i}]", seq=first + i)
                 for i, r in enumerate(records)]
-    except (ValueError, KeyError, TypeError, AttributeError, CorruptObjectError):
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError,
+            CorruptObjectError):
         return None

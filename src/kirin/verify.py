@@ -135,7 +135,8 @@ def _check_checkpoints(store: Store, dataset: str, records: dict[int, dict[str, 
                 if logged is not None and logged["hash"] != record["hash"]:
                     raise CorruptObjectError(
                         f"Checkpoint {path} disagrees with log entry #{first + i}", path=path)
-        except (ValueError, KeyError, TypeError, AttributeError, CorruptObjectError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError,
+                CorruptObjectError) as exc:
             problems.append(Problem("checkpoint", path, f"Checkpoint {path} is unusable "
                                     f"({exc}); opening falls back to the log"))
 
