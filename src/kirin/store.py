@@ -554,7 +554,8 @@ class Store:
                       commit: str | None) -> None:
         """Copy a blob to a local file; the file appears only once verified."""
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.part")
+        # a short name: the target's own name may already be 255 bytes long
+        tmp = target.with_name(f".kirin-{uuid.uuid4().hex[:12]}.part")
         buffer = bytearray(CHUNK)
         view = memoryview(buffer)
         try:
