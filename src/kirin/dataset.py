@@ -492,8 +492,7 @@ class Dataset:
         policy already in force records nothing new.
         """
         loaded = _load_policy(policy)
-        if not self._store.exists(self._info_path):
-            self._ensure_info()
+        self._ensure_info()
         version = self._policies.append(
             loaded, message=message, author=(author or default_author()).strip())
         return version.policy_hash
