@@ -322,7 +322,9 @@ class Fault:
     ``action`` is ``"down"`` (the server "stops": this connection is reset and
     new ones are refused until :meth:`FaultProxy.up`), ``"reset"`` (this
     connection is reset, the server stays up), ``"drop-response"`` (the
-    request reaches the server, but its answer is lost to a reset), or an
+    request reaches the server, but its answer is lost to a reset),
+    ``"cut-response"`` (the first ``cut_after`` bytes of the answer arrive,
+    then the connection is reset: a download dropped half-way), or an
     HTTP status to answer with instead of forwarding (``503`` with an S3
     ``SlowDown`` body, say). The first ``after`` matching requests pass
     untouched. ``strip`` names request headers to remove before forwarding
@@ -335,6 +337,7 @@ class Fault:
     after: int = 0
     body: bytes = b""
     strip: tuple[str, ...] = ()
+    cut_after: int = 0
     hits: int = 0
     passed: int = 0
 
@@ -422,9 +425,10 @@ class FaultProxy:
                     _reset(upstream)
                     continue
                 self._sockets.update((client, upstream))
-            threading.Thread(target=self._pump_requests, args=(client, upstream),
+            cut = _Cut()
+            threading.Thread(target=self._pump_requests, args=(client, upstream, cut),
                              daemon=True).start()
-            threading.Thread(target=_pump, args=(upstream, client), daemon=True).start()
+            threading.Thread(target=_pump, args=(upstream, client, cut), daemon=True).start()
 
     def _match(self, request: Request) -> Fault | None:
         with self._lock:
@@ -438,7 +442,8 @@ class FaultProxy:
                     return fault
         return None
 
-    def _pump_requests(self, client: socket.socket, upstream: socket.socket) -> None:
+    def _pump_requests(self, client: socket.socket, upstream: socket.socket,
+                       cut: _Cut) -> None:
         """Client to server: forward requests one by one, applying faults to their heads."""
         buffer = b""
         try:
@@ -466,6 +471,8 @@ class FaultProxy:
                                           line.split(":", 1)[0].strip().lower()
                                           not in fault.strip]
                     head = "\r\n".join(lines).encode("latin-1")
+                if fault is not None and fault.action == "cut-response":
+                    cut.remaining = fault.cut_after
                 upstream.sendall(head + b"\r\n\r\n")
                 buffer = _forward_body(client, upstream, headers, buffer)
                 if fault is not None and fault.action == "drop-response":
@@ -512,9 +519,21 @@ def _recv(sock: socket.socket) -> bytes:
     return data
 
 
-def _pump(source: socket.socket, target: socket.socket) -> None:
+@dataclass
+class _Cut:
+    """How many more bytes of answers one connection may carry (None: no limit)."""
+
+    remaining: int | None = None
+
+
+def _pump(source: socket.socket, target: socket.socket, cut: _Cut | None = None) -> None:
     try:
         while data := source.recv(65536):
+            if cut is not None and cut.remaining is not None:
+                if len(data) >= cut.remaining:
+                    target.sendall(data[:cut.remaining])
+                    break
+                cut.remaining -= len(data)
             target.sendall(data)
     except OSError:
         pass
@@ -533,9 +552,15 @@ def _answer(client: socket.socket, status: int, body: bytes) -> None:
 
 
 def _reset(sock: socket.socket) -> None:
-    """Close with RST (as a crashed server's kernel would), not a polite FIN."""
+    """Close with RST (as a crashed server's kernel would), not a polite FIN.
+
+    ``shutdown`` first: closing a socket does not wake a thread blocked
+    reading it, which would keep the connection open and the client waiting.
+    """
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
     with contextlib.suppress(OSError):
         sock.close()
 

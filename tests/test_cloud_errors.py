@@ -9,8 +9,20 @@ from pathlib import Path
 import pytest
 
 from kirin import Catalog, Dataset
-from kirin.backends import is_access_denied, is_transient, redact, secret_values, translate
-from kirin.errors import BucketNotFoundError, StorageAccessDeniedError, StorageError
+from kirin.backends import (
+    is_access_denied,
+    is_transient,
+    redact,
+    redact_url,
+    secret_values,
+    translate,
+)
+from kirin.errors import (
+    BucketNotFoundError,
+    InvalidInputError,
+    StorageAccessDeniedError,
+    StorageError,
+)
 from kirin.store import Store
 
 from backends import CLOUD_BACKENDS
@@ -129,7 +141,10 @@ def test_store_repr_hides_storage_options() -> None:
     password."""
     store = Store("memory://kirin-repr/r", secret_option="hunter2-hunter2")
     assert "hunter2" not in repr(store)
-    assert Store("memory://user:pa55word@host/r", fs=store.fs).url == "memory://***@host/r"
+    assert redact_url("memory://user:pa55word@host/r?token=x") == "memory://***@host/r"
+    with pytest.raises(InvalidInputError) as info:  # the password would be part of every path
+        Store("memory://user:pa55word@host/r", fs=store.fs)
+    assert "memory://***@host/r" in str(info.value) and "pa55word" not in str(info.value)
 
 
 @pytest.mark.parametrize(("error", "transient"), [

@@ -94,3 +94,32 @@ def test_part_size_stays_within_the_part_limit(size: int) -> None:
     assert part % (1 << 20) == 0 and part >= 5 << 20
     assert -(-size // part) <= MAX_PARTS
     assert part == PART_SIZE or -(-size // (part - (1 << 20))) > MAX_PARTS
+
+
+@pytest.mark.parametrize("kind", CLOUD_BACKENDS)
+@pytest.mark.parametrize("damage", ["flipped", "truncated", "appended", "shortened"])
+def test_damaged_large_blob_is_never_downloaded(request: pytest.FixtureRequest, kind: str,
+                                                damage: str, tmp_path: Path) -> None:
+    """A large blob downloaded as parallel ranges is still checked whole: a changed, short or
+    long object raises CorruptObjectError and leaves no file behind."""
+    from kirin.errors import CorruptObjectError
+    from kirin.store import Store
+
+    cloud = cloud_for(request, kind)
+    content = bytes(range(256)) * (40 * 4096 + 3)  # ~10 MiB: two ranged parts
+    source = tmp_path / "src.bin"
+    source.write_bytes(content)
+    with cloud.bucket() as bucket:
+        store = Store(cloud.url(bucket, "reg"), **cloud.storage_options())
+        staged = store.stage(str(source))
+        store.publish(staged)
+        damaged = {"flipped": content[:-5] + b"XXXXX", "truncated": content[:-1],
+                   "appended": content + b"!", "shortened": content[: 5 << 20]}[damage]
+        cloud.filesystem().pipe_file(store.blob_path(staged.digest), damaged)
+        out = tmp_path / "out"
+        out.mkdir()
+        with pytest.raises(CorruptObjectError) as info:
+            store.download_blob(staged.digest, len(content), out / "f.bin", name="f.bin",
+                                commit="c" * 64)
+        assert info.value.file == "f.bin"
+        assert list(out.iterdir()) == []

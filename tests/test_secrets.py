@@ -1,14 +1,12 @@
 """Credentials never appear in errors, logs, ``repr()`` or anything Kirin stores.
 
 A registry is opened with fake credentials in its storage options (every
-option name the cloud backends use) or in its URL (``user:password@``), then
-driven through the paths that produce text: reprs and info, errors for
-missing sources, unknown commits and files, corrupt blobs, records and
-checkpoints, with DEBUG logging captured. Every produced text and every
-stored byte is searched for the secrets.
-
-Known leaks in code owned elsewhere are ``xfail(strict=True)`` with a reason
-starting ``LEAK:``; they turn into failures (so the marker must go) once fixed.
+option name the cloud backends use), then driven through the paths that
+produce text: reprs and info, errors for missing sources, unknown commits and
+files, corrupt blobs, records and checkpoints, with DEBUG logging captured.
+Every produced text and every stored byte is searched for the secrets. A root
+URL whose ``user:password@`` the filesystem would keep in object paths is
+refused without showing the password.
 """
 
 from __future__ import annotations
@@ -27,7 +25,7 @@ import pytest
 from fsspec.implementations.memory import MemoryFileSystem
 
 from kirin import Catalog, Dataset
-from kirin.errors import CorruptObjectError, KirinError
+from kirin.errors import CorruptObjectError, InvalidInputError, KirinError
 
 from conftest import write
 
@@ -202,40 +200,38 @@ def test_commit_records_hold_no_environment_secrets(tmp_path: Path, workdir: Pat
             assert leaks(path.read_bytes().decode("utf-8", "replace")) == [], path
 
 
-def test_url_password_not_in_repr_or_info(memory_prefix: str) -> None:
-    """A root URL with user:password@ is shown without the password in repr() and info."""
+@pytest.mark.parametrize("opener", ["Dataset", "Catalog", "create_dataset"])
+def test_root_url_with_a_password_in_its_path_is_refused(memory_prefix: str,
+                                                         opener: str) -> None:
+    """memory:// (like s3fs and gcsfs) keeps ``user:password@`` of a root URL as part of the
+    path, so the password would be written into every object key and printed in every
+    message naming one: such a root is refused, with an error that names the URL without
+    the password and says what to do, and nothing is written."""
     reg = memory_registry(memory_prefix, in_url=True)
-    ds = Dataset(reg.url, "ds")
-    shown = {"repr(Dataset)": repr(ds), "repr(Catalog)": repr(Catalog(reg.url)),
-             "get_info": repr(ds.get_info())}
-    assert {k: leaks(v) for k, v in shown.items() if leaks(v)} == {}
+    openers: dict[str, Callable[[], object]] = {
+        "Dataset": lambda: Dataset(reg.url, "ds"),
+        "Catalog": lambda: Catalog(reg.url),
+        "create_dataset": lambda: Catalog(reg.url).create_dataset("ds"),
+    }
+    with pytest.raises(InvalidInputError) as info:
+        openers[opener]()
+    text = str(info.value)
+    assert "memory://***@" in text and "storage options" in text
+    assert leaks(text) == [] and leaks(repr(vars(info.value))) == []
+    assert leaks("".join(traceback.format_exception(info.value))) == []
+    assert not reg.fs.exists(reg.path)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "LEAK: Store.root keeps the userinfo of the root URL (memory://, and s3fs/gcsfs strip "
-    "only the protocol: 's3://key:secret@bucket' -> 'key:secret@bucket/...'), and "
-    "CorruptObjectError (message and .path), verify problems and the journal's warnings "
-    "name storage paths built from it, so 'user:<password>@' is printed; strip or redact "
-    "the userinfo when the store is opened (store.py)"))
-def test_url_password_not_in_errors_or_logs(memory_prefix: str, workdir: Path,
-                                            tmp_path: Path,
-                                            caplog: pytest.LogCaptureFixture) -> None:
-    """With user:password@ in the root URL, no error, traceback, verify report or Kirin log
-    record shows the password."""
-    caplog.set_level(logging.DEBUG, logger="kirin")
-    reg = memory_registry(memory_prefix, in_url=True)
-    seen = drive(reg, workdir, tmp_path)
-    for where in [w for w in seen.texts if w.startswith(("repr(", "Dataset.get_info"))]:
-        del seen.texts[where]  # covered by test_url_password_not_in_repr_or_info
-    checkpoint_warning(reg)
-    kirin_logs = [r.getMessage() for r in caplog.records if r.name.startswith("kirin")]
-    assert seen.leaked() == {} and [m for m in kirin_logs if leaks(m)] == []
+def test_a_password_the_filesystem_does_not_keep_in_paths_is_allowed() -> None:
+    """Only a password that would end up in object paths is refused: a root whose
+    ``user:password@`` the filesystem takes as credentials (ftp, sftp) is accepted."""
+    from kirin.backends import url_password
 
-
-def checkpoint_warning(reg: Registry) -> None:
-    """Make the journal log its warning about an unreadable checkpoint (it names the path)."""
-    reg.fs.pipe_file(f"{reg.path}/datasets/ds/checkpoints/{2:020d}.json", b"{broken")
-    Dataset(reg.url, "ds").history()
+    assert url_password(f"ftp://user:{URL_PASSWORD}@host/reg") == URL_PASSWORD
+    assert url_password(f"simplecache::s3://k:{URL_PASSWORD}@bucket/reg") == URL_PASSWORD
+    assert url_password("s3://bucket/reg") is None
+    assert url_password("memory://user@bucket/reg") is None
+    assert url_password("/local/path:with@odd/chars") is None
 
 
 def test_redacted_source_error_keeps_the_useful_part(workdir: Path) -> None:

@@ -118,6 +118,19 @@ class StoreContract:
         store.create(store.path("log", "sub", "x"), b"")
         assert store.listdir(store.path("log")) == ["a.json", "b.json", "c.json", "sub"]
 
+    def test_names_after(self, store: Store) -> None:
+        """names_after gives the base names sorting after a name, [] for a missing folder."""
+        log = store.path("log")
+        assert store.names_after(log, "a") == []
+        for name in ("b.json", "a.json", "c.json"):
+            store.create(store.path("log", name), b"{}")
+        store.create(store.path("log", "sub", "x"), b"")
+        store.create(store.path("logs", "z.json"), b"")
+        assert store.names_after(log, "a.json") == ["b.json", "c.json", "sub"]
+        assert store.names_after(log, "") == ["a.json", "b.json", "c.json", "sub"]
+        assert store.names_after(log, "c.json") == ["sub"]
+        assert store.names_after(log, "sub") == []
+
     # -- blobs ---------------------------------------------------------------
     def test_stage_hashes_without_publishing(self, store: Store, workdir: Path,
                                              root: RegistryRoot) -> None:
@@ -308,3 +321,53 @@ class TestLocalOnly:
         source.write_bytes(b"changed!")
         store.publish(staged)
         assert Path(store.blob_path(staged.digest)).read_bytes() == b"original"
+
+    @pytest.mark.parametrize("kernel_copy", ["available", "refused", "missing"])
+    @pytest.mark.parametrize("size", [0, 1, (8 << 20) - 1, (8 << 20) + 1, 19 << 20])
+    def test_staged_copy_is_exact_whichever_way_it_is_made(
+            self, tmp_path: Path, workdir: Path, monkeypatch: pytest.MonkeyPatch,
+            kernel_copy: str, size: int) -> None:
+        """Staging copies a file in the kernel block by block, hashing the copy, or by hand
+        where the kernel call is refused or missing: the same bytes and hash either way,
+        across block boundaries, with no temporary file left."""
+        import errno
+        import os
+
+        calls: list[int] = []
+        if kernel_copy == "available":
+            real = os.copy_file_range
+
+            def counted(*args: int) -> int:
+                calls.append(args[2])
+                return real(*args)  # type: ignore[arg-type]
+            monkeypatch.setattr(os, "copy_file_range", counted)
+        elif kernel_copy == "refused":
+            def refuse(*args: object) -> int:
+                raise OSError(errno.EXDEV, "cross-device")
+            monkeypatch.setattr(os, "copy_file_range", refuse)
+        elif kernel_copy == "missing":
+            monkeypatch.delattr(os, "copy_file_range")
+        content = bytes(range(251)) * (size // 251) + b"z" * (size % 251)
+        source = write(workdir, "m.bin", content)
+        store = Store(tmp_path / "reg")
+        staged = store.stage(str(source))
+        assert (staged.digest, staged.size) == (sha(content), size)
+        store.publish(staged)
+        assert Path(store.blob_path(staged.digest)).read_bytes() == content
+        assert list((tmp_path / "reg" / "tmp").iterdir()) == []
+        if kernel_copy == "available" and size:
+            assert len(calls) == -(-size // (8 << 20)) + 1  # every block, then the end
+
+    @pytest.mark.parametrize("source", ["/proc/self/status", "/dev/null"])
+    def test_special_files_are_read_not_kernel_copied(self, tmp_path: Path,
+                                                      source: str) -> None:
+        """Files the kernel copies as empty (procfs, devices) are read by hand instead."""
+        if not Path(source).exists():
+            pytest.skip(f"{source} does not exist on this system")
+        store = Store(tmp_path / "reg")
+        staged = store.stage(source)
+        store.publish(staged)
+        stored = Path(store.blob_path(staged.digest)).read_bytes()
+        assert sha(stored) == staged.digest and len(stored) == staged.size
+        if source.startswith("/proc"):
+            assert b"Name:" in stored

@@ -251,7 +251,7 @@ def _class_names(exc: BaseException) -> set[str]:
     return {cls.__name__ for cls in type(exc).__mro__}
 
 
-def _code(exc: BaseException) -> str | None:
+def error_code(exc: BaseException) -> str | None:
     """The service's error code (S3 ``Error.Code``, Azure ``error_code``), if any."""
     response = getattr(exc, "response", None)
     if isinstance(response, dict):
@@ -287,7 +287,7 @@ def is_transient(exc: BaseException) -> bool:
             return True
         if isinstance(link, OSError) and link.errno in _TRANSIENT_ERRNOS:
             return True
-        code = _code(link)
+        code = error_code(link)
         if code in _TRANSIENT_CODES:
             return True
         status = _status(link)
@@ -303,7 +303,7 @@ def is_access_denied(exc: BaseException) -> bool:
     for link in chain(exc):
         if isinstance(link, PermissionError) or _class_names(link) & _DENIED_CLASSES:
             return True
-        if _code(link) in _DENIED_CODES or _status(link) in (401, 403):
+        if error_code(link) in _DENIED_CODES or _status(link) in (401, 403):
             return True
         if str(link).startswith("Forbidden:"):  # gcsfs turns a 403 into OSError("Forbidden: ...")
             return True
@@ -312,7 +312,7 @@ def is_access_denied(exc: BaseException) -> bool:
 
 def is_bucket_missing(exc: BaseException) -> bool:
     for link in chain(exc):
-        if _code(link) in _BUCKET_CODES:
+        if error_code(link) in _BUCKET_CODES:
             return True
         text = str(link).lower()
         if any(m in text for m in _BUCKET_MESSAGES):
@@ -354,6 +354,16 @@ def _mask(match: re.Match[str]) -> str:
 def redact_url(url: str) -> str:
     """A root URL fit to show: no ``user:password@``, no query string."""
     return redact(url.split("?", 1)[0])
+
+
+def url_password(url: str) -> str | None:
+    """The password of a URL's ``user:password@`` part (of its last link when chained)."""
+    last = url.split("::")[-1]
+    if "://" not in last:
+        return None
+    netloc = last.split("://", 1)[1].split("/", 1)[0]
+    userinfo = netloc.rpartition("@")[0]
+    return userinfo.partition(":")[2] or None
 
 
 def secret_values(options: Mapping[str, Any]) -> list[str]:
@@ -399,7 +409,7 @@ def safe_cause(exc: BaseException, secrets: list[str]) -> BaseException | None:
 def summary(exc: BaseException, secrets: list[str]) -> str:
     """One line naming the failure: the deepest informative exception of the chain."""
     for link in chain(exc):
-        code = _code(link)
+        code = error_code(link)
         first = str(link).strip().splitlines()[0] if str(link).strip() else ""
         if code or first:
             text = f"{code}: {first}" if code and code not in first else first

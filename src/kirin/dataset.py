@@ -28,8 +28,8 @@ from .errors import (
     NotLatestCommitError,
     StorageError,
 )
-from .history import History, diff_commits, make_record
-from .inputs import AddFiles, CommitInputs, PathLike, check_folder_clash, default_author, prepare
+from .history import Draft, History, diff_commits, make_record
+from .inputs import AddFiles, CommitInputs, PathLike, default_author, prepare
 from .journal import Journal
 from .localfiles import LocalFiles, local_files
 from .naming import lookup_name, safe_local_path, validate_dataset_name
@@ -227,11 +227,15 @@ class Dataset:
             query = compile_query(parse(where))
         self._refresh()
         found: list[Commit] = []
-        for commit in self._iter_newest_first():
+        history = self._history
+        for seq in range(len(history) - 1, -1, -1):
             if limit is not None and len(found) >= limit:
                 break
-            if wanted and not all(t in commit.tags for t in wanted):
-                continue
+            if wanted:  # on the stored tags: only the matches become Commit values
+                stored = history.tags_of(seq)
+                if not all(t in stored for t in wanted):
+                    continue
+            commit = history.commit(seq)
             if query is not None and not query(commit.metadata):
                 continue
             if metadata_filter is not None and not metadata_filter(commit.metadata):
@@ -291,7 +295,7 @@ class Dataset:
         if self.policy is not None:  # re-reads the policy log (a fresh Dataset has not yet)
             # judge on hashes alone first, so a rejected commit writes nothing at all
             judged = {n: self._store.stage(src, keep=False) for n, src in inputs.sources.items()}
-            self._admit(self._propose(inputs, judged))
+            self._admit(inputs, self._snapshot_after(inputs, judged))
         staged: dict[str, StagedBlob] = {}
         try:
             for name, source in inputs.sources.items():
@@ -336,36 +340,40 @@ class Dataset:
 
     def _propose(self, inputs: CommitInputs, blobs: Mapping[str, StagedBlob]) -> Proposal:
         """The proposal ``inputs`` make on top of the current head."""
-        return self._snapshot_after(inputs, blobs)[0]
+        return self._proposal(inputs, self._snapshot_after(inputs, blobs))
+
+    def _proposal(self, inputs: CommitInputs, draft: Draft) -> Proposal:
+        """What the policy judges: built only when there is a policy (it lists every file)."""
+        return Proposal(
+            message=inputs.message,
+            files=FrozenDict((n, h) for n, (h, _) in draft.files().items()),
+            added=tuple(draft.added), removed=draft.removed, metadata=inputs.metadata,
+            tags=inputs.tags, author=inputs.author)
 
     def _snapshot_after(self, inputs: CommitInputs, blobs: Mapping[str, StagedBlob],
-                        exact: Entries | None = None) -> tuple[Proposal, Entries, Entries]:
-        """The proposal, the full snapshot and the added entries, on the current head.
+                        exact: Entries | None = None) -> Draft:
+        """The snapshot ``inputs`` make on the current head, checked for folder clashes.
 
         ``exact`` (a promotion) is the whole snapshot wanted, whatever the head
-        holds: the changes are computed against the head.
+        holds: the changes are computed against the head. A :class:`Draft`
+        rather than a new dict, so that a commit touching a few files of a
+        large snapshot costs O(changes).
         """
         head = self._history.head
-        base = self._history.snapshot(head.seq) if head else {}
-        removed = inputs.removed
+        seq = head.seq if head else -1
+        base = self._history.snapshot(seq)
         if exact is not None:
-            snapshot = dict(exact)
             added = {n: v for n, v in exact.items() if base.get(n) != v}
             removed = tuple(sorted(n for n in base if n not in exact))
+            draft = self._history.draft(seq, added, removed, dict(exact))
         else:
             missing = [n for n in inputs.removed if n not in base]
             if missing:
                 raise FileNotInCommitError(missing[0], head.hash if head else None)
             added = {n: (b.digest, b.size) for n, b in blobs.items()}
-            snapshot = {n: v for n, v in base.items() if n not in inputs.removed}
-            snapshot.update(added)
-        check_folder_clash(snapshot)
-        proposal = Proposal(
-            message=inputs.message,
-            files=FrozenDict((n, h) for n, (h, _) in snapshot.items()),
-            added=tuple(added), removed=removed, metadata=inputs.metadata,
-            tags=inputs.tags, author=inputs.author)
-        return proposal, snapshot, added
+            draft = self._history.draft(seq, added, inputs.removed)
+        draft.check_folder_clash()
+        return draft
 
     def _publish(self, inputs: CommitInputs, staged: Mapping[str, StagedBlob],
                  exact: Entries | None = None) -> str:
@@ -376,8 +384,8 @@ class Dataset:
                 self._refresh()
                 self._check_latest()
             head = self._history.head
-            proposal, snapshot, added = self._snapshot_after(inputs, staged, exact)
-            policy_hash = self._admit(proposal)
+            draft = self._snapshot_after(inputs, staged, exact)
+            policy_hash = self._admit(inputs, draft)
             if not blobs_written:
                 if not head:
                     self._ensure_info()
@@ -388,10 +396,10 @@ class Dataset:
                 now = head.timestamp + timedelta(microseconds=1)
             record = make_record(
                 seq=len(self._history), parent=head.hash if head else None,
-                snapshot=snapshot, added=added, removed=proposal.removed,
+                tree=draft.tree(), added=draft.added, removed=draft.removed,
                 message=inputs.message, metadata=thaw(inputs.metadata), tags=list(inputs.tags),
                 timestamp=now, author=inputs.author, policy=policy_hash)
-            if self._journal.publish(record, snapshot):
+            if self._journal.publish(record, draft):
                 for blob in reused:  # a concurrent gc may have judged them unreferenced
                     self._store.restore(blob)
                 self._pinned = None
@@ -402,8 +410,8 @@ class Dataset:
             f"Gave up committing to dataset {self.name!r} after {MAX_ATTEMPTS} attempts: "
             "other writers kept committing first. Nothing of this commit is in the history.")
 
-    def _admit(self, proposal: Proposal) -> str | None:
-        """Judge ``proposal`` against the policy in force now; return that policy's hash.
+    def _admit(self, inputs: CommitInputs, draft: Draft) -> str | None:
+        """Judge the commit against the policy in force now; return that policy's hash.
 
         The policy log is re-read first, so a policy another writer just set
         applies. Without a policy every well-formed commit is admitted.
@@ -412,7 +420,7 @@ class Dataset:
         policy = self._policies.current_policy()
         if policy is None:
             return None
-        self._judge(policy, proposal).raise_for_violations(dataset=self.name)
+        self._judge(policy, self._proposal(inputs, draft)).raise_for_violations(dataset=self.name)
         return policy.hash
 
     def _judge(self, policy: Policy, proposal: Proposal) -> Report:
@@ -447,7 +455,8 @@ class Dataset:
         policy = self.policy
         if policy is None:
             return Report((), None)
-        return self._judge(policy, self._snapshot_after(inputs, {}, snapshot)[0])
+        draft = self._snapshot_after(inputs, {}, snapshot)
+        return self._judge(policy, self._proposal(inputs, draft))
 
     def _promotion(self, ref: str, tags: Iterable[str], message: str | None,
                    author: str | None, metadata: Mapping[str, Any] | None

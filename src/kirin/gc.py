@@ -13,6 +13,7 @@ there and restores any that a racing collection removed.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -83,7 +84,7 @@ def collect_garbage(store: Store, *, dry_run: bool = False,
             continue
         path = store.blob_path(digest)
         try:
-            info = store.fs.info(path)
+            info = store.info(path)
         except FileNotFoundError:
             continue
         modified = modified_time(info)
@@ -95,7 +96,7 @@ def collect_garbage(store: Store, *, dry_run: bool = False,
         if not dry_run:
             # look again just before removing: a commit may have freshened it meanwhile
             try:
-                again = modified_time(store.fs.info(path))
+                again = modified_time(store.info(path))
             except FileNotFoundError:
                 removed.pop()
                 continue
@@ -103,7 +104,8 @@ def collect_garbage(store: Store, *, dry_run: bool = False,
                 removed.pop()
                 kept += 1
                 continue
-            store.fs.rm_file(path)
+            with contextlib.suppress(FileNotFoundError):  # another gc was quicker
+                store.remove(path)
     temp = _remove_stale_temp(store, cutoff, dry_run)
     return GcReport(dry_run, datasets, seen, in_use, tuple(removed), freed, kept, temp)
 
@@ -116,12 +118,13 @@ def _remove_stale_temp(store: Store, cutoff: float, dry_run: bool) -> int:
     for name in store.listdir(folder):
         path = f"{folder}/{name}"
         try:
-            modified = modified_time(store.fs.info(path))
+            modified = modified_time(store.info(path))
         except FileNotFoundError:
             continue
         if name.endswith(".part") and modified is not None and modified < min(
                 cutoff, time.time() - FRESHEN_AFTER):
             count += 1
             if not dry_run:
-                store.fs.rm_file(path)
+                with contextlib.suppress(FileNotFoundError):
+                    store.remove(path)
     return count

@@ -14,25 +14,30 @@ from __future__ import annotations
 import bisect
 import hashlib
 import json
+import json.encoder
 import re
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from ._json import FrozenDict, FrozenList, canonical_json, freeze
+from ._json import FrozenDict, canonical_json
 from .errors import (
     AmbiguousRefError,
     CommitNotFoundError,
     CorruptObjectError,
     InvalidNameError,
 )
+from .inputs import check_folder_clash
 from .naming import validate_file_name
-from .values import BlobReader, Commit, File
+from .values import BlobReader, Commit, File, SnapshotSource
 
 FORMAT_VERSION = 1
 #: (content hash, size) of each file of a snapshot, by name.
 Snapshot = Mapping[str, tuple[str, int]]
+
+#: ``json``'s own string encoder, the one ``canonical_json`` uses (``ensure_ascii=False``).
+_encode_str: Callable[[str], str] = json.encoder.encode_basestring
 
 _RECORD_KEYS = frozenset({"kirin", "seq", "hash", "parent", "tree", "changes", "message",
                           "metadata", "tags", "timestamp", "author", "policy"})
@@ -43,24 +48,47 @@ def sha256_text(text: str) -> str:
 
 
 def tree_hash(snapshot: Snapshot) -> str:
-    """Hash of a full snapshot: sorted ``[name, hash, size]`` triples."""
-    return sha256_text(canonical_json([[n, h, s] for n, (h, s) in sorted(snapshot.items())]))
+    """Hash of a full snapshot: canonical JSON of its sorted ``[name, hash, size]`` triples.
+
+    The JSON text is assembled from per-file strings, byte for byte what
+    ``canonical_json`` writes, because a snapshot of N files is hashed on
+    every commit: strings are invisible to the garbage collector, while a
+    list per file made every large commit set off collections of the whole
+    heap (whose cost grew with the number of commits held in memory).
+    """
+    encode = _encode_str
+    parts = []
+    for name in sorted(snapshot):
+        digest, size = snapshot[name]
+        if type(name) is not str or type(digest) is not str or type(size) is not int:
+            return sha256_text(canonical_json([[n, h, s] for n, (h, s)
+                                               in sorted(snapshot.items())]))
+        parts.append(f"[{encode(name)},{encode(digest)},{size}]")
+    return sha256_text("[" + ",".join(parts) + "]")
 
 
 def record_hash(record: Mapping[str, Any]) -> str:
     return sha256_text(canonical_json({k: v for k, v in record.items() if k != "hash"}))
 
 
-def make_record(*, seq: int, parent: str | None, snapshot: Snapshot,
+def make_record(*, seq: int, parent: str | None, snapshot: Snapshot | None = None,
                 added: Mapping[str, tuple[str, int]], removed: Iterable[str], message: str,
                 metadata: Any, tags: Sequence[str], timestamp: datetime, author: str,
-                policy: str | None) -> dict[str, Any]:
-    """A complete commit record, hash included."""
+                policy: str | None, tree: str | None = None) -> dict[str, Any]:
+    """A complete commit record, hash included.
+
+    ``tree`` is the snapshot's :func:`tree_hash` when the caller has it (see
+    :class:`Draft`); otherwise it is computed from ``snapshot``.
+    """
+    if tree is None:
+        if snapshot is None:
+            raise TypeError("make_record needs the snapshot or its tree hash")
+        tree = tree_hash(snapshot)
     record: dict[str, Any] = {
         "kirin": FORMAT_VERSION,
         "seq": seq,
         "parent": parent,
-        "tree": tree_hash(snapshot),
+        "tree": tree,
         "changes": {
             "add": {n: {"hash": h, "size": s} for n, (h, s) in sorted(added.items())},
             "remove": sorted(removed),
@@ -89,10 +117,61 @@ def decode_record(data: bytes, *, where: str, seq: int | None = None) -> dict[st
         # RecursionError: nesting deeper than the decoder's stack allows.
         raise CorruptObjectError(f"Commit record {where} is not valid JSON ({exc}); "
                                  "it may be truncated", path=where) from exc
-    return check_record(record, where=where, seq=seq)
+    try:
+        text: str | None = data.decode("utf-8").removesuffix("\n")
+    except UnicodeDecodeError:  # pragma: no cover - json.loads took it as UTF-16/32
+        text = None
+    return check_record(record, where=where, seq=seq, text=text)
 
 
-def check_record(record: Any, *, where: str, seq: int | None = None) -> dict[str, Any]:
+def hashes_as_stored(record: Mapping[str, Any], text: str) -> bool:
+    """Whether ``text``, the stored JSON of ``record``, proves its hash without re-encoding.
+
+    ``text`` minus its ``"hash"`` member is hashed as it is. A match means
+    that text is exactly what the writer hashed, i.e. the canonical JSON of
+    the record's other fields (forging it would need a SHA-256 preimage), so
+    this is the same check as :func:`record_hash` at a fraction of the cost.
+    ``False`` (text not canonical, or altered) only means the caller must
+    re-encode and compare, as before.
+    """
+    digest = record.get("hash")
+    if not isinstance(digest, str) or not _HEX64.fullmatch(digest):
+        return False
+    member = f',"hash":"{digest}"'
+    at = text.find(member + ',"kirin":')
+    if at < 0:
+        return False
+    stripped = text[:at] + text[at + len(member):]
+    try:
+        return hashlib.sha256(stripped.encode("utf-8")).hexdigest() == digest
+    except UnicodeEncodeError:
+        return False
+
+
+def check_record(record: Any, *, where: str, seq: int | None = None,
+                 text: str | None = None) -> dict[str, Any]:
+    """``record`` if it is a well-formed, unaltered commit record; else CorruptObjectError.
+
+    ``text``, the record's JSON as stored, lets the hash be checked without
+    re-encoding the record (see :func:`hashes_as_stored`).
+    """
+    _check_record(record, where, seq, text)
+    checked: dict[str, Any] = record
+    return checked
+
+
+def check_stored_record(record: Any, text: str, *, where: str, seq: int | None = None
+                        ) -> str | None:
+    """:func:`check_record` of ``record`` parsed from ``text``; ``text`` if it proved the hash.
+
+    A proven text is the record's canonical JSON, which :meth:`History.append`
+    can cut the metadata's JSON from instead of re-encoding it.
+    """
+    return text if _check_record(record, where, seq, text) else None
+
+
+def _check_record(record: Any, where: str, seq: int | None, text: str | None) -> bool:
+    """Raise CorruptObjectError unless ``record`` is sound; ``True`` if ``text`` proved it."""
     def bad(reason: str) -> CorruptObjectError:
         return CorruptObjectError(f"Commit record {where} is malformed: {reason}",
                                   path=where)
@@ -130,6 +209,8 @@ def check_record(record: Any, *, where: str, seq: int | None = None) -> dict[str
         raise bad("'tags' must be a list of strings")
     if not isinstance(record["metadata"], dict):
         raise bad("'metadata' must be an object")
+    if text is not None and hashes_as_stored(record, text):
+        return True
     try:
         actual = record_hash(record)
     except (ValueError, RecursionError) as exc:  # NaN, lone surrogates: Kirin writes neither
@@ -139,27 +220,262 @@ def check_record(record: Any, *, where: str, seq: int | None = None) -> dict[str
             f"Commit record {where} does not match its hash: it claims "
             f"{str(record['hash'])[:12]} but its content hashes to {actual[:12]}; "
             "it was altered after it was written", path=where, commit=str(record["hash"]))
-    return record
+    return False
 
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
+#: Names already found valid: a long history names the same files again and again.
+_VALID_NAMES: set[str] = set()
+
+
 def _check_stored_name(name: Any, bad: Callable[[str], CorruptObjectError]) -> None:
     """A name read from storage must be one Kirin itself would have written."""
+    if type(name) is str and name in _VALID_NAMES:
+        return
     try:
         if validate_file_name(name) != name:
             raise bad(f"file name {name!r} is not in normal form (NFC)")
     except InvalidNameError as exc:
         raise bad(f"unsafe file name: {exc}") from exc
+    if len(_VALID_NAMES) >= 65536:  # bounded: forget, and validate again
+        _VALID_NAMES.clear()
+    _VALID_NAMES.add(name)
 
 
-class History:
+#: Field positions in a stored row (see :func:`_row`).
+(_HASH, _PARENT, _TREE, _ADD, _REMOVE, _TAGS, _MESSAGE, _METADATA, _TIMESTAMP, _AUTHOR,
+ _POLICY, _RAW) = range(12)
+#: A verified record as :class:`History` keeps it: a tuple of strings, numbers and tuples
+#: of them, which CPython's garbage collector stops tracking after one collection.
+Row = tuple[Any, ...]
+
+
+def _row(record: Mapping[str, Any], text: str | None = None) -> Row:
+    """The stored form of a verified record; :func:`_record_of` turns it back.
+
+    Keeping the parsed dicts and lists instead made every full garbage
+    collection scan about nine containers per commit ever loaded, so commits
+    slowed down as the history grew. Metadata is kept as its canonical JSON
+    and frozen only when a commit's metadata is read; ``text``, the record's
+    canonical JSON when the caller has it, saves re-encoding it. A record
+    holding keys Kirin does not write keeps its whole canonical text, so a
+    checkpoint repeats it exactly.
+    """
+    changes = record["changes"]
+    add = changes["add"]
+    plain = (len(record) == len(_RECORD_KEYS) and len(changes) == 2
+             and type(record["kirin"]) is int and type(record["seq"]) is int
+             and type(record["tree"]) is str and all(len(entry) == 2 for entry in add.values()))
+    metadata = _metadata_slice(text) if plain and text is not None else None
+    return (record["hash"], record["parent"], record["tree"],
+            tuple([(name, entry["hash"], entry["size"]) for name, entry in add.items()]),
+            tuple(changes["remove"]), tuple(record["tags"]), record["message"],
+            canonical_json(record["metadata"]) if metadata is None else metadata,
+            record["timestamp"], record["author"], record["policy"],
+            None if plain else canonical_json(record))
+
+
+def _record_of(seq: int, row: Row) -> dict[str, Any]:
+    """The record ``row`` was made from, as a fresh dict."""
+    if row[_RAW] is not None:
+        return json.loads(row[_RAW])  # type: ignore[no-any-return]
+    return {
+        "kirin": FORMAT_VERSION, "seq": seq, "hash": row[_HASH], "parent": row[_PARENT],
+        "tree": row[_TREE],
+        "changes": {"add": {n: {"hash": h, "size": s} for n, h, s in row[_ADD]},
+                    "remove": list(row[_REMOVE])},
+        "message": row[_MESSAGE], "metadata": json.loads(row[_METADATA]),
+        "tags": list(row[_TAGS]), "timestamp": row[_TIMESTAMP], "author": row[_AUTHOR],
+        "policy": row[_POLICY],
+    }
+
+
+def _metadata_slice(text: str) -> str | None:
+    """The metadata's canonical JSON, cut from a record's canonical JSON ``text``.
+
+    Only for a record of the shape Kirin writes (see :func:`_row`): its keys
+    are sorted, and a ``,"`` inside a string is always escaped, so the first
+    ``,"metadata":`` is the member itself and the last ``,"parent":`` the
+    member after it (only strings, numbers and a list of strings follow).
+    """
+    start = text.find(',"metadata":')
+    end = text.rfind(',"parent":')
+    if start < 0 or end < start:
+        return None
+    return text[start + len(',"metadata":'):end]
+
+
+def _fragment(name: Any, digest: Any, size: Any) -> str | None:
+    """One file's ``[name, hash, size]`` in a tree's canonical JSON, plus a comma.
+
+    ``None`` unless the hash is 64 hex digits and the size a plain int: only
+    then can :meth:`Draft.tree` find the fragment by its name alone (a
+    ``[`` then a JSON string then ``,`` starts no other fragment).
+    """
+    if (type(name) is not str or type(digest) is not str or type(size) is not int
+            or not _HEX64.fullmatch(digest)):
+        return None
+    return f"[{_encode_str(name)},\"{digest}\",{size}],"
+
+
+class _Tip:
+    """The snapshot the next commit builds on, with its tree's JSON, kept up to date.
+
+    A commit changes a few files of a snapshot that may hold many. Copying,
+    sorting and re-encoding every entry on each commit cost O(files) object
+    visits scattered over a heap that grows with the history, so commits
+    slowed down as it grew; the tip is instead edited in place in O(changes)
+    plus one contiguous hash of the tree's text.
+    """
+
+    __slots__ = ("body", "clash_free", "files", "names", "seq")
+
+    def __init__(self, seq: int, files: dict[str, tuple[str, int]], body: str,
+                 clash_free: bool) -> None:
+        self.seq = seq
+        self.files = files  # owned: edited in place when the next commit is published
+        self.names = sorted(files)
+        self.body = body  # the tree's canonical JSON without brackets, ``,`` after each entry
+        self.clash_free = clash_free
+
+
+class Draft:
+    """The snapshot a commit would make: commit ``seq``'s files plus ``added``, minus ``removed``.
+
+    Its tree hash and folder-clash check cost O(changes) when the history
+    has a tip at ``seq`` (see :class:`_Tip`); the full snapshot is only
+    built when asked for (by a policy, which judges every file).
+    """
+
+    #: Above this many changes, re-hashing the whole snapshot is as cheap as editing.
+    SPLICE_MAX = 32
+
+    def __init__(self, history: History, seq: int, added: Mapping[str, tuple[str, int]],
+                 removed: Sequence[str], files: dict[str, tuple[str, int]] | None = None
+                 ) -> None:
+        self.history = history
+        self.seq = seq
+        self.added = dict(added)
+        self.removed = tuple(removed)
+        self._files = files
+        self._tree: str | None = None
+        self._body: str | None = None
+        self._tip: _Tip | None = None
+        self.clash_checked = False
+
+    def files(self) -> dict[str, tuple[str, int]]:
+        """The full snapshot (built on first use; do not modify it)."""
+        if self._files is None:
+            base = self.history.snapshot(self.seq)
+            gone = set(self.removed)
+            files = {n: v for n, v in base.items() if n not in gone}
+            files.update(self.added)
+            self._files = files
+        return self._files
+
+    def check_folder_clash(self) -> None:
+        """Raise InvalidNameError if a name of the snapshot is a file and a folder.
+
+        With a clash-free tip only the new names can clash, and they are
+        checked against the sorted names; any doubt re-checks the whole
+        snapshot, which also gives the error its usual wording.
+        """
+        tip = self._tip_or_none()
+        if tip is None or not tip.clash_free or not self._no_new_clash(tip):
+            check_folder_clash(self.files())
+        self.clash_checked = True
+
+    def _no_new_clash(self, tip: _Tip) -> bool:
+        gone = set(self.removed) - self.added.keys()
+        new = [n for n in self.added if n not in tip.files]
+
+        def exists(name: str) -> bool:
+            return name in self.added or (name in tip.files and name not in gone)
+
+        for name in new:
+            parts = name.split("/")
+            if any(exists("/".join(parts[:i])) for i in range(1, len(parts))):
+                return False
+            folder = name + "/"
+            i = bisect.bisect_left(tip.names, folder)
+            while i < len(tip.names) and tip.names[i].startswith(folder):
+                if tip.names[i] not in gone:
+                    return False
+                i += 1
+            if any(other.startswith(folder) for other in new):
+                return False
+        return True
+
+    def tree(self) -> str:
+        """The snapshot's :func:`tree_hash`."""
+        if self._tree is None:
+            tip = self._tip_or_none()
+            body = self._splice(tip) if tip is not None else None
+            if body is None:
+                self._tree = tree_hash(self.files())
+            else:
+                self._body, self._tip = body, tip
+                self._tree = sha256_text("[" + body[:-1] + "]")
+        return self._tree
+
+    def _tip_or_none(self) -> _Tip | None:
+        """The tip to edit, unless there are so many changes that editing does not pay."""
+        if len(self.added) + len(self.removed) > self.SPLICE_MAX:
+            return None
+        return self.history._tip_at(self.seq)
+
+    def _splice(self, tip: _Tip) -> str | None:
+        """The tip's tree body with this draft's changes, or ``None`` if it cannot be edited."""
+        body, names = tip.body, tip.names
+        edits: list[tuple[int, int, str, str]] = []
+
+        def span(name: str) -> tuple[int, int] | None:
+            old = _fragment(name, *tip.files[name])
+            start = body.find(f"[{_encode_str(name)},")
+            if old is None or start < 0 or not body.startswith(old, start):
+                return None
+            return start, start + len(old)
+
+        for name in set(self.removed) - self.added.keys():
+            if name not in tip.files or (where := span(name)) is None:
+                return None
+            edits.append((*where, name, ""))
+        for name, (digest, size) in self.added.items():
+            new = _fragment(name, digest, size)
+            if new is None:
+                return None
+            if name in tip.files:
+                if (where := span(name)) is None:
+                    return None
+                edits.append((*where, name, new))
+                continue
+            i = bisect.bisect_left(names, name)
+            if i == len(names):
+                at = len(body)
+            elif (after := span(names[i])) is None:
+                return None
+            else:
+                at = after[0]
+            edits.append((at, at, name, new))
+        edits.sort()
+        pieces: list[str] = []
+        at = 0
+        for start, end, _, text in edits:
+            pieces += (body[at:start], text)
+            at = end
+        pieces.append(body[at:])
+        return "".join(pieces)
+
+
+class History(SnapshotSource):
     """The records of one dataset, oldest first, with snapshots rebuilt on demand.
 
     Appending is the only change. Snapshots are rebuilt by replaying changes
     from the nearest cached snapshot, so walking the history in order costs
-    one change per step.
+    one change per step. Records are kept as rows (:func:`_row`) and turned
+    into :class:`Commit` values only when asked for.
     """
 
     _CACHE = 16
@@ -167,36 +483,40 @@ class History:
     def __init__(self, dataset: str, reader: BlobReader | None) -> None:
         self.dataset = dataset
         self._reader = reader
-        self._records: list[dict[str, Any]] = []
+        self._rows: list[Row] = []
         self._commits: list[Commit | None] = []
         self._index: dict[str, int] = {}
         self._sorted: list[str] | None = None
         self._snapshots: OrderedDict[int, dict[str, tuple[str, int]]] = OrderedDict()
+        self._tip: _Tip | None = None
 
     def __len__(self) -> int:
-        return len(self._records)
+        return len(self._rows)
 
     def reset(self) -> None:
         """Forget every record (used when checkpoints turn out not to match the log)."""
-        self._records.clear()
+        self._rows.clear()
         self._commits.clear()
         self._index.clear()
         self._sorted = None
         self._snapshots.clear()
+        self._tip = None
 
     @property
     def head_hash(self) -> str | None:
-        return self._records[-1]["hash"] if self._records else None
+        return self._rows[-1][_HASH] if self._rows else None
 
     def append(self, record: dict[str, Any], *, where: str,
-               snapshot: dict[str, tuple[str, int]] | None = None) -> None:
-        """Add the next record, checking it continues the chain.
+               snapshot: dict[str, tuple[str, int]] | None = None,
+               text: str | None = None, draft: Draft | None = None) -> None:
+        """Add the next (verified) record, checking it continues the chain.
 
-        ``snapshot`` is the record's full snapshot when the caller built it
-        (the writer that made the record hashed it into ``tree``), saving the
-        next commit a copy and a re-hash of every entry.
+        ``snapshot`` or ``draft`` is the record's snapshot when the caller
+        built it (the writer that made the record hashed it into ``tree``),
+        saving the next commit a rebuild and a re-hash of every entry.
+        ``text`` is the record's canonical JSON, when the caller has it.
         """
-        expected_seq = len(self._records)
+        expected_seq = len(self._rows)
         if record["seq"] != expected_seq:
             raise CorruptObjectError(f"Commit record {where} is #{record['seq']}, "
                                      f"expected #{expected_seq}", path=where)
@@ -208,18 +528,70 @@ class History:
         if record["hash"] in self._index:
             raise CorruptObjectError(f"Commit record {where} repeats commit "
                                      f"{record['hash'][:12]}", path=where)
-        self._records.append(record)
+        self._rows.append(_row(record, text))
         self._commits.append(None)
         self._index[record["hash"]] = expected_seq
         self._sorted = None
+        if draft is not None and not self._advance(draft, record):
+            snapshot = draft.files()
         if snapshot is not None:
             self._remember(expected_seq, snapshot)
 
-    def record(self, seq: int) -> dict[str, Any]:
-        return self._records[seq]
+    def draft(self, seq: int, added: Mapping[str, tuple[str, int]], removed: Sequence[str],
+              files: dict[str, tuple[str, int]] | None = None) -> Draft:
+        """The snapshot commit ``seq`` (-1: none) would have with these changes."""
+        return Draft(self, seq, added, removed, files)
 
-    def records(self) -> Sequence[dict[str, Any]]:
-        return self._records
+    def _tip_at(self, seq: int) -> _Tip | None:
+        """The tip at commit ``seq``, made from its (verified) snapshot if need be."""
+        tip = self._tip
+        if tip is not None and tip.seq == seq:
+            return tip
+        files = dict(self.snapshot(seq))
+        fragments = [_fragment(n, *files[n]) for n in sorted(files)]
+        if any(f is None for f in fragments):
+            return None
+        try:
+            check_folder_clash(files)
+            clash_free = True
+        except InvalidNameError:
+            clash_free = False
+        self._tip = tip = _Tip(seq, files, "".join(fragments), clash_free)  # type: ignore[arg-type]
+        return tip
+
+    def _advance(self, draft: Draft, record: Mapping[str, Any]) -> bool:
+        """Move the tip onto the record ``draft`` became, editing it in place."""
+        tip = draft._tip
+        if (tip is None or tip is not self._tip or draft._body is None
+                or tip.seq != record["seq"] - 1 or record["tree"] != draft._tree):
+            return False
+        for name in set(draft.removed) - draft.added.keys():
+            del tip.files[name]
+            del tip.names[bisect.bisect_left(tip.names, name)]
+        for name, entry in draft.added.items():
+            if name not in tip.files:
+                bisect.insort(tip.names, name)
+            tip.files[name] = entry
+        tip.body = draft._body
+        tip.seq = record["seq"]
+        tip.clash_free = draft.clash_checked
+        return True
+
+    def record(self, seq: int) -> dict[str, Any]:
+        """Record ``seq`` as a fresh dict (as stored, hash included)."""
+        return _record_of(seq, self._rows[seq])
+
+    def record_text(self, seq: int) -> str:
+        """The canonical JSON of record ``seq``, as in its log entry."""
+        raw: str | None = self._rows[seq][_RAW]
+        return raw if raw is not None else canonical_json(self.record(seq))
+
+    def records(self) -> list[dict[str, Any]]:
+        return [self.record(i) for i in range(len(self._rows))]
+
+    def tags_of(self, seq: int) -> tuple[str, ...]:
+        """The tags of commit ``seq``, without building the commit."""
+        return self._rows[seq][_TAGS]  # type: ignore[no-any-return]
 
     def commit(self, seq: int) -> Commit:
         cached = self._commits[seq]
@@ -230,61 +602,55 @@ class History:
 
     def commits(self) -> list[Commit]:
         """Every commit, oldest first."""
-        return [self.commit(i) for i in range(len(self._records))]
+        return [self.commit(i) for i in range(len(self._rows))]
 
     @property
     def head(self) -> Commit | None:
-        return self.commit(len(self._records) - 1) if self._records else None
+        return self.commit(len(self._rows) - 1) if self._rows else None
 
     def _build(self, seq: int) -> Commit:
-        rec = self._records[seq]
+        row = self._rows[seq]
         try:
-            timestamp = datetime.fromisoformat(rec["timestamp"])
+            timestamp = datetime.fromisoformat(row[_TIMESTAMP])
         except (TypeError, ValueError) as exc:
-            raise CorruptObjectError(f"Commit {rec['hash'][:12]} has an unreadable "
-                                     f"timestamp {rec['timestamp']!r}",
-                                     path=f"#{seq}", commit=rec["hash"]) from exc
-        digest = rec["hash"]
-        return Commit(
-            hash=digest,
-            parent_hash=rec["parent"],
-            message=rec["message"],
-            metadata=freeze(rec["metadata"]),
-            tags=FrozenList(rec["tags"]),
-            timestamp=timestamp,
-            author=rec["author"],
-            seq=seq,
-            policy_hash=rec["policy"],
-            _files=self._files_loader(seq, digest),
-        )
+            raise CorruptObjectError(f"Commit {row[_HASH][:12]} has an unreadable "
+                                     f"timestamp {row[_TIMESTAMP]!r}",
+                                     path=f"#{seq}", commit=row[_HASH]) from exc
+        # metadata and tags go in stored form: Commit freezes them on first use
+        return Commit(row[_HASH], row[_PARENT], row[_MESSAGE], row[_METADATA], row[_TAGS],
+                      timestamp, row[_AUTHOR], seq, row[_POLICY], self)
 
-    def _files_loader(self, seq: int, digest: str) -> Callable[[], dict[str, File]]:
-        def load() -> dict[str, File]:
-            return {name: File(name, h, s, digest, self._reader)
-                    for name, (h, s) in self.snapshot(seq).items()}
-        return load
+    def files_of(self, seq: int, commit_hash: str) -> dict[str, File]:
+        return {name: File(name, h, s, commit_hash, self._reader)
+                for name, (h, s) in self.snapshot(seq).items()}
 
     def snapshot(self, seq: int) -> dict[str, tuple[str, int]]:
         """The full file snapshot of commit ``seq`` (verified against its tree hash)."""
         if seq < 0:
             return {}
+        tip = self._tip
+        if tip is not None and tip.seq == seq:
+            return tip.files
         if seq in self._snapshots:
             self._snapshots.move_to_end(seq)
             return self._snapshots[seq]
         start = max((s for s in self._snapshots if s < seq), default=-1)
-        current = dict(self._snapshots[start]) if start >= 0 else {}
+        if tip is not None and start < tip.seq < seq:
+            start, current = tip.seq, dict(tip.files)
+        else:
+            current = dict(self._snapshots[start]) if start >= 0 else {}
         for i in range(start + 1, seq + 1):
-            rec = self._records[i]
-            for name in rec["changes"]["remove"]:
+            row = self._rows[i]
+            for name in row[_REMOVE]:
                 current.pop(name, None)
-            for name, entry in rec["changes"]["add"].items():
-                current[name] = (entry["hash"], entry["size"])
-        rec = self._records[seq]
-        if tree_hash(current) != rec["tree"]:
+            for name, digest, size in row[_ADD]:
+                current[name] = (digest, size)
+        row = self._rows[seq]
+        if tree_hash(current) != row[_TREE]:
             raise CorruptObjectError(
-                f"Commit {rec['hash'][:12]} (#{seq}) lists files that do not match its "
+                f"Commit {row[_HASH][:12]} (#{seq}) lists files that do not match its "
                 "recorded tree hash: the history was altered", path=f"#{seq}",
-                commit=rec["hash"])
+                commit=row[_HASH])
         self._remember(seq, current)
         return current
 
@@ -292,7 +658,7 @@ class History:
         self._snapshots[seq] = snapshot
         self._snapshots.move_to_end(seq)
         if len(self._snapshots) > self._CACHE:
-            oldest = next(s for s in self._snapshots if s != len(self._records) - 1)
+            oldest = next(s for s in self._snapshots if s != len(self._rows) - 1)
             del self._snapshots[oldest]
 
     def resolve(self, ref: str) -> Commit:

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any
 
-from ._json import canonical_json
 from .errors import CorruptObjectError
-from .history import History, check_record, decode_record, encode_record
+from .history import Draft, History, check_record, check_stored_record, decode_record, encode_record
 from .store import Store
 
 log = logging.getLogger("kirin")
@@ -58,7 +58,8 @@ class Journal:
     def refresh(self) -> int:
         """Read whatever was committed since the last look; return how many."""
         before = len(self.history)
-        if not self._loaded:
+        first_load = not self._loaded
+        if first_load:
             self._load_checkpoints()
             self._loaded = True
         batch_size = 2  # usually nothing or one commit is new: don't pay for 16 reads
@@ -74,21 +75,27 @@ class Journal:
             for i, path in enumerate(paths):
                 data = batch.get(path)
                 if data is None:
-                    data = self._check_end(start + i, later=[batch.get(p) for p in paths[i + 1:]])
+                    data = self._check_end(start + i, later=[batch.get(p) for p in paths[i + 1:]],
+                                           thorough=first_load)
                     if data is None:
                         return len(self.history) - before
                 record = decode_record(data, where=path, seq=start + i)
                 self.history.append(record, where=path)
 
-    def _check_end(self, seq: int, later: list[bytes | None]) -> bytes | None:
+    def _check_end(self, seq: int, later: list[bytes | None], *,
+                   thorough: bool = False) -> bytes | None:
         """Entry ``seq`` is missing: confirm it is the end of the log, not a hole.
 
         A writer creates ``seq`` before anyone can create ``seq + 1``, so if a
         later entry exists, ``seq`` was either created since we looked (read it
         again) or deleted (report it: treating it as the end would hide every
-        later commit and let the next commit fill the hole).
+        later commit and let the next commit fill the hole). The entries read
+        ahead (or the next one, on local disk) catch a narrow hole; when the
+        dataset is first opened (``thorough``), the log folder is also asked
+        for any later entry, which catches a hole of any width.
         """
-        if not any(later) and (later or self.store.read(self.log_path(seq + 1)) is None):
+        if not any(later) and (later or self.store.read(self.log_path(seq + 1)) is None) and \
+                not (thorough and self._later_entries(seq)):
             return None
         data = self.store.read(self.log_path(seq))
         if data is None:
@@ -98,6 +105,11 @@ class Journal:
                 "exist: an object was deleted. Run `kirin verify` to see what is affected.",
                 path=path)
         return data
+
+    def _later_entries(self, seq: int) -> bool:
+        """Whether the log folder holds an entry numbered above ``seq`` (one listing)."""
+        names = self.store.names_after(self.store.path(*self.base, "log"), f"{seq:020d}.json")
+        return any(len(n) == 25 and n.endswith(".json") and n[:20].isdigit() for n in names)
 
     def _load_checkpoints(self) -> None:
         """Take every usable checkpoint that continues the chain from where we are."""
@@ -111,13 +123,13 @@ class Journal:
             if records is None:
                 log.warning("Ignoring unreadable checkpoint %s; the log is read instead", path)
                 continue
-            if records[0]["seq"] != len(self.history):
+            if records[0][0]["seq"] != len(self.history):
                 continue  # overlaps what we have, or leaves a gap the log must fill
             if not self._chains(records):
                 log.warning("Ignoring checkpoint %s: it does not continue the chain", path)
                 continue
-            for record in records:
-                self.history.append(record, where=path)
+            for record, text in records:
+                self.history.append(record, where=path, text=text)
         if len(self.history) and not self._log_agrees(len(self.history) - 1):
             log.warning("Ignoring checkpoints of dataset %r: the log disagrees with them; "
                         "reading the log instead", self.dataset)
@@ -134,9 +146,9 @@ class Journal:
             return False
         return bool(record["hash"] == self.history.head_hash)
 
-    def _chains(self, records: list[dict[str, Any]]) -> bool:
+    def _chains(self, records: list[tuple[dict[str, Any], str | None]]) -> bool:
         parent = self.history.head_hash
-        for i, record in enumerate(records):
+        for i, (record, _) in enumerate(records):
             if record["seq"] != len(self.history) + i or record["parent"] != parent:
                 return False
             parent = record["hash"]
@@ -144,16 +156,20 @@ class Journal:
 
     # -- writing -----------------------------------------------------------
     def publish(self, record: dict[str, Any],
-                snapshot: dict[str, tuple[str, int]] | None = None) -> bool:
+                snapshot: dict[str, tuple[str, int]] | Draft | None = None) -> bool:
         """Create the log entry for ``record``; ``False`` if another writer took its slot.
 
-        ``snapshot`` (the record's full file snapshot, already hashed into
-        its ``tree``) is kept so the next commit need not rebuild it.
+        ``snapshot`` (the record's file snapshot, or the :class:`Draft` it was
+        made from, already hashed into its ``tree``) is kept so the next
+        commit need not rebuild it.
         """
         seq = record["seq"]
         if not self.store.create(self.log_path(seq), encode_record(record)):
             return False
-        self.history.append(record, where=self.log_path(seq), snapshot=snapshot)
+        if isinstance(snapshot, Draft):
+            self.history.append(record, where=self.log_path(seq), draft=snapshot)
+        else:
+            self.history.append(record, where=self.log_path(seq), snapshot=snapshot)
         return True
 
     def write_due_checkpoints(self) -> None:
@@ -173,26 +189,68 @@ class Journal:
                 if self.store.exists(path):
                     continue
                 start = end - CHECKPOINT_EVERY + 1
-                body = {"kirin": 1, "first": start, "last": end,
-                        "records": [self.history.record(i) for i in range(start, end + 1)]}
-                self.store.create(path, (canonical_json(body) + "\n").encode())
+                # canonical_json of {"kirin", "first", "last", "records"}, assembled from
+                # the records' own canonical text
+                records = ",".join(self.history.record_text(i) for i in range(start, end + 1))
+                body = f'{{"first":{start},"kirin":1,"last":{end},"records":[{records}]}}\n'
+                self.store.create(path, body.encode())
             except OSError as exc:  # pragma: no cover - depends on the backend failing
                 log.warning("Could not write checkpoint %s: %s", path, exc)
 
 
 def _checkpoint_records(data: bytes | None, path: str, last: int
-                        ) -> list[dict[str, Any]] | None:
-    """The verified records of a checkpoint, or ``None`` if it cannot be trusted."""
+                        ) -> list[tuple[dict[str, Any], str | None]] | None:
+    """The verified records of a checkpoint, each with its canonical JSON when that proved
+    its hash (else ``None``), or ``None`` if the checkpoint cannot be trusted."""
     if data is None:
         return None
     try:
-        body = json.loads(data)
+        split = _split_checkpoint(data, last)
+        if split is not None:
+            first, parts = split
+            return [(record, check_stored_record(record, text, where=f"{path}[{first + i}]",
+                                                 seq=first + i))
+                    for i, (record, text) in enumerate(parts)]
+        body = json.loads(data)  # not laid out as Kirin writes it: read it as any JSON
         first, records = body["first"], body["records"]
         if (body.get("last") != last or not isinstance(first, int) or not isinstance(records, list)
                 or len(records) != last - first + 1 or not records):
             return None
-        return [check_record(r, where=f"{path}[{first + i}]", seq=first + i)
+        return [(check_record(r, where=f"{path}[{first + i}]", seq=first + i), None)
                 for i, r in enumerate(records)]
     except (ValueError, KeyError, TypeError, AttributeError, RecursionError,
             CorruptObjectError):
+        return None
+
+
+_CHECKPOINT_HEAD = re.compile(r'\{"first":(0|[1-9][0-9]*),"kirin":1,"last":(0|[1-9][0-9]*),'
+                              r'"records":\[')
+_scan = json.JSONDecoder().raw_decode
+
+
+def _split_checkpoint(data: bytes, last: int) -> tuple[int, list[tuple[Any, str]]] | None:
+    """``first`` and each record with its own JSON text, for a checkpoint as Kirin writes it.
+
+    Parsing record by record yields each record's stored text, whose hash
+    can then be checked as it is (no re-encoding: most of the cost of opening
+    a long history). Anything laid out otherwise gives ``None``, and the
+    caller parses the checkpoint as a whole and re-encodes, as before.
+    """
+    try:
+        text = data.decode("utf-8")
+        head = _CHECKPOINT_HEAD.match(text)
+        if head is None or int(head[2]) != last or int(head[1]) > last:
+            return None
+        first, at = int(head[1]), head.end()
+        parts: list[tuple[Any, str]] = []
+        for _ in range(last - first + 1):
+            record, end = _scan(text, at)
+            parts.append((record, text[at:end]))
+            at = end + 1
+            if text[end:at] != ",":
+                break
+        if len(parts) != last - first + 1 or text[at - 1:] not in ("]}", "]}\n"):
+            return None
+        return first, parts
+    except (UnicodeDecodeError, ValueError, RecursionError):
         return None

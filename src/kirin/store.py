@@ -40,11 +40,13 @@ import hashlib
 import io
 import logging
 import os
+import stat
 import threading
 import time
 import uuid
 import warnings
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -58,6 +60,7 @@ from . import backends, progress
 from .errors import (
     BucketNotFoundError,
     CorruptObjectError,
+    InvalidInputError,
     SourceNotFoundError,
     StorageError,
     UnsafeConcurrencyWarning,
@@ -71,12 +74,14 @@ T = TypeVar("T")
 #: garbage collection's grace period must be longer.
 FRESHEN_AFTER = 10 * 60
 CHUNK = 1 << 20  # 1 MiB: large enough to amortise Python overhead, small for memory
+KERNEL_COPY_BLOCK = 8 << 20  # local staging: copied in the kernel while the last block is hashed
 HEX = frozenset("0123456789abcdef")
 #: Parts of multipart uploads and read-ahead blocks on object stores: memory per
 #: transfer stays near this, whatever the file size (S3 parts must be >= 5 MiB).
 PART_SIZE = 8 << 20
 READ_BLOCK = 4 << 20  # read-ahead of blob reads on object stores
 DOWNLOAD_WINDOW = 4  # ranged reads in flight when downloading a large blob
+UPLOAD_WINDOW = 2  # parts in flight when uploading a large blob to S3
 MAX_PARTS = 9000  # below S3's 10,000-part limit; larger files get larger parts
 #: Set to "1" to write to a server that ignores create-if-absent (one writer only!).
 ALLOW_UNSAFE_ENV = "KIRIN_ALLOW_UNSAFE_STORAGE"
@@ -135,9 +140,17 @@ class Store:
                 fs, path = LocalFileSystem(), os.path.abspath(os.path.expanduser(root_str))
         else:
             path = fs._strip_protocol(root_str)
+        self.url = backends.redact_url(root_str)
+        password = backends.url_password(root_str)
+        if password and password in str(path):
+            # e.g. s3fs and memory:// take "user:pw@bucket" for a bucket or folder name
+            raise InvalidInputError(
+                f"The root URL {self.url} has a password in it that {type(fs).__name__} would "
+                "not use to log in but keep in every object's path (and print it in every "
+                "message naming one). Remove it from the URL and pass credentials as storage "
+                "options instead (see docs/cloud-storage.md).")
         self.fs: fsspec.AbstractFileSystem = fs
         self.root: str = str(path).rstrip("/") or "/"
-        self.url = backends.redact_url(root_str)
         self.is_local = isinstance(fs, LocalFileSystem)
         self.kind = backends.kind_of(fs)
         self._options = dict(storage_options)  # private: may hold credentials
@@ -368,6 +381,34 @@ class Store:
         names = [str(e).rstrip("/").rsplit("/", 1)[-1] for e in entries]
         return sorted(n for n in names if n)
 
+    def names_after(self, folder: str, name: str) -> list[str]:
+        """Base names of the objects and folders in ``folder`` that sort after ``name``.
+
+        On S3, only the first 1,000 (one page): enough to tell whether any exist.
+        That is one request whatever the folder's size (``StartAfter``);
+        elsewhere the folder is listed (a directory scan on local disk).
+        """
+        if self.is_local:
+            try:
+                with os.scandir(folder) as entries:
+                    return sorted(entry.name for entry in entries if entry.name > name)
+            except FileNotFoundError:
+                return []
+        if self.kind == "s3":
+            fs: Any = self.fs
+            bucket, prefix, _ = fs.split_path(folder.rstrip("/") + "/")
+
+            async def page() -> list[str]:
+                answer = await fs._call_s3("list_objects_v2", Bucket=bucket, Prefix=prefix,
+                                           StartAfter=prefix + name, Delimiter="/")
+                keys = [str(item["Key"]) for item in answer.get("Contents", [])]
+                keys += [str(item["Prefix"]) for item in answer.get("CommonPrefixes", [])]
+                names = (key[len(prefix):].rstrip("/") for key in keys)
+                return sorted(n for n in names if n > name)  # "sub/" comes after "sub"
+
+            return list(self._io("list objects", lambda: fsspec.asyn.sync(fs.loop, page)))
+        return [n for n in self.listdir(folder) if n > name]
+
     def exists(self, path: str) -> bool:
         self._fresh(path)
         return bool(self._io("look up an object", lambda: self.fs.exists(path)))
@@ -407,7 +448,10 @@ class Store:
                     os.makedirs(tmp_dir, exist_ok=True)
                     tmp = os.path.join(tmp_dir, f"{uuid.uuid4().hex}.part")
                     with open(tmp, "xb") as out:
-                        while n := _readinto(reader, buffer):
+                        copied = _kernel_copy_hashing(reader, out, digest, advance)
+                        if copied is not None:
+                            size = copied
+                        while copied is None and (n := _readinto(reader, buffer)):
                             digest.update(view[:n])
                             out.write(view[:n])
                             size += n
@@ -471,7 +515,71 @@ class Store:
         otherwise (or on any error) it is aborted, so a partial or wrong
         object never appears at a content address.
         """
-        self._io("upload a file", lambda: self._upload_once(staged, final))
+        if self.kind == "s3" and staged.size > PART_SIZE:
+            self._io("upload a file", lambda: self._upload_s3_multipart(staged, final))
+        else:
+            self._io("upload a file", lambda: self._upload_once(staged, final))
+
+    def _upload_s3_multipart(self, staged: StagedBlob, final: str) -> None:
+        """S3: a multipart upload with up to ``UPLOAD_WINDOW`` parts in flight.
+
+        Reading and hashing the next part overlaps with sending the previous
+        ones (s3fs's write handles send parts one at a time, and only once
+        the caller stops to wait). Memory stays near ``UPLOAD_WINDOW + 1``
+        parts. The upload is completed only if the bytes hashed to the staged
+        digest; on any failure it is aborted, so nothing appears at the blob's
+        address.
+        """
+        fs: Any = self.fs
+        bucket, key, _ = fs.split_path(final)
+        src_fs, src_path = self._source_fs(staged.source)
+        size_of_part = part_size(staged.size)
+        digest = hashlib.sha256()
+        size = 0
+
+        def call(method: str, **kwargs: Any) -> Any:
+            return fsspec.asyn.sync(fs.loop, fs._call_s3, method, Bucket=bucket, Key=key,
+                                    **kwargs)
+
+        upload_id = call("create_multipart_upload")["UploadId"]
+        in_flight: list[tuple[int, int, Any]] = []  # (part number, bytes, future)
+        parts: list[dict[str, Any]] = []
+
+        def collect(keep: int) -> None:
+            """Wait for the oldest parts until at most ``keep`` are in flight."""
+            while len(in_flight) > keep:
+                done, sent, oldest = in_flight.pop(0)
+                parts.append({"PartNumber": done, "ETag": oldest.result()["ETag"]})
+                advance(sent)
+
+        try:
+            with _open_source(src_fs, src_path, staged.source) as reader, \
+                    progress.transfer(f"Uploading {source_label(staged.source)}",
+                                      staged.size) as advance:
+                number = 0
+                while chunk := _read_part(reader, size_of_part):
+                    digest.update(chunk)
+                    size += len(chunk)
+                    number += 1
+                    future = asyncio.run_coroutine_threadsafe(fs._call_s3(
+                        "upload_part", Bucket=bucket, Key=key, UploadId=upload_id,
+                        PartNumber=number, Body=chunk), fs.loop)
+                    in_flight.append((number, len(chunk), future))
+                    del chunk
+                    collect(keep=UPLOAD_WINDOW - 1)
+                collect(keep=0)
+            if digest.hexdigest() != staged.digest or size != staged.size:
+                raise _changed_source(staged)
+            call("complete_multipart_upload", UploadId=upload_id,
+                 MultipartUpload={"Parts": parts})
+        except BaseException:
+            for _, _, future in in_flight:
+                future.cancel()
+            with contextlib.suppress(Exception):
+                call("abort_multipart_upload", UploadId=upload_id)
+            raise
+        finally:
+            fs.invalidate_cache(final)
 
     def _upload_once(self, staged: StagedBlob, final: str) -> None:
         src_fs, src_path = self._source_fs(staged.source)
@@ -490,10 +598,7 @@ class Store:
                     size += n
                     advance(n)
                 if digest.hexdigest() != staged.digest or size != staged.size:
-                    raise StorageError(
-                        f"{staged.source} changed while it was being committed "
-                        "(its content no longer matches the hash taken moments before); "
-                        "nothing was committed — try again once it is stable")
+                    raise _changed_source(staged)
                 out.close()
             except BaseException:
                 _abandon(out)
@@ -537,6 +642,26 @@ class Store:
                                                   self._read_error),
                                  buffer_size=CHUNK)
 
+    def iter_object(self, path: str) -> Iterator[bytes]:
+        """The bytes of one object in chunks, unverified (``verify`` compares them itself).
+
+        Opening is retried; a failure while reading becomes a ``StorageError``
+        naming the root URL. FileNotFoundError if the object is absent.
+        """
+        handle = self._io("open a file", lambda: self._open_read(path), keep=_not_found)
+        with handle:
+            while True:
+                try:
+                    chunk = handle.read(CHUNK)
+                except Exception as exc:
+                    error = self._read_error(exc)
+                    if error is exc:
+                        raise
+                    raise error from backends.safe_cause(exc, self._secrets)
+                if not chunk:
+                    return
+                yield chunk
+
     def _open_read(self, path: str) -> IO[bytes]:
         if self.is_local:
             return self.fs.open(path, "rb")  # type: ignore[no-any-return]
@@ -554,7 +679,7 @@ class Store:
                       commit: str | None) -> None:
         """Copy a blob to a local file; the file appears only once verified."""
         target.parent.mkdir(parents=True, exist_ok=True)
-        # a short name: the target's own name may already be 255 bytes long
+        # short, fixed-length name: the target's own name may already be 255 bytes long
         tmp = target.with_name(f".kirin-{uuid.uuid4().hex[:12]}.part")
         buffer = bytearray(CHUNK)
         view = memoryview(buffer)
@@ -581,60 +706,117 @@ class Store:
     def _download_parts(self, digest: str, size: int, out: IO[bytes],
                         advance: Callable[[int], None], *, name: str,
                         commit: str | None) -> None:
-        """Fetch a large blob as ranged reads, ``DOWNLOAD_WINDOW`` parts at a time, in order.
+        """Fetch a large blob from an object store, resuming where a transient failure cut it.
 
-        Object stores serve parallel ranges much faster than one stream;
-        memory stays at ``DOWNLOAD_WINDOW * PART_SIZE``. The bytes are hashed
-        in order and the last range asks for one byte more than recorded, so
-        a blob that is longer, shorter or different is reported as corrupt.
+        Memory stays at a few parts whatever the size. The bytes are hashed in
+        order, and reading goes one byte past the recorded size, so a blob
+        that is longer, shorter or different is reported as corrupt; a retry
+        continues from the last byte written rather than starting over.
         """
         path = self.blob_path(digest)
-        fs: Any = self.fs
         hasher = hashlib.sha256()
         seen = 0
-        starts = list(range(0, size, PART_SIZE))
-
-        async def get(start: int) -> bytes:
-            end = start + PART_SIZE if start + PART_SIZE < size else size + 1
-            return bytes(await fs._cat_file(path, start=start, end=end))
 
         def corrupt(detail: str) -> CorruptObjectError:
             return CorruptObjectError(f"{_where(name, commit)} is corrupt in storage ({path}): "
                                       f"{detail}", path=path, commit=commit, file=name)
 
-        for i in range(0, len(starts), DOWNLOAD_WINDOW):
-            batch = starts[i:i + DOWNLOAD_WINDOW]
+        def attempt() -> None:
+            nonlocal seen
+            chunks = (self._s3_stream(path, seen) if self.kind == "s3"
+                      else self._ranged_reads(path, seen, size))
+            with contextlib.closing(chunks):
+                for chunk in chunks:
+                    hasher.update(chunk)
+                    seen += len(chunk)
+                    if seen > size:
+                        raise corrupt(f"it holds more than the recorded {size} bytes")
+                    out.write(chunk)
+                    advance(len(chunk))
 
-            async def gather(batch: list[int] = batch) -> list[bytes]:
-                return list(await asyncio.gather(*(get(b) for b in batch)))
-
-            try:
-                chunks = self._io("read a file", lambda: fsspec.asyn.sync(fs.loop, gather),
-                                  keep=_not_found)
-            except FileNotFoundError as exc:
-                raise CorruptObjectError(
-                    f"{_where(name, commit)}: its content ({digest[:12]}) is missing from "
-                    f"storage at {path}", path=path, commit=commit, file=name) from exc
-            except StorageError as exc:
-                actual = self.info(path).get("size")
-                if actual is not None and int(actual) != size:
-                    raise corrupt(f"it holds {actual} bytes, expected {size}") from exc
+        try:
+            self._io("read a file", attempt, keep=_not_found)
+        except FileNotFoundError as exc:
+            raise CorruptObjectError(
+                f"{_where(name, commit)}: its content ({digest[:12]}) is missing from "
+                f"storage at {path}", path=path, commit=commit, file=name) from exc
+        except StorageError as exc:
+            if isinstance(exc, CorruptObjectError):
                 raise
-            for chunk in chunks:
-                hasher.update(chunk)
-                seen += len(chunk)
-                if seen > size:
-                    raise corrupt(f"it holds more than the recorded {size} bytes")
-                out.write(chunk)
-                advance(len(chunk))
-            if any(len(c) < PART_SIZE for c in chunks[:-1]) or (
-                    len(chunks[-1]) < PART_SIZE and batch[-1] + PART_SIZE < size):
-                break  # a short range: the object ends early
+            actual = self.info(path).get("size")
+            if actual is not None and int(actual) != size:
+                raise corrupt(f"it holds {actual} bytes, expected {size}") from exc
+            raise
         if seen != size:
             raise corrupt(f"it holds {seen} bytes, expected {size}")
         actual_hash = hasher.hexdigest()
         if actual_hash != digest:
             raise corrupt(f"content hash is {actual_hash[:12]}, expected {digest[:12]}")
+
+    def _s3_stream(self, path: str, start: int) -> Iterator[bytes]:
+        """S3: one GET from ``start`` to the end, read ahead by one ``READ_BLOCK``.
+
+        One request instead of many ranges: S3-compatible servers that slice
+        each range out of the whole object (moto does) stay fast, and a
+        dropped connection is resumed from ``start`` by the caller's retry.
+        """
+        fs: Any = self.fs
+        bucket, key, _ = fs.split_path(path)
+        extra = {"Range": f"bytes={start}-"} if start else {}
+
+        async def open_body() -> Any:
+            try:
+                response = await fs._call_s3("get_object", Bucket=bucket, Key=key, **extra)
+            except Exception as exc:
+                if start and backends.error_code(exc) == "InvalidRange":
+                    return None  # resumed exactly at the end: nothing more to read
+                raise
+            return response["Body"]
+
+        async def read_block(body: Any) -> bytes:
+            pieces, got = [], 0
+            while got < READ_BLOCK and (piece := await body.read(READ_BLOCK - got)):
+                pieces.append(piece)
+                got += len(piece)
+            return b"".join(pieces)
+
+        body = fsspec.asyn.sync(fs.loop, open_body)
+        if body is None:
+            return
+        pending = asyncio.run_coroutine_threadsafe(read_block(body), fs.loop)
+        try:
+            while block := pending.result():
+                pending = asyncio.run_coroutine_threadsafe(read_block(body), fs.loop)
+                yield block
+        finally:
+            pending.cancel()
+            fs.loop.call_soon_threadsafe(body.close)
+
+    def _ranged_reads(self, path: str, start: int, size: int) -> Iterator[bytes]:
+        """Ranges of ``PART_SIZE`` from ``start``, ``DOWNLOAD_WINDOW`` in flight, in order.
+
+        The last range asks for one byte past ``size``, so that an object
+        longer than recorded shows up.
+        """
+        fs: Any = self.fs
+
+        async def get(offset: int) -> bytes:
+            end = offset + PART_SIZE if offset + PART_SIZE < size else size + 1
+            return bytes(await fs._cat_file(path, start=offset, end=end))
+
+        offsets = iter(range(start, size, PART_SIZE) if start < size else [size])
+        in_flight: list[Any] = []
+        try:
+            while True:
+                while len(in_flight) < DOWNLOAD_WINDOW and (offset := next(offsets, None)) \
+                        is not None:
+                    in_flight.append(asyncio.run_coroutine_threadsafe(get(offset), fs.loop))
+                if not in_flight:
+                    return
+                yield bytes(in_flight.pop(0).result())
+        finally:
+            for future in in_flight:
+                future.cancel()
 
     def iter_blobs(self) -> Iterator[str]:
         """Every blob digest present in storage (for verify and gc)."""
@@ -756,6 +938,71 @@ def _abandon(handle: Any) -> None:
         handle.buffer = io.BytesIO()
     with contextlib.suppress(Exception):
         handle.closed = True
+
+
+def _kernel_copy_hashing(reader: Any, out: IO[bytes], digest: Any,
+                         advance: Callable[[int], None]) -> int | None:
+    """Copy a local file in the kernel while hashing the copy; ``None`` if it cannot.
+
+    ``os.copy_file_range`` copies block ``k + 1`` in a helper thread while
+    this one hashes block ``k`` *of the copy* (so the hash is of exactly the
+    bytes that will be published, even if the source changes meanwhile).
+    Both release the GIL, so a commit costs about the hash alone, where a
+    read-hash-write loop costs the hash plus two copies through Python.
+    ``None`` (nothing copied) where the kernel call is missing or refuses
+    these files (another OS, some filesystems): the caller copies by hand.
+    """
+    if not hasattr(os, "copy_file_range"):
+        return None
+    try:
+        src, dst = reader.fileno(), out.fileno()
+        if not stat.S_ISREG(os.fstat(src).st_mode):
+            return None  # /proc files, pipes: the kernel may copy nothing from them
+
+        def copy(offset: int) -> int:
+            return os.copy_file_range(src, dst, KERNEL_COPY_BLOCK, offset, offset)
+
+        first = copy(0)
+    except OSError:  # io.UnsupportedOperation included (no file descriptor)
+        return None
+    if not first:
+        return None  # empty, or a file the kernel will not copy: the loop tells which
+    buffer = bytearray(CHUNK)
+    view = memoryview(buffer)
+    with open(out.name, "rb", buffering=0) as copy_of_it, \
+            ThreadPoolExecutor(1, thread_name_prefix="kirin-copy") as copier:
+        done, offset = first, 0
+        while done:
+            pending = copier.submit(copy, offset + done)
+            end = offset + done
+            while offset < end:
+                n = copy_of_it.readinto(view[:min(CHUNK, end - offset)])
+                if not n:
+                    raise OSError(errno.EIO, "a staged copy came out shorter than copied")
+                digest.update(view[:n])
+                offset += n
+                advance(n)
+            done = pending.result()
+    return offset
+
+
+def _changed_source(staged: StagedBlob) -> StorageError:
+    return StorageError(f"{staged.source} changed while it was being committed (its content "
+                        "no longer matches the hash taken moments before); nothing was "
+                        "committed — try again once it is stable")
+
+
+def _read_part(reader: Any, size: int) -> bytes:
+    """Up to ``size`` bytes from ``reader`` (fewer only at its end), without extra copies."""
+    data = reader.read(size)
+    if len(data) == size or not data:
+        return bytes(data)
+    pieces = [data]
+    got = len(data)
+    while got < size and (more := reader.read(size - got)):
+        pieces.append(more)
+        got += len(more)
+    return b"".join(pieces)
 
 
 def _readinto(reader: Any, buffer: bytearray) -> int:

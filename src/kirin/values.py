@@ -8,15 +8,15 @@ work on it directly, and every read is verified against the file's hash.
 from __future__ import annotations
 
 import io
+import json
 import mimetypes
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import FrozenInstanceError, dataclass, field
 from datetime import datetime
-from functools import cached_property
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-from ._json import FrozenDict, FrozenList, thaw
+from ._json import FrozenDict, FrozenList, freeze, thaw
 from .naming import lookup_name
 
 SHORT_HASH_LENGTH = 8
@@ -108,42 +108,132 @@ class File:
                 "content_type": self.content_type}
 
 
-@dataclass(frozen=True, eq=False)
+class SnapshotSource:
+    """What a stored :class:`Commit` asks for its files: the history it came from.
+
+    A commit built from storage keeps a reference to this source instead of a
+    closure of its own, so a long history costs one GC-tracked object per
+    commit rather than four.
+    """
+
+    def files_of(self, seq: int, commit_hash: str) -> Mapping[str, File]:
+        raise NotImplementedError
+
+
+_MISSING: Any = object()
+
+
 class Commit:
     """One immutable commit: a snapshot of files plus message, metadata and tags.
 
     ``files`` is computed on first use (a long history shares its snapshots
     through the deltas stored in each commit); everything else is fixed at
     construction. Two commits are equal when their hashes are.
+
+    A plain ``__slots__`` class rather than a dataclass: opening a long
+    history builds one per commit, and ``metadata`` and ``tags`` may be given
+    in their stored form (canonical JSON text, a tuple) and are frozen only
+    when first read, so commits nobody inspects stay cheap to build, to scan
+    for the garbage collector and to free.
     """
+
+    __slots__ = (
+        "_files",
+        "_files_cache",
+        "_metadata",
+        "_tags",
+        "author",
+        "hash",
+        "message",
+        "parent_hash",
+        "policy_hash",
+        "seq",
+        "timestamp",
+    )
 
     hash: str
     parent_hash: str | None
     message: str
-    metadata: FrozenDict
-    tags: FrozenList
     timestamp: datetime
     author: str
     seq: int
-    policy_hash: str | None = None
-    _files: Callable[[], Mapping[str, File]] | None = field(default=None, repr=False)
+    policy_hash: str | None
+    _metadata: FrozenDict | str
+    _tags: FrozenList | tuple[str, ...]
+    _files: Callable[[], Mapping[str, File]] | SnapshotSource | None
+    _files_cache: Any
+
+    def __init__(self, hash: str, parent_hash: str | None, message: str,
+                 metadata: FrozenDict | str, tags: FrozenList | tuple[str, ...],
+                 timestamp: datetime, author: str, seq: int, policy_hash: str | None = None,
+                 _files: Callable[[], Mapping[str, File]] | SnapshotSource | None = None
+                 ) -> None:
+        init = object.__setattr__
+        init(self, "hash", hash)
+        init(self, "parent_hash", parent_hash)
+        init(self, "message", message)
+        init(self, "_metadata", metadata)
+        init(self, "_tags", tags)
+        init(self, "timestamp", timestamp)
+        init(self, "author", author)
+        init(self, "seq", seq)
+        init(self, "policy_hash", policy_hash)
+        init(self, "_files", _files)
+        init(self, "_files_cache", _MISSING)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+    @property
+    def metadata(self) -> FrozenDict:
+        """The commit's metadata, read-only (decoded from its stored JSON on first use)."""
+        value = self._metadata
+        if isinstance(value, str):
+            value = freeze(json.loads(value))
+            object.__setattr__(self, "_metadata", value)
+        return value
+
+    @property
+    def tags(self) -> FrozenList:
+        value = self._tags
+        if not isinstance(value, FrozenList):
+            value = FrozenList(value)
+            object.__setattr__(self, "_tags", value)
+        return value
 
     @property
     def short_hash(self) -> str:
         return self.hash[:SHORT_HASH_LENGTH]
 
-    @cached_property
+    @property
     def files(self) -> FrozenDict:
         """Every file of this commit by name (the full snapshot, not the change)."""
-        if self._files is None:
-            return FrozenDict()
-        return FrozenDict(sorted(self._files().items()))
+        cached = self._files_cache
+        if cached is _MISSING:
+            loader = self._files
+            if loader is None:
+                cached = FrozenDict()
+            else:
+                files = (loader.files_of(self.seq, self.hash)
+                         if isinstance(loader, SnapshotSource) else loader())
+                cached = FrozenDict(sorted(files.items()))
+            object.__setattr__(self, "_files_cache", cached)
+        return cached  # type: ignore[no-any-return]
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Commit) and other.hash == self.hash
 
     def __hash__(self) -> int:
         return hash(self.hash)
+
+    def __repr__(self) -> str:
+        return (f"Commit(hash={self.hash!r}, parent_hash={self.parent_hash!r}, "
+                f"message={self.message!r}, metadata={self.metadata!r}, tags={self.tags!r}, "
+                f"timestamp={self.timestamp!r}, author={self.author!r}, seq={self.seq!r}, "
+                f"policy_hash={self.policy_hash!r})")
 
     def get_file(self, name: str) -> File | None:
         return self.files.get(lookup_name(name))

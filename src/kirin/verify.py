@@ -17,7 +17,7 @@ from typing import Any
 from .errors import CorruptObjectError
 from .history import check_record, decode_record, tree_hash
 from .journal import log_path
-from .store import CHUNK, Store
+from .store import Store
 
 
 @dataclass(frozen=True)
@@ -200,12 +200,11 @@ def _hash_blob(store: Store, path: str, digest: str, size: int,
     hasher = hashlib.sha256()
     seen = 0
     try:
-        with store.fs.open(path, "rb") as handle:
-            while chunk := handle.read(CHUNK):
-                hasher.update(chunk)
-                seen += len(chunk)
-                if progress:
-                    progress(len(chunk))
+        for chunk in store.iter_object(path):
+            hasher.update(chunk)
+            seen += len(chunk)
+            if progress:
+                progress(len(chunk))
     except FileNotFoundError:
         return f"Blob {digest[:12]} is missing"
     if seen != size:
