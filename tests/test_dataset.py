@@ -38,6 +38,7 @@ from kirin.errors import (
     KirinError,
     NotLatestCommitError,
     SourceNotFoundError,
+    StorageUnavailableError,
 )
 from kirin.history import encode_record, make_record, record_hash, tree_hash
 from kirin.store import Store
@@ -1198,6 +1199,20 @@ class TestInfo:
         assert str(ds) == f"Dataset(name='ds', commits=1, current={digest[:8]})"
         assert repr(ds) == (f"Dataset(name='ds', description='d', "
                             f"root_dir={registry_root.url!r})")
+
+    def test_repr_reads_the_stored_description_and_never_fails(
+            self, registry_root: RegistryRoot, monkeypatch: pytest.MonkeyPatch) -> None:
+        """repr of a dataset opened without a description shows the stored one (read once);
+        with the storage unreachable it still returns, showing what is known."""
+        registry_root.catalog().create_dataset("ds", description="stored")
+        ds = registry_root.dataset()
+        assert "description='stored'" in repr(ds)
+        fresh = registry_root.dataset()
+
+        def unreachable(path: str) -> bytes:
+            raise StorageUnavailableError("not reachable", url=registry_root.url)
+        monkeypatch.setattr(fresh._store, "read", unreachable)
+        assert repr(fresh) == f"Dataset(name='ds', description='', root_dir={registry_root.url!r})"
 
 
 # ---------------------------------------------------------------------------

@@ -63,6 +63,7 @@ class Dataset:
             root_dir, fs, **storage_options)
         self.fs = self._store.fs
         self._description = description
+        self._description_read = False
         self._history = History(self.name, self._store)
         self._journal = Journal(self._store, self.name, self._history)
         self._policies = PolicyLog(self._store, self.name)
@@ -70,7 +71,11 @@ class Dataset:
 
     # -- identity ----------------------------------------------------------
     def __repr__(self) -> str:
-        return (f"Dataset(name={self.name!r}, description={self.description!r}, "
+        try:
+            description = self.description
+        except OSError:  # StorageError included: repr must not fail when storage is down
+            description = self._description
+        return (f"Dataset(name={self.name!r}, description={description!r}, "
                 f"root_dir={self._store.url!r})")
 
     def __str__(self) -> str:
@@ -85,8 +90,9 @@ class Dataset:
     @property
     def description(self) -> str:
         """The description given at creation (stored with the dataset)."""
-        if not self._description:
+        if not self._description and not self._description_read:
             data = self._store.read(self._info_path)
+            self._description_read = data is not None  # not yet created: look again later
             if data:
                 try:
                     self._description = str(json.loads(data).get("description", ""))
