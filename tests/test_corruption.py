@@ -1,9 +1,6 @@
 """Corruption beyond what ``tests/test_dataset.py`` covers (reads of damaged blobs, records and
 checkpoints): ``verify`` finding every problem in one run, damage hidden behind checkpoints,
 holes in the log, hostile JSON in stored objects, and gc on a damaged registry.
-
-Known gaps in code owned elsewhere are ``xfail(strict=True)`` with a reason starting
-``BUG:``; they turn into failures (so the marker must go) once fixed.
 """
 
 from __future__ import annotations

@@ -326,6 +326,13 @@ class TestCommitValue:
         assert make_commit() != make_commit(hash="ef" * 32)
         assert make_commit() != "cd" * 32
 
+    def test_copies_are_the_commit_itself(self) -> None:
+        """copy and deepcopy of an immutable commit give it back (with its files)."""
+        files = {"a.txt": File("a.txt", DIGEST, 4)}
+        commit = make_commit(_files=lambda: files)
+        for clone in (copy.copy(commit), copy.deepcopy(commit), copy.deepcopy([commit])[0]):
+            assert clone is commit and clone.files == files
+
     def test_without_files_loader_has_no_files(self) -> None:
         """A commit built without a files loader has an empty, read-only snapshot."""
         commit = make_commit()

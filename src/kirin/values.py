@@ -226,6 +226,12 @@ class Commit:
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Commit) and other.hash == self.hash
 
+    def __copy__(self) -> Commit:
+        return self  # immutable: a copy would be indistinguishable
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Commit:
+        return self
+
     def __hash__(self) -> int:
         return hash(self.hash)
 
