@@ -949,15 +949,19 @@ def _kernel_copy_hashing(reader: Any, out: IO[bytes], digest: Any,
     bytes that will be published, even if the source changes meanwhile).
     Both release the GIL, so a commit costs about the hash alone, where a
     read-hash-write loop costs the hash plus two copies through Python.
-    ``None`` (nothing copied) where the kernel call is missing or refuses
-    these files (another OS, some filesystems): the caller copies by hand.
+    ``None`` (nothing copied) for files under one block, and where the
+    kernel call is missing or refuses these files (another OS, some
+    filesystems): the caller copies by hand.
     """
     if not hasattr(os, "copy_file_range"):
         return None
     try:
         src, dst = reader.fileno(), out.fileno()
-        if not stat.S_ISREG(os.fstat(src).st_mode):
+        status = os.fstat(src)
+        if not stat.S_ISREG(status.st_mode):
             return None  # /proc files, pipes: the kernel may copy nothing from them
+        if status.st_size < KERNEL_COPY_BLOCK:
+            return None  # one block: starting a thread would cost more than it saves
 
         def copy(offset: int) -> int:
             return os.copy_file_range(src, dst, KERNEL_COPY_BLOCK, offset, offset)
