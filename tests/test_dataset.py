@@ -25,6 +25,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 import kirin.dataset
 from kirin import Commit, Dataset, File, LocalFiles
+from kirin._json import canonical_json
 from kirin.errors import (
     AmbiguousRefError,
     CommitNotFoundError,
@@ -1612,6 +1613,19 @@ class TestCheckpoints:
         assert fresh_hashes(registry_root) == long_history
         log_reads = {p for p in read if "/log/" in p}
         assert len(log_reads) < 100
+
+    def test_checkpoint_is_the_canonical_json_of_its_log_records(
+            self, registry_root: RegistryRoot, long_history: list[str]) -> None:
+        """A checkpoint (assembled from the records' stored text) is byte for byte the
+        canonical JSON of {first, kirin, last, records}, its records equal to the log's."""
+        data = registry_root.cat(registry_root.checkpoint_path("ds", 199))
+        body = json.loads(data)
+        assert data == (canonical_json(body) + "\n").encode()
+        assert (body["first"], body["last"], body["kirin"]) == (100, 199, 1)
+        log = [json.loads(registry_root.cat(registry_root.join(
+            "datasets", "ds", "log", f"{seq:020d}.json"))) for seq in range(100, 200)]
+        assert body["records"] == log
+        assert [r["hash"] for r in log] == long_history[100:200]
 
     def test_reopened_history_matches(self, registry_root: RegistryRoot,
                                       long_history: list[str]) -> None:
