@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import traceback
+import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -134,6 +137,38 @@ def test_secrets_are_scrubbed_from_messages_and_logs(caplog: pytest.LogCaptureFi
     assert isinstance(error, StorageError)
     assert all(s not in str(error) for s in ("hunter2-hunter2", AZURITE_KEY))
     assert "hunter2" not in caplog.text
+
+
+@pytest.mark.parametrize("reader", ["open_blob", "iter_object"])
+def test_a_failure_mid_read_shows_no_secret_in_its_traceback(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reader: str) -> None:
+    """A read that fails half-way with a library error quoting a secret becomes a
+    StorageError whose message, cause and printed traceback never show the secret."""
+    store = Store(f"memory://kirin-midread-{uuid.uuid4().hex}/r", secret="hunter2-hunter2")
+    source = tmp_path / "m.bin"
+    source.write_bytes(b"x" * (3 << 20))
+    staged = store.stage(str(source))
+    store.publish(staged)
+
+    class Failing(io.RawIOBase):
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, buffer: Any) -> int:
+            raise OSError("connection dropped; request had secret=hunter2-hunter2")
+
+        def read(self, size: int = -1) -> bytes:
+            raise OSError("connection dropped; request had secret=hunter2-hunter2")
+
+    monkeypatch.setattr(store, "_open_read", lambda path: Failing())
+    with pytest.raises(StorageError) as info:
+        if reader == "open_blob":
+            with store.open_blob(staged.digest, staged.size, name="m.bin", commit=None) as f:
+                f.read()
+        else:
+            list(store.iter_object(store.blob_path(staged.digest)))
+    shown = "".join(traceback.format_exception(info.value))
+    assert "hunter2" not in shown and "hunter2" not in repr(vars(info.value))
 
 
 def test_store_repr_hides_storage_options() -> None:

@@ -657,7 +657,7 @@ class Store:
                     error = self._read_error(exc)
                     if error is exc:
                         raise
-                    raise error from backends.safe_cause(exc, self._secrets)
+                    raise error from error.__cause__  # set by _read_error, free of secrets
                 if not chunk:
                     return
                 yield chunk
@@ -669,11 +669,19 @@ class Store:
         return self.fs.open(path, "rb", block_size=READ_BLOCK)  # type: ignore[no-any-return]
 
     def _read_error(self, exc: BaseException) -> BaseException:
-        """A failure while streaming a blob, as a StorageError (no retry mid-stream)."""
+        """A failure while streaming a blob, as a StorageError (no retry mid-stream).
+
+        A new error carries the original as its cause only if that shows no
+        secret (as ``backends.with_retries`` does), so callers just raise it.
+        """
         if self.is_local or isinstance(exc, StorageError):
             return exc
-        return backends.translate(exc, url=self.url, what="read a file",
-                                  secrets=self._secrets)
+        error = backends.translate(exc, url=self.url, what="read a file",
+                                   secrets=self._secrets)
+        if error is not exc:
+            error.__cause__ = backends.safe_cause(exc, self._secrets)
+            error.__suppress_context__ = True
+        return error
 
     def download_blob(self, digest: str, size: int, target: Path, *, name: str,
                       commit: str | None) -> None:
@@ -709,8 +717,9 @@ class Store:
         """Fetch a large blob from an object store, resuming where a transient failure cut it.
 
         Memory stays at a few parts whatever the size. The bytes are hashed in
-        order, and reading goes one byte past the recorded size, so a blob
-        that is longer, shorter or different is reported as corrupt; a retry
+        order, and reading goes past the recorded size (to the object's end on
+        S3, one byte past it elsewhere), so a blob that is longer, shorter or
+        different is reported as corrupt; a retry
         continues from the last byte written rather than starting over.
         """
         path = self.blob_path(digest)
@@ -901,7 +910,7 @@ class _VerifyingReader(io.RawIOBase):
             error = self._on_error(exc) if self._on_error else exc
             if error is exc:
                 raise
-            raise error from exc
+            raise error from error.__cause__  # set by on_error, free of secrets
         if n:
             view = memoryview(buffer)[:n]
             self._hasher.update(view)
