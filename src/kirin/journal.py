@@ -91,11 +91,15 @@ class Journal:
         again) or deleted (report it: treating it as the end would hide every
         later commit and let the next commit fill the hole). The entries read
         ahead (or the next one, on local disk) catch a narrow hole; when the
-        dataset is first opened (``thorough``), the log folder is also asked
-        for any later entry, which catches a hole of any width.
+        dataset is first opened (``thorough``), the log folder is listed for
+        any later entry instead, which catches a hole of any width.
         """
-        if not any(later) and (later or self.store.read(self.log_path(seq + 1)) is None) and \
-                not (thorough and self._later_entries(seq)):
+        if thorough:  # one listing covers the read-ahead too
+            later_exists = any(later) or self._later_entries(seq)
+        else:
+            later_exists = any(later) or (
+                not later and self.store.read(self.log_path(seq + 1)) is not None)
+        if not later_exists:
             return None
         data = self.store.read(self.log_path(seq))
         if data is None:
