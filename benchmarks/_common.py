@@ -7,6 +7,7 @@ same thing on a laptop and on a CI runner.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import hashlib
 import json
@@ -136,6 +137,17 @@ def recycle_memory(folder: Path, size: int) -> None:
         for _ in range(size // CHUNK + 1):
             handle.write(block)
     scratch.unlink()  # never written back: freed at once, still backed by the host
+
+
+def add_large_file_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of the 1 GiB benchmarks (``bench_commit_large``, ``bench_local_files``)."""
+    parser.add_argument("--size-mib", type=int, default=1024, help="file size (MiB)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--cache", choices=["cold", "warm", "both"], default="both")
+    parser.add_argument("--memory", choices=["recycle", "as-is"], default="recycle",
+                        help="recycle memory before each timed step (see _common.Machine)")
+    parser.add_argument("--workdir", help="parent folder for the temporary data (default /tmp)")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary data")
 
 
 def cache_modes(choice: str) -> list[str]:

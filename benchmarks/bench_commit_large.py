@@ -98,15 +98,9 @@ def measure_ours(machine: c.Machine, root: Path, source: Path, expected: str, po
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size-mib", type=int, default=1024, help="file size (MiB)")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--cache", choices=["cold", "warm", "both"], default="both")
+    c.add_large_file_arguments(parser)
     parser.add_argument("--no-policy", action="store_true",
                         help="skip the 'commit under a policy' variant")
-    parser.add_argument("--memory", choices=["recycle", "as-is"], default="recycle",
-                        help="recycle memory before each timed step (see _common.Machine)")
-    parser.add_argument("--workdir", help="parent folder for the temporary data (default /tmp)")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary data")
     args = parser.parse_args()
     size = args.size_mib * c.MIB
 

@@ -74,13 +74,7 @@ def measure_ours(machine: c.Machine, root: Path, blob: Path, work: Path) -> c.Ch
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size-mib", type=int, default=1024, help="file size (MiB)")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--cache", choices=["cold", "warm", "both"], default="both")
-    parser.add_argument("--memory", choices=["recycle", "as-is"], default="recycle",
-                        help="recycle memory before each timed step (see _common.Machine)")
-    parser.add_argument("--workdir", help="parent folder for the temporary data (default /tmp)")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary data")
+    c.add_large_file_arguments(parser)
     args = parser.parse_args()
     size = args.size_mib * c.MIB
 
