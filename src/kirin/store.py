@@ -372,6 +372,8 @@ class Store:
     def listdir(self, path: str) -> list[str]:
         """Base names directly under ``path``; empty if it does not exist."""
         self._fresh(path)
+        if self.kind == "s3":  # s3fs lists the parent too when a folder is empty
+            return self._s3_names(path, "", every_page=True)
         try:
             entries = self._io("list objects", lambda: self.fs.ls(path, detail=False),
                                keep=_not_found)
@@ -395,28 +397,58 @@ class Store:
             except FileNotFoundError:
                 return []
         if self.kind == "s3":
-            fs: Any = self.fs
-            bucket, prefix, _ = fs.split_path(folder.rstrip("/") + "/")
-
-            async def page() -> list[str]:
-                answer = await fs._call_s3("list_objects_v2", Bucket=bucket, Prefix=prefix,
-                                           StartAfter=prefix + name, Delimiter="/")
-                keys = [str(item["Key"]) for item in answer.get("Contents", [])]
-                keys += [str(item["Prefix"]) for item in answer.get("CommonPrefixes", [])]
-                names = (key[len(prefix):].rstrip("/") for key in keys)
-                return sorted(n for n in names if n > name)  # "sub/" comes after "sub"
-
-            return list(self._io("list objects", lambda: fsspec.asyn.sync(fs.loop, page)))
+            return self._s3_names(folder, name, every_page=False)
         return [n for n in self.listdir(folder) if n > name]
 
+    def _s3_names(self, folder: str, after: str, *, every_page: bool) -> list[str]:
+        """S3: base names in ``folder`` after ``after``, one ``ListObjectsV2`` per 1,000."""
+        fs: Any = self.fs
+        bucket, prefix, _ = fs.split_path(folder.rstrip("/") + "/")
+
+        async def listing() -> list[str]:
+            keys: list[str] = []
+            token: dict[str, str] = {}
+            while True:
+                answer = await fs._call_s3("list_objects_v2", Bucket=bucket, Prefix=prefix,
+                                           StartAfter=prefix + after, Delimiter="/", **token)
+                keys += [str(item["Key"]) for item in answer.get("Contents", [])]
+                keys += [str(item["Prefix"]) for item in answer.get("CommonPrefixes", [])]
+                if not (every_page and answer.get("IsTruncated")):
+                    break
+                token = {"ContinuationToken": answer["NextContinuationToken"]}
+            names = (key[len(prefix):].rstrip("/") for key in keys)
+            return sorted(n for n in names if n > after)  # "sub/" comes after "sub"
+
+        try:
+            return list(self._io("list objects", lambda: fsspec.asyn.sync(fs.loop, listing)))
+        finally:
+            self._fresh(folder)
+
     def exists(self, path: str) -> bool:
+        """Whether the object ``path`` exists (folders are not objects)."""
+        if self.kind == "s3":
+            try:
+                self.info(path)
+            except FileNotFoundError:
+                return False
+            return True
         self._fresh(path)
         return bool(self._io("look up an object", lambda: self.fs.exists(path)))
 
     def info(self, path: str) -> dict[str, Any]:
         """fsspec ``info()`` of an object, fresh from storage; FileNotFoundError if absent."""
         self._fresh(path)
-        return dict(self._io("look up an object", lambda: self.fs.info(path), keep=_not_found))
+        look = self._s3_head if self.kind == "s3" else self.fs.info
+        return dict(self._io("look up an object", lambda: look(path), keep=_not_found))
+
+    def _s3_head(self, path: str) -> dict[str, Any]:
+        """S3: an object's ``info()`` from one HEAD (s3fs adds a LIST when it is absent)."""
+        fs: Any = self.fs
+        bucket, key, _ = fs.split_path(path)
+        answer = fsspec.asyn.sync(fs.loop, fs._call_s3, "head_object",
+                                  getattr(fs, "kwargs", {}), Bucket=bucket, Key=key)
+        return {"name": f"{bucket}/{key}", "type": "file", "size": answer["ContentLength"],
+                "LastModified": answer.get("LastModified"), "ETag": answer.get("ETag", "")}
 
     def remove(self, path: str) -> None:
         """Delete one object (garbage collection only); FileNotFoundError if absent."""
