@@ -3,8 +3,9 @@
 Bound, measured in the same run against the same server with the same bytes:
 ``s3fs.S3FileSystem.put_file`` of the file (what a script without Kirin
 would do to upload it) and ``cat_file`` of the uploaded object. Ours:
-``Dataset.commit`` of the file into a fresh registry (hash, upload in parts,
-write the log entry) and a verified read of it back (``download_file`` to
+``Dataset.commit`` of the file into a fresh registry (hash, upload while
+hashing again: one streamed PUT below 100 MiB, parts above; write the log
+entry) and a verified read of it back (``download_file`` to
 local disk, hashing every byte). The target is throughput >= 0.8 x raw, i.e.
 wall time <= 1.25 x raw, on medians. Steps alternate between raw and ours.
 

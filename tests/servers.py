@@ -324,7 +324,9 @@ class Fault:
     connection is reset, the server stays up), ``"drop-response"`` (the
     request reaches the server, but its answer is lost to a reset),
     ``"cut-response"`` (the first ``cut_after`` bytes of the answer arrive,
-    then the connection is reset: a download dropped half-way), or an
+    then the connection is reset: a download dropped half-way),
+    ``"cut-request"`` (the server gets the head and the first ``cut_after``
+    bytes of the body, then stops as with ``"down"``: an upload cut off), or an
     HTTP status to answer with instead of forwarding (``503`` with an S3
     ``SlowDown`` body, say). The first ``after`` matching requests pass
     untouched. ``strip`` names request headers to remove before forwarding
@@ -474,6 +476,10 @@ class FaultProxy:
                 if fault is not None and fault.action == "cut-response":
                     cut.remaining = fault.cut_after
                 upstream.sendall(head + b"\r\n\r\n")
+                if fault is not None and fault.action == "cut-request":
+                    _forward_some(client, upstream, buffer, fault.cut_after)
+                    self.down()
+                    raise EOFError
                 buffer = _forward_body(client, upstream, headers, buffer)
                 if fault is not None and fault.action == "drop-response":
                     with self._lock:
@@ -510,6 +516,15 @@ def _forward_body(client: socket.socket, upstream: socket.socket, headers: dict[
         upstream.sendall(part)
         length -= len(part)
     return buffer
+
+
+def _forward_some(client: socket.socket, upstream: socket.socket, buffer: bytes,
+                  count: int) -> None:
+    """Forward the first ``count`` bytes of a request body (less if it is shorter)."""
+    while count > 0:
+        part, buffer = (buffer or _recv(client))[:count], b""
+        upstream.sendall(part)
+        count -= len(part)
 
 
 def _recv(sock: socket.socket) -> bytes:

@@ -200,13 +200,15 @@ class StoreContract:
         with pytest.raises(SourceNotFoundError, match="is a folder"):
             store.stage(str(workdir / "folder"))
 
+    @pytest.mark.parametrize("later", [b"version two, longer", b"version 2!!", b"v2", b""],
+                             ids=["longer", "same-size", "shorter", "emptied"])
     def test_source_changed_between_stage_and_publish(
             self, store: Store, root: RegistryRoot,
-            memory_source: Callable[[str, bytes], str]) -> None:
+            memory_source: Callable[[str, bytes], str], later: bytes) -> None:
         """A source that changes after staging is never stored under the old hash."""
         url = memory_source("moving.bin", b"version one")
         staged = store.stage(url)
-        memory_source("moving.bin", b"version two, longer")
+        memory_source("moving.bin", later)
         if store.is_local:
             store.publish(staged)  # the staged copy is what gets published
             assert root.cat(root.blob_path(staged.digest)) == b"version one"

@@ -24,8 +24,9 @@ Backend quirks are handled here and nowhere else:
 * every object store: listing caches are bypassed (other writers add objects),
   transient failures are retried with bounded, jittered backoff, and what
   still fails becomes a :class:`~kirin.errors.StorageError` naming the URL
-  (never a credential); large blobs are uploaded in parts of bounded size,
-  and a failed or abandoned upload is aborted rather than completed.
+  (never a credential); blobs are uploaded streamed (on S3 one PUT below
+  ``SINGLE_PUT_MAX``, parts of bounded size above), and a failed or
+  abandoned upload is aborted rather than completed.
 
 Which backend guarantees what, and the errors of each client library, are in
 :mod:`kirin.backends`.
@@ -34,6 +35,7 @@ Which backend guarantees what, and the errors of each client library, are in
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import errno
 import hashlib
@@ -82,6 +84,10 @@ PART_SIZE = 8 << 20
 READ_BLOCK = 4 << 20  # read-ahead of blob reads on object stores
 DOWNLOAD_WINDOW = 4  # ranged reads in flight when downloading a large blob
 UPLOAD_WINDOW = 2  # parts in flight when uploading a large blob to S3
+#: Smaller blobs go to S3 as one PUT streamed from the source, larger ones in
+#: parts. s3fs's ``put_file`` draws the same line (twice its 50 MiB chunk); a
+#: failed PUT is sent again whole, so the line also bounds what a retry resends.
+SINGLE_PUT_MAX = 100 << 20
 MAX_PARTS = 9000  # below S3's 10,000-part limit; larger files get larger parts
 #: Set to "1" to write to a server that ignores create-if-absent (one writer only!).
 ALLOW_UNSAFE_ENV = "KIRIN_ALLOW_UNSAFE_STORAGE"
@@ -547,10 +553,55 @@ class Store:
         otherwise (or on any error) it is aborted, so a partial or wrong
         object never appears at a content address.
         """
-        if self.kind == "s3" and staged.size > PART_SIZE:
+        if self.kind == "s3" and staged.size >= SINGLE_PUT_MAX:
             self._io("upload a file", lambda: self._upload_s3_multipart(staged, final))
+        elif self.kind == "s3":
+            self._io("upload a file", lambda: self._upload_s3_single(staged, final))
         else:
             self._io("upload a file", lambda: self._upload_once(staged, final))
+
+    def _upload_s3_single(self, staged: StagedBlob, final: str) -> None:
+        """S3: one PUT whose body is read from the source as it is sent (memory stays flat).
+
+        The body (:class:`_VerifyingBody`) withholds its last bytes unless
+        everything read hashes to the staged digest, so a changed source cuts
+        the request short and S3, for which a PUT is all or nothing, stores
+        nothing. The digest also travels as the object's SHA-256 checksum,
+        which S3 checks on its side. Each attempt opens the source afresh;
+        retries are ours (``_io``), as the client library's own retry of a
+        call would resend a body already read to its end.
+        """
+        from botocore.exceptions import ClientError  # s3fs's dependencies: S3 only
+        from s3fs.errors import translate_boto_error
+
+        fs: Any = self.fs
+        bucket, key, _ = fs.split_path(final)
+        src_fs, src_path = self._source_fs(staged.source)
+        checksum = base64.b64encode(bytes.fromhex(staged.digest)).decode()
+        with _open_source(src_fs, src_path, staged.source) as reader, \
+                progress.transfer(f"Uploading {source_label(staged.source)}",
+                                  staged.size) as advance:
+            body = _VerifyingBody(reader, staged, advance)
+
+            async def put() -> None:
+                await fs.set_session()
+                client = await fs.get_s3(bucket)
+                kwargs = fs._get_s3_method_kwargs(
+                    client.put_object, Bucket=bucket, Key=key, Body=body,
+                    ContentLength=staged.size, ChecksumSHA256=checksum)
+                try:
+                    await client.put_object(**kwargs)
+                except ClientError as exc:
+                    raise translate_boto_error(exc) from exc
+
+            try:
+                fsspec.asyn.sync(fs.loop, put)
+            except BaseException:
+                if body.changed:
+                    raise _changed_source(staged) from None
+                raise
+            finally:
+                fs.invalidate_cache(final)
 
     def _upload_s3_multipart(self, staged: StagedBlob, final: str) -> None:
         """S3: a multipart upload with up to ``UPLOAD_WINDOW`` parts in flight.
@@ -1035,6 +1086,79 @@ def _changed_source(staged: StagedBlob) -> StorageError:
     return StorageError(f"{staged.source} changed while it was being committed (its content "
                         "no longer matches the hash taken moments before); nothing was "
                         "committed — try again once it is stable")
+
+
+class _VerifyingBody(io.RawIOBase):
+    """A request body read from a staged source that cannot end with the wrong bytes.
+
+    The HTTP client may read it more than once (to sign it, then to send it;
+    again after a retry), each time from the start, so each pass is hashed
+    anew. The read that would hand out the last bytes first checks that the
+    pass hashed to the staged digest and that the source has nothing more;
+    otherwise it raises, and the request is cut short before its body is
+    complete. Only whole rewinds are supported: a pass that did not start at
+    the beginning could not be checked.
+    """
+
+    def __init__(self, reader: Any, staged: StagedBlob, advance: Callable[[int], None]) -> None:
+        super().__init__()
+        self._reader = reader
+        self._staged = staged
+        self._advance = advance
+        self._digest = hashlib.sha256()
+        self._position = 0
+        self._reported = 0
+        self.changed = False
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        if self.changed:  # no point in sending it again
+            raise _changed_source(self._staged)
+        target = offset if whence == os.SEEK_SET else (
+            self._position + offset if whence == os.SEEK_CUR else None)
+        if target == self._position:
+            return self._position
+        if target != 0:
+            raise io.UnsupportedOperation("a verifying body only rewinds to its start")
+        self._reader.seek(0)
+        self._digest = hashlib.sha256()
+        self._position = 0
+        return 0
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+    def read(self, size: int | None = -1) -> bytes:
+        if self.changed:
+            raise _changed_source(self._staged)
+        left = self._staged.size - self._position
+        want = left if size is None or size < 0 else min(size, left)
+        data = bytes(self._reader.read(want)) if want else b""
+        if want and not data:  # the source got shorter
+            self._fail()
+        self._digest.update(data)
+        self._position += len(data)
+        if self._position == self._staged.size and (
+                self._digest.hexdigest() != self._staged.digest or self._reader.read(1)):
+            self._fail()
+        if self._position > self._reported:
+            self._advance(self._position - self._reported)
+            self._reported = self._position
+        return data
+
+    def _fail(self) -> None:
+        self.changed = True
+        raise _changed_source(self._staged)
 
 
 def _read_part(reader: Any, size: int) -> bytes:
