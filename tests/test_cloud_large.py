@@ -166,3 +166,33 @@ def test_a_source_changed_since_staging_is_never_stored(
         assert not store.has_blob(staged.digest)
         source.write_bytes(bytes(range(256)) * 4096 * 3)  # back as it was: now it goes
         assert store.publish(staged) is False and store.has_blob(staged.digest)
+
+
+@pytest.mark.parametrize("checksums", ["when_supported", "when_required"])
+def test_the_upload_carries_the_sha256_unless_checksums_are_off(
+        request: pytest.FixtureRequest, tmp_path: Path, checksums: str) -> None:
+    """S3 checks the ``x-amz-checksum-sha256`` of a blob's PUT against the bytes it gets;
+    a client told to send checksums only when required (for servers that refuse them)
+    sends none."""
+    import base64
+    import hashlib
+
+    from kirin.store import Store
+
+    with fault_proxy(request, "s3") as (proxy, server), \
+            make_cloud("s3", server.endpoint).bucket() as bucket:
+        cloud = make_cloud("s3", proxy.endpoint)
+        options = {**cloud.storage_options(),
+                   "config_kwargs": {"request_checksum_calculation": checksums}}
+        store = Store(cloud.url(bucket, "reg"), **options)
+        content = bytes(range(256)) * 4096
+        source = tmp_path / "model.bin"
+        source.write_bytes(content)
+        staged = store.stage(str(source))
+        assert store.publish(staged) is False
+        puts = [r for r in proxy.seen if r.method == "PUT" and staged.digest[2:] in r.target]
+        assert len(puts) == 1
+        sent = {h: v for h, v in puts[0].headers.items() if h.startswith("x-amz-checksum-")}
+        digest = base64.b64encode(hashlib.sha256(content).digest()).decode()
+        assert sent == ({"x-amz-checksum-sha256": digest} if checksums == "when_supported"
+                        else {})

@@ -567,7 +567,8 @@ class Store:
         everything read hashes to the staged digest, so a changed source cuts
         the request short and S3, for which a PUT is all or nothing, stores
         nothing. The digest also travels as the object's SHA-256 checksum,
-        which S3 checks on its side. Each attempt opens the source afresh;
+        which S3 checks on its side (unless the client is configured with
+        ``request_checksum_calculation="when_required"``). Each attempt opens the source afresh;
         retries are ours (``_io``), as the client library's own retry of a
         call would resend a body already read to its end.
         """
@@ -586,9 +587,13 @@ class Store:
             async def put() -> None:
                 await fs.set_session()
                 client = await fs.get_s3(bucket)
+                # unless told to send checksums only when required (for servers that
+                # refuse them), as botocore's own default checksum is sent
+                wanted = getattr(client.meta.config, "request_checksum_calculation", None)
+                extra = {} if wanted == "when_required" else {"ChecksumSHA256": checksum}
                 kwargs = fs._get_s3_method_kwargs(
                     client.put_object, Bucket=bucket, Key=key, Body=body,
-                    ContentLength=staged.size, ChecksumSHA256=checksum)
+                    ContentLength=staged.size, **extra)
                 try:
                     await client.put_object(**kwargs)
                 except ClientError as exc:
