@@ -224,6 +224,23 @@ def test_throttling_is_retried(setup: Setup, kind: str, throttled: str) -> None:
     assert truth.read_file("c.bin", "rb") == content
 
 
+def test_a_source_in_the_store_is_read_through_throttling(setup: Setup, kind: str) -> None:
+    """A file committed by its URL on the same store: 503s on reading it (more than the
+    client library absorbs) are retried, and the commit stores the whole file."""
+    ds = commit_two(setup)
+    content = bytes(range(256)) * (8 * 1024)
+    setup.direct.filesystem().pipe_file(f"{setup.bucket}/incoming/model.bin", content)
+    fault = setup.proxy.add(Fault(
+        lambda r: r.method == "GET" and "incoming" in urllib.parse.unquote(r.target),
+        503, times=4, body=S3_SLOW_DOWN if kind == "s3" else b""))
+    ds.commit("from the store",
+              add_files={"model.bin": setup.proxied.url(setup.bucket, "incoming/model.bin")})
+    assert fault.hits == 4
+    truth = setup.truth()
+    assert [c.message for c in assert_consistent(truth)][-1] == "from the store"
+    assert truth.read_file("model.bin", "rb") == content
+
+
 def test_a_lost_answer_to_the_log_write_is_not_a_lost_race(setup: Setup, kind: str) -> None:
     """The server creates the log entry but its answer is lost: the retried conditional
     write fails, Kirin finds its own record there, and the commit lands exactly once."""

@@ -6,15 +6,24 @@ each backend is a one-line subclass naming its entry in ``backends.BACKENDS``.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
+import fsspec
 import pytest
 from fsspec.implementations.local import LocalFileSystem
+from fsspec.implementations.memory import MemoryFileSystem
 
-from kirin.errors import CorruptObjectError, SourceNotFoundError, StorageError
+import kirin.backends
+from kirin.errors import (
+    CorruptObjectError,
+    SourceNotFoundError,
+    StorageError,
+    StorageUnavailableError,
+)
 from kirin.store import Store
 
 from backends import RegistryRoot, open_backend
@@ -373,3 +382,62 @@ class TestLocalOnly:
         assert sha(stored) == staged.digest and len(stored) == staged.size
         if source.startswith("/proc"):
             assert b"Name:" in stored
+
+
+#: (the memory filesystem keeps ``user:password@`` in the path: a URL with a secret in it)
+SOURCE = "flakymem://user:hunter2@incoming/model.bin"
+
+
+class FlakyMemoryFileSystem(MemoryFileSystem):
+    """memory://, but the first ``failures`` opens for reading reset the connection."""
+
+    protocol = "flakymem"
+    failures = 0
+
+    def _open(self, path: str, mode: str = "rb", *args: Any, **kwargs: Any) -> Any:
+        if "r" in mode and FlakyMemoryFileSystem.failures > 0:
+            FlakyMemoryFileSystem.failures -= 1
+            raise ConnectionResetError(errno.ECONNRESET, "Connection reset by peer")
+        return super()._open(path, mode, *args, **kwargs)
+
+
+class TestSourcesByUrl:
+    """A file to commit given by URL is read again after a transient failure."""
+
+    @pytest.fixture(autouse=True)
+    def flaky(self, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+        fsspec.register_implementation("flakymem", FlakyMemoryFileSystem, clobber=True)
+        monkeypatch.setattr(kirin.backends, "RETRY", kirin.backends.RetryPolicy(
+            attempts=3, base=0.01, cap=0.01, budget=10))
+        path = FlakyMemoryFileSystem._strip_protocol(SOURCE)
+        FlakyMemoryFileSystem().pipe_file(path, b"weights" * 1000)
+        yield
+        FlakyMemoryFileSystem.store.pop(path, None)
+        FlakyMemoryFileSystem.failures = 0
+
+    def test_a_transient_failure_is_ridden_out(self, tmp_path: Path) -> None:
+        store = Store(tmp_path / "reg")
+        FlakyMemoryFileSystem.failures = 2
+        staged = store.stage(SOURCE)
+        assert staged.digest == sha(b"weights" * 1000)
+        assert FlakyMemoryFileSystem.failures == 0
+
+    def test_what_keeps_failing_names_the_source_without_its_password(
+            self, tmp_path: Path) -> None:
+        store = Store(tmp_path / "reg")
+        FlakyMemoryFileSystem.failures = 10
+        with pytest.raises(StorageUnavailableError) as info:
+            store.stage(SOURCE)
+        message = str(info.value)
+        assert "incoming/model.bin" in message and "3 attempts" in message
+        assert "hunter2" not in message
+        assert list((tmp_path / "reg").rglob("*.part")) == []
+
+    def test_a_missing_source_is_named_without_its_password(self, tmp_path: Path) -> None:
+        store = Store(tmp_path / "reg")
+        with pytest.raises(SourceNotFoundError) as info:
+            store.stage(SOURCE.replace("model", "other"))
+        assert "incoming/other.bin" in str(info.value) and "hunter2" not in str(info.value)
+        with pytest.raises(SourceNotFoundError) as info:
+            store.check_sources([SOURCE.replace("model", "other")])
+        assert "incoming/other.bin" in str(info.value) and "hunter2" not in str(info.value)

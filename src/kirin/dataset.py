@@ -296,7 +296,7 @@ class Dataset:
         inputs = prepare(message, add_files, remove_files, metadata, tags, author)
         self._refresh()
         self._check_latest()
-        inputs.check_sources()
+        self._store.check_sources(inputs.sources.values())
         judged: dict[str, StagedBlob] = {}
         if self.policy is not None:  # re-reads the policy log (a fresh Dataset has not yet)
             # judge on hashes alone first, so a rejected commit writes nothing at all
@@ -331,7 +331,7 @@ class Dataset:
                          allow_empty=True)
         self._refresh()
         self._check_latest()
-        inputs.check_sources()
+        self._store.check_sources(inputs.sources.values())
         hashed = {n: self._store.stage(src, keep=False) for n, src in inputs.sources.items()}
         proposal = self._propose(inputs, hashed)
         policy = self.policy  # re-reads the policy log: a fresh Dataset has not read it yet

@@ -14,16 +14,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import fsspec
-
 from ._json import FrozenDict, FrozenList, check_metadata, freeze, is_text
-from .backends import redact
 from .errors import (
     EmptyCommitError,
     InvalidInputError,
     InvalidNameError,
     InvalidTagError,
-    SourceNotFoundError,
 )
 from .naming import source_basename, validate_file_name
 
@@ -59,18 +55,6 @@ class CommitInputs:
     metadata: FrozenDict
     tags: FrozenList
     author: str
-
-    def check_sources(self) -> None:
-        """Every source exists and is a file (before any of them is read).
-
-        A URL is shown without credentials (``user:password@``, ``token=``...).
-        """
-        for source in self.sources.values():
-            if not _source_exists(source):
-                shown = redact(source) if "://" in source else source
-                if _source_is_folder(source):
-                    raise SourceNotFoundError(f"{shown} (it is a folder; add its files by name)")
-                raise SourceNotFoundError(shown)
 
 
 def prepare(message: Any, add_files: AddFiles | None, remove_files: Iterable[str] | None,
@@ -170,20 +154,6 @@ def _clean_tags(tags: Iterable[str] | None) -> list[str]:
 def _has_control(text: str) -> bool:
     """C0 controls, DEL and C1 controls (the same set file names refuse)."""
     return any(ord(c) < 32 or 0x7F <= ord(c) <= 0x9F for c in text)
-
-
-def _source_exists(source: str) -> bool:
-    if "://" in source or "::" in source:
-        fs, path = fsspec.core.url_to_fs(source)
-        return bool(fs.isfile(path))
-    return os.path.isfile(source)
-
-
-def _source_is_folder(source: str) -> bool:
-    if "://" in source or "::" in source:
-        fs, path = fsspec.core.url_to_fs(source)
-        return bool(fs.isdir(path))
-    return os.path.isdir(source)
 
 
 def check_folder_clash(snapshot: Mapping[str, Any]) -> None:

@@ -47,7 +47,7 @@ import threading
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -465,13 +465,50 @@ class Store:
     def has_blob(self, digest: str) -> bool:
         return self.exists(self.blob_path(digest))
 
+    def check_sources(self, sources: Iterable[str]) -> None:
+        """Every source exists and is a file, before any of them is read.
+
+        Looked at as :meth:`stage` will read them (a source of the registry's
+        own protocol with the registry's storage options); a URL is shown
+        without credentials.
+        """
+        for source in sources:
+            src_fs, src_path = self._source_fs(source)
+
+            def look(fs: Any = src_fs, path: str = src_path) -> str:
+                if fs.isfile(path):
+                    return "file"
+                return "folder" if fs.isdir(path) else "missing"
+
+            if isinstance(src_fs, LocalFileSystem):
+                shown, found = source, look()
+            else:
+                shown = backends.redact(source, self._secrets)
+                found = backends.with_retries(look, what="look up a file to commit",
+                                              url=shown, secrets=self._secrets)
+            if found == "folder":
+                raise SourceNotFoundError(f"{shown} (it is a folder; add its files by name)")
+            if found == "missing":
+                raise SourceNotFoundError(shown)
+
     def stage(self, source: str, *, keep: bool = True) -> StagedBlob:
         """Hash ``source`` (a local path or fsspec URL) while streaming it.
 
         With ``keep`` on local disk the bytes are also copied next to the blob
-        store, ready to publish; without it nothing at all is written.
+        store, ready to publish; without it nothing at all is written. A URL
+        is read again from the start after a transient failure, and what
+        still fails names it (without credentials).
         """
         src_fs, src_path = self._source_fs(source)
+        if isinstance(src_fs, LocalFileSystem):
+            return self._stage(source, src_fs, src_path, keep)
+        return backends.with_retries(
+            lambda: self._stage(source, src_fs, src_path, keep), what="read a file to commit",
+            url=backends.redact(source, self._secrets), secrets=self._secrets,
+            keep=lambda exc: isinstance(exc, SourceNotFoundError))
+
+    def _stage(self, source: str, src_fs: fsspec.AbstractFileSystem, src_path: str,
+               keep: bool) -> StagedBlob:
         digest = hashlib.sha256()
         size = 0
         buffer = bytearray(CHUNK)
@@ -553,10 +590,14 @@ class Store:
         otherwise (or on any error) it is aborted, so a partial or wrong
         object never appears at a content address.
         """
-        if self.kind == "s3" and staged.size >= SINGLE_PUT_MAX:
-            self._io("upload a file", lambda: self._upload_s3_multipart(staged, final))
-        elif self.kind == "s3":
+        # The one-request PUT reads its source inside the event loop that sends it
+        # (botocore signs the body there): a source that needs that loop to be read
+        # (s3fs, gcsfs, adlfs) is read from this thread instead.
+        streamable = not getattr(self._source_fs(staged.source)[0], "async_impl", False)
+        if self.kind == "s3" and staged.size < SINGLE_PUT_MAX and streamable:
             self._io("upload a file", lambda: self._upload_s3_single(staged, final))
+        elif self.kind == "s3" and staged.size > PART_SIZE:
+            self._io("upload a file", lambda: self._upload_s3_multipart(staged, final))
         else:
             self._io("upload a file", lambda: self._upload_once(staged, final))
 
@@ -1196,6 +1237,9 @@ def _source_fs(source: str) -> tuple[fsspec.AbstractFileSystem, str]:
 
 @contextlib.contextmanager
 def _open_source(fs: fsspec.AbstractFileSystem, path: str, source: str) -> Iterator[Any]:
+    shown = backends.redact(source) if "://" in source else source
+    # the library's error repeats the path: it is not chained when that holds a secret
+    chain = shown == source
     try:
         if isinstance(fs, LocalFileSystem):
             if os.path.isdir(path):
@@ -1206,9 +1250,9 @@ def _open_source(fs: fsspec.AbstractFileSystem, path: str, source: str) -> Itera
                 raise IsADirectoryError(path)
             handle = fs.open(path, "rb")
     except FileNotFoundError as exc:
-        raise SourceNotFoundError(source) from exc
+        raise SourceNotFoundError(shown) from (exc if chain else None)
     except IsADirectoryError as exc:
-        raise SourceNotFoundError(f"{source} (it is a folder; add its files by name)"
-                                  ) from exc
+        raise SourceNotFoundError(f"{shown} (it is a folder; add its files by name)"
+                                  ) from (exc if chain else None)
     with handle:
         yield handle
