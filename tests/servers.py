@@ -326,7 +326,8 @@ class Fault:
     ``"cut-response"`` (the first ``cut_after`` bytes of the answer arrive,
     then the connection is reset: a download dropped half-way),
     ``"cut-request"`` (the server gets the head and the first ``cut_after``
-    bytes of the body, then stops as with ``"down"``: an upload cut off), or an
+    bytes of the body, then stops as with ``"down"``: an upload cut off),
+    ``"reset-request"`` (the same, but only this connection is reset), or an
     HTTP status to answer with instead of forwarding (``503`` with an S3
     ``SlowDown`` body, say). The first ``after`` matching requests pass
     untouched. ``strip`` names request headers to remove before forwarding
@@ -476,9 +477,10 @@ class FaultProxy:
                 if fault is not None and fault.action == "cut-response":
                     cut.remaining = fault.cut_after
                 upstream.sendall(head + b"\r\n\r\n")
-                if fault is not None and fault.action == "cut-request":
+                if fault is not None and fault.action in ("cut-request", "reset-request"):
                     _forward_some(client, upstream, buffer, fault.cut_after)
-                    self.down()
+                    if fault.action == "cut-request":
+                        self.down()
                     raise EOFError
                 buffer = _forward_body(client, upstream, headers, buffer)
                 if fault is not None and fault.action == "drop-response":

@@ -204,6 +204,20 @@ def test_a_short_outage_is_ridden_out(setup: Setup, kind: str,
     assert [c.message for c in assert_consistent(setup.truth())][-1] == "through the outage"
 
 
+def test_an_upload_cut_by_a_reset_connection_is_sent_again(setup: Setup, kind: str) -> None:
+    """The connection reset after the first MiB of a blob's upload request, the server
+    still up: the request is sent again (from the start of its body, checked again) and
+    the commit succeeds with the whole file."""
+    ds = commit_two(setup)
+    cut = setup.proxy.add(Fault(big_write, "reset-request", times=1, cut_after=1 << 20))
+    content = bytes(range(256)) * (17 * 4096)
+    ds.commit("big", add_files=[write(setup.work, "big.bin", content)])
+    assert cut.hits == 1
+    truth = setup.truth()
+    assert truth.read_file("big.bin", "rb") == content
+    assert_consistent(truth)
+
+
 def big_write(request: Request) -> bool:
     """A write carrying more than 1 MiB: the upload of a blob (on Azure/GCS, a block of it)."""
     return is_write(request) and int(request.headers.get("content-length") or 0) > 1 << 20
