@@ -609,9 +609,9 @@ class Store:
         the request short and S3, for which a PUT is all or nothing, stores
         nothing. The digest also travels as the object's SHA-256 checksum,
         which S3 checks on its side (unless the client is configured with
-        ``request_checksum_calculation="when_required"``). Each attempt opens the source afresh;
-        retries are ours (``_io``), as the client library's own retry of a
-        call would resend a body already read to its end.
+        ``request_checksum_calculation="when_required"``). Each attempt opens
+        the source afresh; retries are ours (``_io``), as the client library's
+        own retry of a call would resend a body already read to its end.
         """
         from botocore.exceptions import ClientError  # s3fs's dependencies: S3 only
         from s3fs.errors import translate_boto_error
@@ -628,8 +628,8 @@ class Store:
             async def put() -> None:
                 await fs.set_session()
                 client = await fs.get_s3(bucket)
-                # unless told to send checksums only when required (for servers that
-                # refuse them), as botocore's own default checksum is sent
+                # the SHA-256 goes along as botocore's default CRC32 would: not when the
+                # client is told to send checksums only when required (servers refusing them)
                 wanted = getattr(client.meta.config, "request_checksum_calculation", None)
                 extra = {} if wanted == "when_required" else {"ChecksumSHA256": checksum}
                 kwargs = fs._get_s3_method_kwargs(
