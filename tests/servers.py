@@ -324,7 +324,7 @@ class Fault:
     connection is reset, the server stays up), ``"drop-response"`` (the
     request reaches the server, but its answer is lost to a reset),
     ``"cut-response"`` (the first ``cut_after`` bytes of the answer arrive,
-    then the connection is reset: a download dropped half-way),
+    then the connection is closed: a download dropped half-way),
     ``"cut-request"`` (the server gets the head and the first ``cut_after``
     bytes of the body, then stops as with ``"down"``: an upload cut off),
     ``"reset-request"`` (the same, but only this connection is reset), or an
@@ -549,7 +549,12 @@ def _pump(source: socket.socket, target: socket.socket, cut: _Cut | None = None)
             if cut is not None and cut.remaining is not None:
                 if len(data) >= cut.remaining:
                     target.sendall(data[:cut.remaining])
-                    break
+                    # a FIN, not a RST: a reset would make the client's kernel drop
+                    # bytes not yet read, and the cut would land at a random point
+                    with contextlib.suppress(OSError):
+                        target.shutdown(socket.SHUT_WR)
+                    _reset(source)
+                    return
                 cut.remaining -= len(data)
             target.sendall(data)
     except OSError:
