@@ -425,10 +425,7 @@ class Store:
             names = (key[len(prefix):].rstrip("/") for key in keys)
             return sorted(n for n in names if n > after)  # "sub/" comes after "sub"
 
-        try:
-            return list(self._io("list objects", lambda: fsspec.asyn.sync(fs.loop, listing)))
-        finally:
-            self._fresh(folder)
+        return list(self._io("list objects", lambda: fsspec.asyn.sync(fs.loop, listing)))
 
     def exists(self, path: str) -> bool:
         """Whether the object ``path`` exists (folders are not objects)."""
@@ -487,7 +484,7 @@ class Store:
                 found = backends.with_retries(look, what="look up a file to commit",
                                               url=shown, secrets=self._secrets)
             if found == "folder":
-                raise SourceNotFoundError(f"{shown} (it is a folder; add its files by name)")
+                raise _folder_source(shown)
             if found == "missing":
                 raise SourceNotFoundError(shown)
 
@@ -584,7 +581,7 @@ class Store:
         self.publish(again)
 
     def _upload_verified(self, staged: StagedBlob, final: str) -> None:
-        """Upload the source to ``final`` in parts, re-hashing it on the way.
+        """Upload the source to ``final``, re-hashing it on the way.
 
         The upload is completed only if the bytes hash to the staged digest;
         otherwise (or on any error) it is aborted, so a partial or wrong
@@ -593,15 +590,18 @@ class Store:
         # The one-request PUT reads its source inside the event loop that sends it
         # (botocore signs the body there): a source that needs that loop to be read
         # (s3fs, gcsfs, adlfs) is read from this thread instead.
-        streamable = not getattr(self._source_fs(staged.source)[0], "async_impl", False)
+        src_fs, src_path = self._source_fs(staged.source)
+        streamable = not getattr(src_fs, "async_impl", False)
         if self.kind == "s3" and staged.size < SINGLE_PUT_MAX and streamable:
-            self._io("upload a file", lambda: self._upload_s3_single(staged, final))
+            upload = self._upload_s3_single
         elif self.kind == "s3" and staged.size > PART_SIZE:
-            self._io("upload a file", lambda: self._upload_s3_multipart(staged, final))
+            upload = self._upload_s3_multipart
         else:
-            self._io("upload a file", lambda: self._upload_once(staged, final))
+            upload = self._upload_once
+        self._io("upload a file", lambda: upload(staged, final, src_fs, src_path))
 
-    def _upload_s3_single(self, staged: StagedBlob, final: str) -> None:
+    def _upload_s3_single(self, staged: StagedBlob, final: str,
+                          src_fs: fsspec.AbstractFileSystem, src_path: str) -> None:
         """S3: one PUT whose body is read from the source as it is sent (memory stays flat).
 
         The body (:class:`_VerifyingBody`) withholds its last bytes unless
@@ -618,7 +618,6 @@ class Store:
 
         fs: Any = self.fs
         bucket, key, _ = fs.split_path(final)
-        src_fs, src_path = self._source_fs(staged.source)
         checksum = base64.b64encode(bytes.fromhex(staged.digest)).decode()
         with _open_source(src_fs, src_path, staged.source) as reader, \
                 progress.transfer(f"Uploading {source_label(staged.source)}",
@@ -649,7 +648,8 @@ class Store:
             finally:
                 fs.invalidate_cache(final)
 
-    def _upload_s3_multipart(self, staged: StagedBlob, final: str) -> None:
+    def _upload_s3_multipart(self, staged: StagedBlob, final: str,
+                             src_fs: fsspec.AbstractFileSystem, src_path: str) -> None:
         """S3: a multipart upload with up to ``UPLOAD_WINDOW`` parts in flight.
 
         Reading and hashing the next part overlaps with sending the previous
@@ -661,7 +661,6 @@ class Store:
         """
         fs: Any = self.fs
         bucket, key, _ = fs.split_path(final)
-        src_fs, src_path = self._source_fs(staged.source)
         size_of_part = part_size(staged.size)
         digest = hashlib.sha256()
         size = 0
@@ -710,8 +709,8 @@ class Store:
         finally:
             fs.invalidate_cache(final)
 
-    def _upload_once(self, staged: StagedBlob, final: str) -> None:
-        src_fs, src_path = self._source_fs(staged.source)
+    def _upload_once(self, staged: StagedBlob, final: str,
+                     src_fs: fsspec.AbstractFileSystem, src_path: str) -> None:
         digest = hashlib.sha256()
         size = 0
         buffer = bytearray(CHUNK)
@@ -1235,6 +1234,10 @@ def _source_fs(source: str) -> tuple[fsspec.AbstractFileSystem, str]:
     return LocalFileSystem(), os.path.abspath(os.path.expanduser(source))
 
 
+def _folder_source(shown: str) -> SourceNotFoundError:
+    return SourceNotFoundError(f"{shown} (it is a folder; add its files by name)")
+
+
 @contextlib.contextmanager
 def _open_source(fs: fsspec.AbstractFileSystem, path: str, source: str) -> Iterator[Any]:
     shown = backends.redact(source) if "://" in source else source
@@ -1252,7 +1255,6 @@ def _open_source(fs: fsspec.AbstractFileSystem, path: str, source: str) -> Itera
     except FileNotFoundError as exc:
         raise SourceNotFoundError(shown) from (exc if chain else None)
     except IsADirectoryError as exc:
-        raise SourceNotFoundError(f"{shown} (it is a folder; add its files by name)"
-                                  ) from (exc if chain else None)
+        raise _folder_source(shown) from (exc if chain else None)
     with handle:
         yield handle
