@@ -44,6 +44,11 @@ def is_write(request: Request) -> bool:
     return request.method in ("PUT", "POST")
 
 
+def big_write(request: Request) -> bool:
+    """A write carrying more than 1 MiB: the upload of a blob (on Azure/GCS, a block of it)."""
+    return is_write(request) and int(request.headers.get("content-length") or 0) > 1 << 20
+
+
 def names(request: Request, part: str) -> bool:
     """Whether the request is a write of an object whose key contains ``part``."""
     return is_write(request) and part in urllib.parse.unquote(request.target)
@@ -216,11 +221,6 @@ def test_an_upload_cut_by_a_reset_connection_is_sent_again(setup: Setup, kind: s
     truth = setup.truth()
     assert truth.read_file("big.bin", "rb") == content
     assert_consistent(truth)
-
-
-def big_write(request: Request) -> bool:
-    """A write carrying more than 1 MiB: the upload of a blob (on Azure/GCS, a block of it)."""
-    return is_write(request) and int(request.headers.get("content-length") or 0) > 1 << 20
 
 
 @pytest.mark.parametrize("throttled", ["log entry", "blob"])

@@ -11,17 +11,22 @@ the child to try them at 64 MiB) as a multipart upload.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from kirin.store import Store
+
 from backends import CLOUD_BACKENDS
-from servers import cloud_for, fault_proxy, make_cloud
+from servers import FaultProxy, cloud_for, fault_proxy, make_cloud
 
 SIZE = 64 << 20
 #: Allowed peak growth: parts of 8 MiB, plus copies in flight in the client
@@ -112,7 +117,6 @@ def test_damaged_large_blob_is_never_downloaded(request: pytest.FixtureRequest, 
     """A large blob downloaded as parallel ranges is still checked whole: a changed, short or
     long object raises CorruptObjectError and leaves no file behind."""
     from kirin.errors import CorruptObjectError
-    from kirin.store import Store
 
     cloud = cloud_for(request, kind)
     content = bytes(range(256)) * (40 * 4096 + 3)  # ~10 MiB: two ranged parts
@@ -134,6 +138,18 @@ def test_damaged_large_blob_is_never_downloaded(request: pytest.FixtureRequest, 
         assert list(out.iterdir()) == []
 
 
+@contextlib.contextmanager
+def s3_store_behind_a_proxy(request: pytest.FixtureRequest, config: dict[str, Any]
+                            ) -> Iterator[tuple[Store, FaultProxy]]:
+    """A Store on a fresh bucket of the S3 server, reached through a fault proxy (which
+    records every request), with botocore ``config`` options as a user would pass them."""
+    with fault_proxy(request, "s3") as (proxy, server), \
+            make_cloud("s3", server.endpoint).bucket() as bucket:
+        cloud = make_cloud("s3", proxy.endpoint)
+        options = {**cloud.storage_options(), "config_kwargs": config}
+        yield Store(cloud.url(bucket, "reg"), **options), proxy
+
+
 @pytest.mark.parametrize(("signing", "sent"), [(True, 0), (False, 1)],
                          ids=["signed-payload", "unsigned-payload"])
 def test_a_source_changed_since_staging_is_never_stored(
@@ -144,14 +160,9 @@ def test_a_source_changed_since_staging_is_never_stored(
     is caught at its last bytes, the PUT is broken off unfinished and not sent again. Either
     way the error says what happened and nothing is stored."""
     from kirin.errors import StorageError
-    from kirin.store import Store
 
-    with fault_proxy(request, "s3") as (proxy, server), \
-            make_cloud("s3", server.endpoint).bucket() as bucket:
-        cloud = make_cloud("s3", proxy.endpoint)
-        options = {**cloud.storage_options(),
-                   "config_kwargs": {"s3": {"payload_signing_enabled": signing}}}
-        store = Store(cloud.url(bucket, "reg"), **options)
+    config = {"s3": {"payload_signing_enabled": signing}}
+    with s3_store_behind_a_proxy(request, config) as (store, proxy):
         source = tmp_path / "model.bin"
         source.write_bytes(bytes(range(256)) * 4096 * 3)  # 3 MiB
         staged = store.stage(str(source))
@@ -177,14 +188,8 @@ def test_the_upload_carries_the_sha256_unless_checksums_are_off(
     import base64
     import hashlib
 
-    from kirin.store import Store
-
-    with fault_proxy(request, "s3") as (proxy, server), \
-            make_cloud("s3", server.endpoint).bucket() as bucket:
-        cloud = make_cloud("s3", proxy.endpoint)
-        options = {**cloud.storage_options(),
-                   "config_kwargs": {"request_checksum_calculation": checksums}}
-        store = Store(cloud.url(bucket, "reg"), **options)
+    config = {"request_checksum_calculation": checksums}
+    with s3_store_behind_a_proxy(request, config) as (store, proxy):
         content = bytes(range(256)) * 4096
         source = tmp_path / "model.bin"
         source.write_bytes(content)
