@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import fsspec
 
-from ._json import canonical_json
+from . import layout
 from .dataset import Dataset, PathLike
 from .errors import DatasetExistsError, InvalidNameError
 from .gc import DEFAULT_GRACE, GcReport, collect_garbage
@@ -35,14 +35,13 @@ class Catalog:
     def datasets(self) -> list[str]:
         """Names of the datasets that exist (created, or with at least one commit)."""
         names = []
-        for name in self._store.listdir(self._store.path("datasets")):
+        for name in self._store.listdir(self._store.path(layout.DATASETS)):
             try:
                 validate_dataset_name(name)
             except InvalidNameError:
                 continue
-            base = self._store.path("datasets", name)
-            if self._store.exists(f"{base}/dataset.json") or self._store.exists(
-                    f"{base}/log/{0:020d}.json"):
+            if self._store.exists(self._store.path(layout.dataset_info(name))) or \
+                    self._store.exists(self._store.path(layout.log_entry(name, 0))):
                 names.append(name)
         return names
 
@@ -76,17 +75,18 @@ class Catalog:
         before anything is created and becomes the dataset's first policy.
         """
         validate_dataset_name(name)
+        loaded = None
         if policy is not None:
             from .dataset import _load_policy
 
-            policy = _load_policy(policy)
+            loaded = _load_policy(policy)
         dataset = Dataset(self.root_dir, name, description=description, _store=self._store)
-        info = {"kirin": 1, "name": name, "description": description,
-                "created": datetime.now(timezone.utc).isoformat()}
-        created = self._store.create(self._store.path("datasets", name, "dataset.json"),
-                                     (canonical_json(info) + "\n").encode())
-        if not created:
+        if self._store.exists(self._store.path(layout.dataset_info(name))):
+            if loaded is None or not dataset.is_empty() or dataset.policy_history():
+                raise DatasetExistsError(f"Dataset {name!r} already exists in {self._store.url}")
+            # created by a process killed before it stored the policy: finish the job
+            dataset.set_policy(loaded, message="policy set at creation")
+            return dataset
+        if not dataset._create(loaded):
             raise DatasetExistsError(f"Dataset {name!r} already exists in {self._store.url}")
-        if policy is not None:
-            dataset.set_policy(policy, message="policy set at creation")
         return dataset

@@ -18,6 +18,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import fsspec
 
+from . import layout
 from ._json import FrozenDict, canonical_json, thaw
 from .errors import (
     CommitNotFoundError,
@@ -85,7 +86,7 @@ class Dataset:
 
     @property
     def _info_path(self) -> str:
-        return self._store.path("datasets", self.name, "dataset.json")
+        return self._store.path(layout.dataset_info(self.name))
 
     @property
     def description(self) -> str:
@@ -96,17 +97,27 @@ class Dataset:
             if data:
                 try:
                     self._description = str(json.loads(data).get("description", ""))
-                except (ValueError, AttributeError):
+                except (ValueError, AttributeError, RecursionError):
                     self._description = ""
         return self._description
 
     def _ensure_info(self) -> None:
         """Create ``dataset.json`` unless it exists (create-if-absent, so never clobbered)."""
-        if self._store.exists(self._info_path):
-            return
+        if not self._store.exists(self._info_path):
+            self._create()
+
+    def _create(self, policy: Policy | None = None, *, author: str | None = None) -> bool:
+        """Make the dataset exist, governed by ``policy`` from the start; ``False`` if it did.
+
+        The policy is stored before ``dataset.json``: a dataset created with a
+        policy is never visible without it, wherever the process is killed.
+        """
+        if policy is not None:
+            self._policies.append(policy, message="policy set at creation",
+                                  author=(author or default_author()).strip())
         info = {"kirin": 1, "name": self.name, "description": self._description,
                 "created": datetime.now(timezone.utc).isoformat()}
-        self._store.create(self._info_path, (canonical_json(info) + "\n").encode())
+        return self._store.create(self._info_path, (canonical_json(info) + "\n").encode())
 
     # -- where we are ------------------------------------------------------
     def _refresh(self) -> None:
@@ -422,8 +433,7 @@ class Dataset:
         The policy log is re-read first, so a policy another writer just set
         applies. Without a policy every well-formed commit is admitted.
         """
-        self._policies.refresh()
-        policy = self._policies.current_policy()
+        policy = self.policy
         if policy is None:
             return None
         self._judge(policy, self._proposal(inputs, draft)).raise_for_violations(dataset=self.name)
@@ -492,8 +502,22 @@ class Dataset:
     # -- policy ------------------------------------------------------------
     @property
     def policy(self) -> Policy | None:
-        """The policy in force (``None``: every well-formed commit is admitted)."""
+        """The policy in force (``None``: every well-formed commit is admitted).
+
+        Fails closed: a CorruptObjectError, not an older policy, when the policy
+        history has a hole, or lacks the policy that admitted the newest
+        commit (its newest versions were deleted).
+        """
         self._policies.refresh()
+        head = self._history.head
+        if head is not None and head.policy_hash not in self._policies.hashes():
+            raise CorruptObjectError(
+                f"Commit {head.short_hash} of dataset {self.name!r} was admitted by policy "
+                f"{str(head.policy_hash)[:12]}, which is missing from the policy history "
+                f"({self._store.path(layout.policy_log(self.name))}): a policy version was "
+                "deleted, so the policy in force is unknown and nothing is judged until it "
+                "is restored. Run `kirin verify` to see what is affected.",
+                path=self._store.path(layout.policy_log(self.name)), commit=head.hash)
         return self._policies.current_policy()
 
     def set_policy(self, policy: PathLike | Policy | None, *, message: str = "",
@@ -507,9 +531,9 @@ class Dataset:
         policy already in force records nothing new.
         """
         loaded = _load_policy(policy)
-        self._ensure_info()
         version = self._policies.append(
             loaded, message=message, author=(author or default_author()).strip())
+        self._ensure_info()  # after the policy: the dataset is never visible without it
         return version.policy_hash
 
     def policy_history(self) -> list[PolicyVersion]:
@@ -526,12 +550,28 @@ class Dataset:
         """
         from .policy import audit
 
-        policy = self.policy
+        self._refresh()
+        self._policies.refresh()  # a hole raises; a commit naming a lost policy is reported
+        policy = self._policies.current_policy()
         if policy is None:
             return []
-        self._refresh()
-        results = audit(policy, self._history.commits())
+        known = self._policies.hashes()
+        results = [(c, r if c.policy_hash in known else _unknown_policy(c, r))
+                   for c, r in audit(policy, self._history.commits())]
         return [(c, r) for c, r in reversed(results) if include_passing or not r.ok]
+
+
+def _unknown_policy(commit: Commit, report: Report) -> Report:
+    """``report`` plus the finding that the policy ``commit`` records is not in the history."""
+    from .policy import Report, Violation
+
+    missing = Violation(
+        rule="policy-history", path="policy", value=commit.policy_hash,
+        expected="a policy of the policy history",
+        message=f"Commit {commit.short_hash} records admission by policy "
+                f"{str(commit.policy_hash)[:12]}, which the policy history does not hold "
+                "(a policy version was deleted or altered)")
+    return Report((*report.violations, missing), report.policy_hash)
 
 
 def _load_policy(policy: PathLike | Policy | None) -> Policy | None:

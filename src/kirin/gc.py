@@ -14,14 +14,16 @@ there and restores any that a racing collection removed.
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from .errors import InvalidInputError, InvalidNameError
+from . import layout
+from .errors import CorruptObjectError, InvalidInputError, InvalidNameError
 from .history import decode_record
-from .journal import log_path
+from .logs import EntryLog
 from .naming import validate_dataset_name
 from .store import FRESHEN_AFTER, Store, modified_time
 
@@ -47,26 +49,71 @@ class GcReport:
 
 
 def referenced_blobs(store: Store) -> tuple[int, set[str]]:
-    """(number of datasets, every blob hash any of their commits references)."""
+    """(number of datasets, every blob hash any of their commits may reference).
+
+    Fails safe: every log entry and every checkpoint is read, and a dataset
+    whose log cannot be read in full (a hole, an unreadable or altered
+    record) stops the collection with a CorruptObjectError naming the
+    dataset and the entry, before anything is removed.
+    """
     names = []
-    for name in store.listdir(store.path("datasets")):
+    for name in store.listdir(store.path(layout.DATASETS)):
         try:
             names.append(validate_dataset_name(name))
         except InvalidNameError:
             continue
     referenced: set[str] = set()
     for name in names:
-        seq = 0
-        while (data := store.read(log_path(store, name, seq))) is not None:
-            record = decode_record(data, where=log_path(store, name, seq), seq=seq)
+        known_end = _checkpointed(store, name, referenced)
+        entries, damages = EntryLog(store, layout.commit_log(name), "Commit record").scan(
+            known_end=known_end)
+        if damages:
+            raise _stopped(name, damages[0].message, damages[0].path)
+        for entry in entries:
+            try:
+                record = decode_record(entry.data, where=entry.path, seq=entry.seq)
+            except CorruptObjectError as exc:
+                raise _stopped(name, str(exc), entry.path) from exc
             referenced.update(e["hash"] for e in record["changes"]["add"].values())
-            seq += 1
     return len(names), referenced
+
+
+def _checkpointed(store: Store, dataset: str, referenced: set[str]) -> int:
+    """Add the blobs the dataset's checkpoints name; return the last commit they repeat.
+
+    Checkpoints are read loosely (any readable hash counts): keeping a blob
+    a damaged checkpoint names costs some space, removing one may cost data.
+    """
+    folder = store.path(layout.checkpoints(dataset))
+    known_end = -1
+    lasts = [n for n in map(layout.entry_seq, store.listdir(folder)) if n is not None]
+    for last in lasts:
+        known_end = max(known_end, last)
+        try:
+            body = json.loads(store.read(store.path(layout.checkpoint(dataset, last))) or b"{}")
+            for record in body.get("records", []):
+                for entry in record["changes"]["add"].values():
+                    if isinstance(entry.get("hash"), str):
+                        referenced.add(entry["hash"])
+        except (ValueError, RecursionError, TypeError, KeyError, AttributeError,
+                CorruptObjectError):
+            continue
+    return known_end
+
+
+def _stopped(dataset: str, problem: str, path: str) -> CorruptObjectError:
+    return CorruptObjectError(
+        f"Garbage collection stopped, nothing was removed: the log of dataset {dataset!r} "
+        f"cannot be read in full, so the blobs it references are unknown. {problem}",
+        path=path)
 
 
 def collect_garbage(store: Store, *, dry_run: bool = False,
                     grace: timedelta = DEFAULT_GRACE) -> GcReport:
     """Remove unreferenced blobs older than ``grace`` (report only, with ``dry_run``)."""
+    if not isinstance(grace, timedelta):
+        raise InvalidInputError(f"grace must be a datetime.timedelta, not {type(grace).__name__} "
+                                f"{grace!r}: e.g. timedelta(hours=1)")
     if grace.total_seconds() < 0:
         raise InvalidInputError("The grace period cannot be negative")
     started = time.time()
@@ -82,7 +129,7 @@ def collect_garbage(store: Store, *, dry_run: bool = False,
         if digest in referenced:
             in_use += 1
             continue
-        path = store.blob_path(digest)
+        path = store.path(layout.blob(digest))
         try:
             info = store.info(path)
         except FileNotFoundError:
@@ -114,7 +161,7 @@ def _remove_stale_temp(store: Store, cutoff: float, dry_run: bool) -> int:
     if not store.is_local:
         return 0
     count = 0
-    folder = store.path("tmp")
+    folder = store.path(layout.TEMP)
     for name in store.listdir(folder):
         path = f"{folder}/{name}"
         try:

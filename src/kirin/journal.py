@@ -20,22 +20,15 @@ import logging
 import re
 from typing import Any
 
+from . import layout
 from .errors import CorruptObjectError
 from .history import Draft, History, check_record, check_stored_record, decode_record, encode_record
+from .logs import EntryLog
 from .store import Store
 
 log = logging.getLogger("kirin")
 
 CHECKPOINT_EVERY = 100
-PROBE_BATCH = 16  # log entries fetched at once when probing past the known head
-
-
-def log_path(store: Store, dataset: str, seq: int) -> str:
-    return store.path("datasets", dataset, "log", f"{seq:020d}.json")
-
-
-def checkpoint_path(store: Store, dataset: str, last: int) -> str:
-    return store.path("datasets", dataset, "checkpoints", f"{last:020d}.json")
 
 
 class Journal:
@@ -45,81 +38,45 @@ class Journal:
         self.store = store
         self.dataset = dataset
         self.history = history
-        self.base = ("datasets", dataset)
+        self.log = EntryLog(store, layout.commit_log(dataset), "Commit record")
         self._loaded = False
 
     def log_path(self, seq: int) -> str:
-        return log_path(self.store, self.dataset, seq)
+        return self.log.path(seq)
 
     def checkpoint_path(self, last: int) -> str:
-        return checkpoint_path(self.store, self.dataset, last)
+        return self.store.path(layout.checkpoint(self.dataset, last))
 
     # -- reading -----------------------------------------------------------
     def refresh(self) -> int:
-        """Read whatever was committed since the last look; return how many."""
+        """Read whatever was committed since the last look; return how many.
+
+        The first look takes the checkpoints, then lists the log for any
+        entry past its end (see :class:`~kirin.logs.EntryLog`): a hole of any
+        width, or log entries missing below what a checkpoint repeats, is a
+        CorruptObjectError rather than a shorter history.
+        """
         before = len(self.history)
         first_load = not self._loaded
+        known_end = -1
         if first_load:
-            self._load_checkpoints()
+            known_end = self._load_checkpoints()
             self._loaded = True
-        batch_size = 2  # usually nothing or one commit is new: don't pay for 16 reads
-        while True:
-            start = len(self.history)
-            if self.store.is_local:
-                paths = [self.log_path(start)]
-                batch = {paths[0]: self.store.read(paths[0])}
-            else:
-                paths = [self.log_path(start + i) for i in range(batch_size)]
-                batch = self.store.read_many(paths)
-                batch_size = PROBE_BATCH
-            for i, path in enumerate(paths):
-                data = batch.get(path)
-                if data is None:
-                    data = self._check_end(start + i, later=[batch.get(p) for p in paths[i + 1:]],
-                                           thorough=first_load)
-                    if data is None:
-                        return len(self.history) - before
-                record = decode_record(data, where=path, seq=start + i)
-                self.history.append(record, where=path)
+        for entry in self.log.read_from(len(self.history), thorough=first_load,
+                                        known_end=known_end):
+            record = decode_record(entry.data, where=entry.path, seq=entry.seq)
+            self.history.append(record, where=entry.path)
+        return len(self.history) - before
 
-    def _check_end(self, seq: int, later: list[bytes | None], *,
-                   thorough: bool = False) -> bytes | None:
-        """Entry ``seq`` is missing: confirm it is the end of the log, not a hole.
+    def _load_checkpoints(self) -> int:
+        """Take every usable checkpoint that continues the chain from where we are.
 
-        A writer creates ``seq`` before anyone can create ``seq + 1``, so if a
-        later entry exists, ``seq`` was either created since we looked (read it
-        again) or deleted (report it: treating it as the end would hide every
-        later commit and let the next commit fill the hole). The entries read
-        ahead (or the next one, on local disk) catch a narrow hole; when the
-        dataset is first opened (``thorough``), the log folder is listed for
-        any later entry instead, which catches a hole of any width.
+        Returns the last commit the accepted checkpoints repeat (-1 if none):
+        the log holds at least that many entries, whatever else is missing.
         """
-        if thorough:  # one listing covers the read-ahead too
-            later_exists = any(later) or self._later_entries(seq)
-        else:
-            later_exists = any(later) or (
-                not later and self.store.read(self.log_path(seq + 1)) is not None)
-        if not later_exists:
-            return None
-        data = self.store.read(self.log_path(seq))
-        if data is None:
-            path = self.log_path(seq)
-            raise CorruptObjectError(
-                f"Commit record #{seq} is missing from the log ({path}) but later ones "
-                "exist: an object was deleted. Run `kirin verify` to see what is affected.",
-                path=path)
-        return data
-
-    def _later_entries(self, seq: int) -> bool:
-        """Whether the log folder holds an entry numbered above ``seq`` (one listing)."""
-        names = self.store.names_after(self.store.path(*self.base, "log"), f"{seq:020d}.json")
-        return any(len(n) == 25 and n.endswith(".json") and n[:20].isdigit() for n in names)
-
-    def _load_checkpoints(self) -> None:
-        """Take every usable checkpoint that continues the chain from where we are."""
-        folder = self.store.path(*self.base, "checkpoints")
-        lasts = sorted(int(n[:-5]) for n in self.store.listdir(folder)
-                       if n.endswith(".json") and n[:-5].isdigit())
+        folder = self.store.path(layout.checkpoints(self.dataset))
+        lasts = sorted(n for n in map(layout.entry_seq, self.store.listdir(folder))
+                       if n is not None)
         blobs = self.store.read_many([self.checkpoint_path(n) for n in lasts])
         for last in lasts:
             path = self.checkpoint_path(last)
@@ -134,10 +91,12 @@ class Journal:
                 continue
             for record, text in records:
                 self.history.append(record, where=path, text=text)
-        if len(self.history) and not self._log_agrees(len(self.history) - 1):
+        known_end = len(self.history) - 1
+        if known_end >= 0 and not self._log_agrees(known_end):
             log.warning("Ignoring checkpoints of dataset %r: the log disagrees with them; "
                         "reading the log instead", self.dataset)
             self.history.reset()
+        return known_end
 
     def _log_agrees(self, seq: int) -> bool:
         """Whether log entry ``seq`` is the record the checkpoints ended with."""

@@ -15,9 +15,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from . import layout
 from ._json import canonical_json
 from .errors import ConflictError, CorruptObjectError
 from .history import record_hash, sha256_text
+from .logs import EntryLog
 from .store import Store
 
 if TYPE_CHECKING:  # the policy package (pydantic, jsonschema) loads only when needed
@@ -51,26 +53,32 @@ class PolicyVersion:
 
 
 class PolicyLog:
-    """Reads and extends one dataset's policy history."""
+    """Reads and extends one dataset's policy history.
+
+    It fails closed: a hole in the history (a version deleted while later
+    ones remain) is a CorruptObjectError on every read, so nothing is judged
+    by an older, laxer policy that only looks current because a newer one
+    is gone.
+    """
 
     def __init__(self, store: Store, dataset: str) -> None:
         self.store = store
         self.dataset = dataset
+        self.log = EntryLog(store, layout.policy_log(dataset), "Policy version")
         self._entries: list[dict[str, Any]] = []
         self._versions: list[PolicyVersion] = []
         self._loaded: dict[int, Policy | None] = {}
+        self._looked = False
 
     def path(self, seq: int) -> str:
-        return self.store.path("datasets", self.dataset, "policy", f"{seq:020d}.json")
+        return self.log.path(seq)
 
     def refresh(self) -> None:
-        while True:
-            seq = len(self._entries)
-            data = self.store.read(self.path(seq))
-            if data is None:
-                return
-            self._append(_decode(data, self.path(seq), seq,
-                                 self._entries[-1]["hash"] if self._entries else None))
+        first_look = not self._looked
+        for entry in self.log.read_from(len(self._entries), thorough=first_look):
+            self._append(decode_version(entry.data, entry.path, entry.seq,
+                                        self._entries[-1]["hash"] if self._entries else None))
+        self._looked = True
 
     def _append(self, entry: dict[str, Any]) -> None:
         self._entries.append(entry)
@@ -82,6 +90,10 @@ class PolicyLog:
     def versions(self) -> list[PolicyVersion]:
         """Every version, oldest first."""
         return list(self._versions)
+
+    def hashes(self) -> set[str | None]:
+        """Every policy hash the history holds, and ``None`` (no policy), which needs none."""
+        return {None, *(v.policy_hash for v in self._versions)}
 
     def current(self) -> PolicyVersion | None:
         return self._versions[-1] if self._versions else None
@@ -123,23 +135,38 @@ class PolicyLog:
                             "writers kept changing it at the same time")
 
 
-def _decode(data: bytes, path: str, seq: int, parent: str | None) -> dict[str, Any]:
+def decode_version(data: bytes, path: str, seq: int, parent: str | None, *,
+                   check_parent: bool = True) -> dict[str, Any]:
+    """Parse and verify one stored policy version; any defect is a CorruptObjectError.
+
+    ``check_parent=False`` when the version before it is unknown (``verify``
+    reading past a damaged one).
+    """
     def bad(reason: str) -> CorruptObjectError:
         return CorruptObjectError(f"Policy version {path} is unusable: {reason}", path=path)
 
     try:
         entry = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise bad(f"not valid JSON ({exc})") from exc
     keys = {"kirin", "seq", "parent", "policy_hash", "policy", "timestamp", "author", "message",
             "hash"}
     if not isinstance(entry, dict) or set(entry) != keys:
         raise bad("unexpected structure")
-    if entry["seq"] != seq or entry["parent"] != parent:
+    if entry["seq"] != seq or (check_parent and entry["parent"] != parent):
         raise bad(f"it does not follow policy version #{seq - 1}")
-    if record_hash(entry) != entry["hash"]:
-        raise bad("it does not match its hash (altered after it was written)")
+    if not all(isinstance(entry[k], str) for k in ("timestamp", "author", "message", "hash")):
+        raise bad("'timestamp', 'author', 'message' and 'hash' must be strings")
     text = entry["policy"]
+    if not (text is None or isinstance(text, str)):
+        raise bad("'policy' must be the policy's text or null")
+    try:
+        datetime.fromisoformat(entry["timestamp"])
+        actual = record_hash(entry)
+    except (ValueError, RecursionError) as exc:
+        raise bad(f"it holds a value Kirin never writes ({exc})") from exc
+    if actual != entry["hash"]:
+        raise bad("it does not match its hash (altered after it was written)")
     if (text is None) != (entry["policy_hash"] is None) or (
             text is not None and sha256_text(text) != entry["policy_hash"]):
         raise bad("the stored policy text does not match the recorded policy hash")

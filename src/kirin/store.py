@@ -58,7 +58,7 @@ import fsspec
 import fsspec.asyn
 from fsspec.implementations.local import LocalFileSystem
 
-from . import backends, progress
+from . import backends, layout, progress
 from .errors import (
     BucketNotFoundError,
     CorruptObjectError,
@@ -173,7 +173,7 @@ class Store:
         return "/".join((self.root, *parts))
 
     def blob_path(self, digest: str) -> str:
-        return self.path("data", digest[:2], digest[2:])
+        return self.path(layout.blob(digest))
 
     # -- calling the filesystem ---------------------------------------------
     def _io(self, what: str, op: Callable[[], T],
@@ -339,7 +339,7 @@ class Store:
         raise UnsafeStorageError(message, url=self.url)
 
     def _probe_create(self) -> bool:
-        probe = self.path(f".kirin-probe-{uuid.uuid4().hex}")
+        probe = self.path(layout.probe(uuid.uuid4().hex))
         try:
             self._io("write a test object", lambda: self.fs.pipe_file(probe, b"1",
                                                                        mode="create"))
@@ -516,9 +516,8 @@ class Store:
             with _open_source(src_fs, src_path, source) as reader, \
                     progress.transfer(label, _size_or_none(src_fs, src_path)) as advance:
                 if self.is_local and keep:
-                    tmp_dir = self.path("tmp")
-                    os.makedirs(tmp_dir, exist_ok=True)
-                    tmp = os.path.join(tmp_dir, f"{uuid.uuid4().hex}.part")
+                    tmp = self.path(layout.temp(f"{uuid.uuid4().hex}.part"))
+                    os.makedirs(os.path.dirname(tmp), exist_ok=True)
                     with open(tmp, "xb") as out:
                         copied = _kernel_copy_hashing(reader, out, digest, advance)
                         if copied is not None:
@@ -957,11 +956,11 @@ class Store:
 
     def iter_blobs(self) -> Iterator[str]:
         """Every blob digest present in storage (for verify and gc)."""
-        base = self.path("data")
+        base = self.path(layout.DATA)
         self._fresh(base)
         for path in self._io("list objects", lambda: self.fs.find(base)):
             rel = str(path)[len(base):].strip("/")
-            digest = rel.replace("/", "")
+            digest = layout.digest_of_blob(rel)
             if _is_hex_digest(digest):
                 yield digest
 

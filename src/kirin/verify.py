@@ -14,9 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import layout
 from .errors import CorruptObjectError
 from .history import check_record, decode_record, tree_hash
-from .journal import log_path
+from .logs import EntryLog
+from .policylog import decode_version
 from .store import Store
 
 
@@ -24,7 +26,7 @@ from .store import Store
 class Problem:
     """One thing found wrong: what kind, where in storage, and what it affects."""
 
-    kind: str  # "record" | "snapshot" | "checkpoint" | "blob"
+    kind: str  # "record" | "snapshot" | "checkpoint" | "policy" | "blob"
     path: str
     message: str
     commits: tuple[str, ...] = ()
@@ -59,34 +61,36 @@ Progress = Callable[[int], None]
 
 def verify_dataset(store: Store, dataset: str, progress: Progress | None = None
                    ) -> VerifyReport:
-    """Verify every object of ``dataset``; ``progress`` is called with bytes hashed."""
+    """Verify every object of ``dataset``; ``progress`` is called with bytes hashed.
+
+    Damage never raises: every damaged object is a :class:`Problem`. Only a
+    failure of the storage itself (unreachable, access denied) is an error.
+    """
     problems: list[Problem] = []
-    records = _scan_log(store, dataset, problems)
+    checkpoints = _read_checkpoints(store, dataset, problems)
+    records = _scan_log(store, dataset, problems, max(checkpoints, default=-1))
     _check_snapshots(records, problems)
-    _check_checkpoints(store, dataset, records, problems)
+    _compare_checkpoints(checkpoints, records, problems)
+    _check_policies(store, dataset, records, problems)
     blobs, size = _check_blobs(store, records, problems, progress)
     return VerifyReport(dataset, len(records), blobs, size, tuple(problems))
 
 
-def _scan_log(store: Store, dataset: str, problems: list[Problem]
+def _scan_log(store: Store, dataset: str, problems: list[Problem], known_end: int
               ) -> dict[int, dict[str, Any]]:
-    folder = store.path("datasets", dataset, "log")
-    seqs = sorted(int(n[:-5]) for n in store.listdir(folder)
-                  if n.endswith(".json") and n[:-5].isdigit())
+    entries, damages = EntryLog(store, layout.commit_log(dataset), "Commit record").scan(
+        known_end=known_end)
+    problems += [Problem("record", d.path, d.message) for d in damages]
     records: dict[int, dict[str, Any]] = {}
     expected_parent: str | None = None
     previous = -1
-    for seq in seqs:
-        path = log_path(store, dataset, seq)
+    for entry in entries:
+        seq, path = entry.seq, entry.path
         if seq != previous + 1:
-            missing = f"#{previous + 1}" + (f"-#{seq - 1}" if seq - 1 > previous + 1 else "")
-            problems.append(Problem("record", path, f"Commit record(s) {missing} are missing "
-                                    f"from the log; later commits are unreachable"))
-            expected_parent = None
+            expected_parent = None  # past a hole (reported above) the chain cannot be followed
         previous = seq
-        data = store.read(path)
         try:
-            record = decode_record(data or b"", where=path, seq=seq)
+            record = decode_record(entry.data, where=path, seq=seq)
         except CorruptObjectError as exc:
             problems.append(Problem("record", path, str(exc)))
             expected_parent = None
@@ -101,6 +105,42 @@ def _scan_log(store: Store, dataset: str, problems: list[Problem]
         expected_parent = record["hash"]
         records[seq] = record
     return records
+
+
+def _check_policies(store: Store, dataset: str, records: dict[int, dict[str, Any]],
+                    problems: list[Problem]) -> None:
+    """The policy history is whole, and holds every policy a commit says admitted it.
+
+    A commit naming a policy the history lacks means a policy version was
+    deleted (or the record forged): the gate may since have judged commits
+    by an older, laxer version.
+    """
+    entries, damages = EntryLog(store, layout.policy_log(dataset), "Policy version").scan()
+    problems += [Problem("policy", d.path, d.message) for d in damages]
+    known: set[str | None] = {None}
+    parent: str | None = None
+    previous = -1
+    for entry in entries:
+        if entry.seq != previous + 1:
+            parent = None
+        previous = entry.seq
+        try:
+            version = decode_version(entry.data, entry.path, entry.seq, parent,
+                                     check_parent=entry.seq == 0 or parent is not None)
+        except CorruptObjectError as exc:
+            problems.append(Problem("policy", entry.path, str(exc)))
+            parent = None
+            continue
+        known.add(version["policy_hash"])
+        parent = version["hash"]
+    folder = store.path(layout.policy_log(dataset))
+    for record in records.values():
+        if record["policy"] not in known:
+            problems.append(Problem(
+                "policy", folder, f"Commit {record['hash'][:12]} (#{record['seq']}) was "
+                f"admitted by policy {record['policy'][:12]}, which is not in the policy "
+                "history: a policy version was deleted or altered",
+                commits=(record["hash"],)))
 
 
 def _check_snapshots(records: dict[int, dict[str, Any]], problems: list[Problem]) -> None:
@@ -119,26 +159,48 @@ def _check_snapshots(records: dict[int, dict[str, Any]], problems: list[Problem]
                                     commits=(record["hash"],)))
 
 
-def _check_checkpoints(store: Store, dataset: str, records: dict[int, dict[str, Any]],
-                       problems: list[Problem]) -> None:
-    folder = store.path("datasets", dataset, "checkpoints")
+def _read_checkpoints(store: Store, dataset: str, problems: list[Problem]
+                      ) -> dict[int, tuple[str, list[dict[str, Any]]]]:
+    """Every sound checkpoint by the last commit it repeats: (path, its verified records).
+
+    A checkpoint that cannot be read, or holds a record that is not sound, is
+    reported and left out: only a sound one proves the log once held its
+    records (so entries missing below it are a hole, not the end of the log).
+    """
+    folder = store.path(layout.checkpoints(dataset))
+    found: dict[int, tuple[str, list[dict[str, Any]]]] = {}
     for name in store.listdir(folder):
-        if not (name.endswith(".json") and name[:-5].isdigit()):
+        last = layout.entry_seq(name)
+        if last is None:
             continue
         path = f"{folder}/{name}"
         try:
             body = json.loads(store.read(path) or b"")
             first = body["first"]
-            for i, raw in enumerate(body["records"]):
-                record = check_record(raw, where=f"{path}[{first + i}]", seq=first + i)
-                logged = records.get(first + i)
-                if logged is not None and logged["hash"] != record["hash"]:
-                    raise CorruptObjectError(
-                        f"Checkpoint {path} disagrees with log entry #{first + i}", path=path)
+            if body.get("last") != last or not isinstance(first, int):
+                raise ValueError(f"it does not hold commits up to #{last}")
+            records = [check_record(raw, where=f"{path}[{first + i}]", seq=first + i)
+                       for i, raw in enumerate(body["records"])]
+            if first + len(records) - 1 != last:
+                raise ValueError(f"it does not hold commits #{first}-#{last}")
+            found[last] = (path, records)
         except (ValueError, KeyError, TypeError, AttributeError, RecursionError,
                 CorruptObjectError) as exc:
             problems.append(Problem("checkpoint", path, f"Checkpoint {path} is unusable "
                                     f"({exc}); opening falls back to the log"))
+    return found
+
+
+def _compare_checkpoints(checkpoints: dict[int, tuple[str, list[dict[str, Any]]]],
+                         records: dict[int, dict[str, Any]], problems: list[Problem]) -> None:
+    for path, repeated in checkpoints.values():
+        for record in repeated:
+            logged = records.get(record["seq"])
+            if logged is not None and logged["hash"] != record["hash"]:
+                problems.append(Problem(
+                    "checkpoint", path, f"Checkpoint {path} is unusable (it disagrees with "
+                    f"log entry #{record['seq']}); opening falls back to the log"))
+                break
 
 
 def _check_blobs(store: Store, records: dict[int, dict[str, Any]], problems: list[Problem],
@@ -150,7 +212,7 @@ def _check_blobs(store: Store, records: dict[int, dict[str, Any]], problems: lis
     total = 0
     bad: dict[str, tuple[str, str]] = {}  # digest -> (path, what is wrong)
     for (digest, size), _ in users.items():
-        path = store.blob_path(digest)
+        path = store.path(layout.blob(digest))
         problem = _hash_blob(store, path, digest, size, progress)
         total += size
         if problem:
@@ -207,6 +269,8 @@ def _hash_blob(store: Store, path: str, digest: str, size: int,
                 progress(len(chunk))
     except FileNotFoundError:
         return f"Blob {digest[:12]} is missing"
+    except (IsADirectoryError, NotADirectoryError):
+        return f"Blob {digest[:12]} is not an object (a folder is in its place)"
     if seen != size:
         return f"Blob {digest[:12]} holds {seen} bytes, expected {size} (truncated or altered)"
     if hasher.hexdigest() != digest:

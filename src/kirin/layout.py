@@ -1,0 +1,92 @@
+"""Where everything lives under a registry root: the one module that spells a storage path.
+
+Every other module asks here, so the layout documented in
+``docs/storage-format.md`` has one home, and a reader of one log cannot
+drift from its writer (the way a third, private reading of the commit log
+once let garbage collection delete live data). Paths are relative to the
+root, with ``/`` separators; :meth:`kirin.store.Store.path` makes them
+absolute.
+
+::
+
+    data/<sha256[:2]>/<sha256[2:]>          blobs, shared by every dataset
+    tmp/<uuid>.part                         local disk: blobs being written
+    .kirin-probe-<uuid>                     object stores: a create-if-absent test, removed
+    datasets/<name>/dataset.json            name, description, creation time
+    datasets/<name>/log/<seq>.json          commit records (write-once)
+    datasets/<name>/checkpoints/<last>.json blocks of commit records
+    datasets/<name>/policy/<seq>.json       policy versions (write-once)
+"""
+
+from __future__ import annotations
+
+DATA = "data"
+TEMP = "tmp"
+DATASETS = "datasets"
+#: Width of the zero-padded number of a log entry: names sort in numeric order.
+SEQ_DIGITS = 20
+_SUFFIX = ".json"
+
+
+def blob(digest: str) -> str:
+    return f"{DATA}/{digest[:2]}/{digest[2:]}"
+
+
+def digest_of_blob(relative: str) -> str:
+    """The content hash a path under :data:`DATA` stands for (not checked)."""
+    return relative.replace("/", "")
+
+
+def temp(name: str) -> str:
+    return f"{TEMP}/{name}"
+
+
+def probe(token: str) -> str:
+    """An object written and removed once, to learn whether the server honours create-if-absent."""
+    return f".kirin-probe-{token}"
+
+
+def dataset(name: str) -> str:
+    return f"{DATASETS}/{name}"
+
+
+def dataset_info(name: str) -> str:
+    return f"{DATASETS}/{name}/dataset.json"
+
+
+def commit_log(name: str) -> str:
+    return f"{DATASETS}/{name}/log"
+
+
+def checkpoints(name: str) -> str:
+    return f"{DATASETS}/{name}/checkpoints"
+
+
+def policy_log(name: str) -> str:
+    return f"{DATASETS}/{name}/policy"
+
+
+def entry_name(seq: int) -> str:
+    """The base name of entry ``seq`` of a write-once log (or of a checkpoint ending there)."""
+    return f"{seq:0{SEQ_DIGITS}d}{_SUFFIX}"
+
+
+def entry_seq(name: str) -> int | None:
+    """The number an entry's base name stands for, or ``None`` if Kirin wrote no such name."""
+    digits = name[:-len(_SUFFIX)]
+    if (len(name) == SEQ_DIGITS + len(_SUFFIX) and name.endswith(_SUFFIX)
+            and digits.isascii() and digits.isdigit()):
+        return int(digits)
+    return None
+
+
+def log_entry(name: str, seq: int) -> str:
+    return f"{commit_log(name)}/{entry_name(seq)}"
+
+
+def checkpoint(name: str, last: int) -> str:
+    return f"{checkpoints(name)}/{entry_name(last)}"
+
+
+def policy_entry(name: str, seq: int) -> str:
+    return f"{policy_log(name)}/{entry_name(seq)}"
