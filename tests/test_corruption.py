@@ -164,6 +164,24 @@ def test_damage_behind_a_valid_checkpoint_is_found_by_verify(
     assert report.problems[0].path.endswith(f"{50:020d}.json")
 
 
+def test_the_newest_entries_behind_a_checkpoint_are_a_hole_not_the_end(
+        root: Root, workdir: Path) -> None:
+    """Entries #95-#99 deleted with nothing after them: the sound checkpoint #99 proves they
+    were written, so opening, committing and gc refuse and verify reports the hole, instead
+    of a history silently five commits shorter."""
+    build(root, workdir, 100)
+    for seq in range(95, 100):
+        root.fs.rm_file(root.log(seq))
+    with pytest.raises(CorruptObjectError, match=r"#95"):
+        Dataset(root.url, "ds").history()
+    with pytest.raises(CorruptObjectError, match=r"#95"):
+        Catalog(root.url).gc(grace=timedelta(0))
+    problems = Dataset(root.url, "ds").verify().problems
+    assert [(p.kind, p.path.rsplit("/", 1)[-1]) for p in problems] == [
+        ("record", f"{95:020d}.json")]
+    assert "#95-#99" in problems[0].message
+
+
 # -- hostile JSON in stored objects ---------------------------------------------------------
 
 HOSTILE_JSON = [
