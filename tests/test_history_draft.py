@@ -19,8 +19,7 @@ from datetime import datetime, timezone
 import pytest
 
 from kirin.errors import InvalidNameError
-from kirin.history import History, make_record, tree_hash
-from kirin.inputs import check_folder_clash
+from kirin.history import History, check_folder_clash, make_record, tree_hash
 
 PIECES = ["a", "b", "c", "x[", "é", 'q"', "q\\", ",", '["', "d e", "a,b", "]"]
 

@@ -7,8 +7,6 @@ from collections.abc import Iterator
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-import fsspec
-
 from . import layout
 from .dataset import Dataset, PathLike
 from .errors import DatasetExistsError, InvalidNameError
@@ -17,6 +15,8 @@ from .naming import validate_dataset_name
 from .store import Store
 
 if TYPE_CHECKING:
+    import fsspec
+
     from .policy import Policy
 
 

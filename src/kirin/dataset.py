@@ -16,8 +16,6 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-import fsspec
-
 from . import layout
 from ._json import FrozenDict, canonical_json, thaw
 from .errors import (
@@ -40,6 +38,8 @@ from .values import Commit, File, Proposal
 from .verify import VerifyReport, verify_dataset
 
 if TYPE_CHECKING:
+    import fsspec
+
     from .policy import Policy, Report
 
 MAX_ATTEMPTS = 200  # commits retried after losing a race before giving up

@@ -28,7 +28,6 @@ from .errors import (
     CorruptObjectError,
     InvalidNameError,
 )
-from .inputs import check_folder_clash
 from .naming import validate_file_name
 from .values import BlobReader, Commit, File, SnapshotSource
 
@@ -224,6 +223,19 @@ def _check_record(record: Any, where: str, seq: int | None, text: str | None) ->
 
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+def check_folder_clash(snapshot: Mapping[str, Any]) -> None:
+    """A name cannot be both a file and a folder of other files."""
+    folders: dict[str, str] = {}
+    for name in snapshot:
+        parts = name.split("/")
+        for i in range(1, len(parts)):
+            folders.setdefault("/".join(parts[:i]), name)
+    for name in snapshot:
+        if name in folders:
+            raise InvalidNameError(name, f"it is a file and also the folder of "
+                                   f"{folders[name]!r}", kind="file name")
 
 
 #: Names already found valid: a long history names the same files again and again.

@@ -1,0 +1,140 @@
+"""The layering of the package, enforced: who may import whom.
+
+::
+
+    cli                      typer + rich; one library call per command
+      │
+    dataset, catalog         the facade: orchestrates, owns no format
+      │
+    policy    history        pure: no storage, no fsspec (policy: never the store)
+      │         │
+      └─ store ─┘            the only layer that imports fsspec at run time
+
+Imports are read from the source (``ast``): an import under ``if TYPE_CHECKING:``
+is for annotations only and does not count; an import inside a function
+(a lazy import) counts, because it runs. ``import kirin`` itself must stay
+light: none of the heavy or optional libraries are loaded by it.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "kirin"
+
+#: Modules of the storage layer: the only ones allowed to import fsspec when they run.
+STORAGE = {"kirin.store", "kirin.backends"}
+#: What each part of the package must never import (prefixes match submodules).
+FORBIDDEN: dict[str, set[str]] = {
+    "kirin.policy": {"kirin.store", "kirin.backends", "kirin.logs", "kirin.journal",
+                     "kirin.policylog", "kirin.gc", "kirin.verify", "kirin.dataset",
+                     "kirin.catalog", "kirin.cli", "kirin.inputs"},
+    "kirin.history": {"kirin.store", "kirin.backends", "kirin.logs", "kirin.journal",
+                      "kirin.dataset", "kirin.catalog", "kirin.cli", "kirin.policy",
+                      "kirin.inputs"},
+    "kirin.values": {"kirin.store", "kirin.backends", "kirin.dataset", "kirin.catalog",
+                     "kirin.cli", "kirin.policy", "kirin.history"},
+    "kirin.layout": {"kirin"},
+    "kirin.errors": {"kirin"},
+    "kirin.store": {"kirin.dataset", "kirin.catalog", "kirin.cli", "kirin.policy",
+                    "kirin.history", "kirin.journal", "kirin.logs", "kirin.policylog",
+                    "kirin.gc", "kirin.verify", "kirin.inputs"},
+    "kirin.logs": {"kirin.dataset", "kirin.catalog", "kirin.cli", "kirin.policy",
+                   "kirin.history", "kirin.journal", "kirin.policylog"},
+}
+#: Libraries only the command line uses.
+CLI_ONLY = {"typer", "rich", "click"}
+#: What ``import kirin`` must not load.
+HEAVY = ["pydantic", "jsonschema", "yaml", "referencing", "s3fs", "gcsfs", "adlfs", "typer",
+         "rich", "botocore", "aiohttp"]
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(SRC.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def runtime_imports(path: Path) -> set[str]:
+    """Every module ``path`` imports when it runs (absolute names; TYPE_CHECKING excluded)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    here = module_name(path)
+    package = here if path.name == "__init__.py" else here.rsplit(".", 1)[0]
+    found: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and _is_type_checking(node.test):
+            for child in node.orelse:
+                visit(child)
+            return
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                target = f"{base}.{node.module}" if node.module else base
+            else:
+                target = node.module or ""
+            found.add(target)
+            found.update(f"{target}.{alias.name}" for alias in node.names)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(tree)
+    return found
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
+def _matches(name: str, prefix: str) -> bool:
+    return name == prefix or name.startswith(prefix + ".")
+
+
+MODULES = {module_name(p): p for p in sorted(SRC.rglob("*.py"))}
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_module_respects_the_layers(module: str) -> None:
+    """No module imports what its layer must not depend on."""
+    imports = runtime_imports(MODULES[module])
+    broken = []
+    for owner, forbidden in FORBIDDEN.items():
+        if not _matches(module, owner):
+            continue
+        for name in imports:
+            for banned in forbidden:
+                if _matches(name, banned) and not _matches(name, owner):
+                    broken.append(f"{name} (forbidden in {owner})")
+    if module not in STORAGE:
+        broken += [f"{n} (only {sorted(STORAGE)} import fsspec at run time)"
+                   for n in imports if _matches(n, "fsspec")]
+    if not _matches(module, "kirin.cli"):
+        broken += [f"{n} (command-line only)" for n in imports
+                   if any(_matches(n, lib) for lib in CLI_ONLY)]
+    assert not broken, f"{module} imports: {', '.join(sorted(set(broken)))}"
+
+
+def test_the_contract_is_not_vacuous() -> None:
+    """The checker sees imports at module level, in functions, and relative ones, and
+    leaves out TYPE_CHECKING blocks."""
+    assert "kirin.store" in runtime_imports(SRC / "journal.py")
+    assert "fsspec" in runtime_imports(SRC / "store.py")
+    assert "kirin.policy" in runtime_imports(SRC / "dataset.py")  # lazy, in a function
+    assert "kirin.policy.Policy" not in runtime_imports(SRC / "policylog.py")  # TYPE_CHECKING
+    assert "kirin.errors" in runtime_imports(SRC / "policy" / "gate.py")  # from ..errors
+
+
+def test_import_kirin_stays_light() -> None:
+    """``import kirin`` loads none of the heavy or optional libraries (a fresh process)."""
+    code = ("import sys, kirin; print(','.join(m for m in sys.argv[1:] "
+            "if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code, *HEAVY], capture_output=True,
+                          text=True, check=True)
+    assert done.stdout.strip() == ""
