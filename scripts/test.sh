@@ -6,9 +6,15 @@ cd "$(dirname "$0")/.."
 
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
+    .venv/bin/python -m pip install --quiet --upgrade pip
 fi
-.venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e '.[test]'
+# The package is installed editable: only a change of pyproject.toml needs a reinstall.
+stamp=.venv/.kirin-installed
+wanted=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
+    .venv/bin/python -m pip install --quiet -e '.[test]'
+    echo "$wanted" > "$stamp"
+fi
 
 # Azure Blob's emulator for the cloud tests (moto and fake-gcs-server come with '.[test]').
 # Azurite 3.35 is the last release that runs on Node 20; installed once into .servers/.

@@ -8,9 +8,10 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from . import layout
-from .dataset import Dataset, PathLike
+from .dataset import Dataset
 from .errors import DatasetExistsError, InvalidNameError
 from .gc import DEFAULT_GRACE, GcReport, collect_garbage
+from .inputs import PathLike
 from .naming import validate_dataset_name
 from .store import Store
 

@@ -174,7 +174,7 @@ class Dataset:
 
     def _require_file(self, name: str) -> File:
         head = self.current_commit
-        found = head.files.get(lookup_name(name)) if head else None
+        found: File | None = head.files.get(lookup_name(name)) if head else None
         if found is None:
             raise FileNotInCommitError(name, head.hash if head else None)
         return found
