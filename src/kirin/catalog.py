@@ -66,7 +66,7 @@ class Catalog:
 
     def get_dataset(self, name: str) -> Dataset:
         """The dataset ``name``; it is created on its first commit if new (as in the original)."""
-        return Dataset(self.root_dir, name, _store=self._store)
+        return Dataset._on_store(self._store, self.root_dir, name)
 
     def create_dataset(self, name: str, description: str = "",
                        policy: PathLike | Policy | None = None) -> Dataset:
@@ -81,7 +81,7 @@ class Catalog:
             from .dataset import _load_policy
 
             loaded = _load_policy(policy)
-        dataset = Dataset(self.root_dir, name, description=description, _store=self._store)
+        dataset = Dataset._on_store(self._store, self.root_dir, name, description)
         if self._store.exists(self._store.path(layout.dataset_info(name))):
             if loaded is None or not dataset.is_empty() or dataset.policy_history():
                 raise DatasetExistsError(f"Dataset {name!r} already exists in {self._store.url}")

@@ -58,11 +58,23 @@ class Dataset:
 
     def __init__(self, root_dir: PathLike, name: str, description: str = "",
                  fs: fsspec.AbstractFileSystem | None = None, **storage_options: Any) -> None:
-        self.name = validate_dataset_name(name)
-        self.root_dir = os.fspath(root_dir)
-        self._store: Store = storage_options.pop("_store", None) or Store(
-            root_dir, fs, **storage_options)
-        self.fs = self._store.fs
+        name = validate_dataset_name(name)
+        self._open(os.fspath(root_dir), Store(root_dir, fs, **storage_options), name,
+                   description)
+
+    @classmethod
+    def _on_store(cls, store: Store, root_dir: str, name: str, description: str = ""
+                  ) -> Dataset:
+        """The dataset ``name`` on a store already open (a :class:`Catalog`'s)."""
+        dataset = cls.__new__(cls)
+        dataset._open(root_dir, store, validate_dataset_name(name), description)
+        return dataset
+
+    def _open(self, root_dir: str, store: Store, name: str, description: str) -> None:
+        self.name = name
+        self.root_dir = root_dir
+        self._store = store
+        self.fs = store.fs
         self._description = description
         self._description_read = False
         self._history = History(self.name, self._store)

@@ -158,8 +158,7 @@ def collect_garbage(store: Store, *, dry_run: bool = False,
 
 
 def _remove_stale_temp(store: Store, cutoff: float, dry_run: bool) -> int:
-    if not store.is_local:
-        return 0
+    """Remove partial uploads of crashed commits (only local disk stages blobs there)."""
     count = 0
     folder = store.path(layout.TEMP)
     for name in store.listdir(folder):

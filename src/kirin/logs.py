@@ -24,7 +24,6 @@ from . import layout
 from .errors import CorruptObjectError
 from .store import Store
 
-PROBE_BATCH = 16  # entries fetched at once when probing past the known end of a remote log
 SCAN_BATCH = 256  # entries fetched at once when reading a whole log
 
 
@@ -75,15 +74,12 @@ class EntryLog:
         repeats): the log cannot end below it.
         """
         seq = start
-        batch_size = 2  # usually nothing or one entry is new: don't pay for 16 reads
+        # usually nothing or one entry is new: don't pay for a whole read-ahead at first
+        batch_size = min(2, self.store.read_ahead)
         while True:
-            if self.store.is_local:
-                paths = [self.path(seq)]
-                batch = {paths[0]: self.store.read(paths[0])}
-            else:
-                paths = [self.path(seq + i) for i in range(batch_size)]
-                batch = self.store.read_many(paths)
-                batch_size = PROBE_BATCH
+            paths = [self.path(seq + i) for i in range(batch_size)]
+            batch = self.store.read_many(paths)
+            batch_size = self.store.read_ahead
             for i, path in enumerate(paths):
                 data = batch.get(path)
                 if data is None:

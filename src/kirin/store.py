@@ -165,6 +165,15 @@ class Store:
         self._bucket_checked = False
         self._create_checked = False
 
+    @property
+    def read_ahead(self) -> int:
+        """How many small objects are worth asking for at once when probing for more.
+
+        One on local disk (a read is a cheap system call), 16 on object stores
+        (a request costs a round trip, and they are fetched concurrently).
+        """
+        return 1 if self.is_local else 16
+
     def __repr__(self) -> str:  # never show storage options: they may hold secrets
         return f"Store({self.url!r})"
 
