@@ -36,6 +36,7 @@ from .._json import FrozenDict, freeze
 from ..errors import PolicyViolationError
 from ..values import Commit, Proposal
 from . import expr as _expr
+from ._formats import FORMAT_CHECKER
 from ._patterns import MAX_TAG_LENGTH
 from .model import Policy, PromotionRule, format_loc
 
@@ -108,7 +109,7 @@ def _schema_validator(policy: Policy) -> Draft202012Validator | None:
     schema = policy.metadata.json_schema
     if schema is None:
         return None
-    return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    return Draft202012Validator(schema, format_checker=FORMAT_CHECKER)
 
 
 @lru_cache(maxsize=512)

@@ -54,6 +54,7 @@ from referencing.jsonschema import DRAFT202012
 
 from .._json import FrozenDict, canonical_json, freeze
 from . import expr as _expr
+from ._formats import SUPPORTED_FORMATS, unsupported_formats
 from ._patterns import MAX_TAG_LENGTH, check_schema_pattern, compile_pattern, tag_matches
 
 #: The key of the validation context under which the loader passes a
@@ -128,8 +129,11 @@ def check_json_schema(schema: Mapping[str, Any]) -> None:
     """Raise :class:`InvalidField` unless ``schema`` is a usable 2020-12 schema.
 
     Usable means: valid against the draft 2020-12 meta-schema, no other
-    ``$schema`` dialect, no regular expression with exponential backtracking
-    (see :func:`._patterns.check_schema_pattern`), every ``$ref`` local and
+    ``$schema`` dialect, every ``format`` one the gate enforces
+    (:data:`._formats.SUPPORTED_FORMATS`: an unenforced format would pass on
+    one machine and fail on another), no regular expression with
+    exponential backtracking (see :func:`._patterns.check_schema_pattern`),
+    every ``$ref`` local and
     resolvable, and no ``$ref`` cycle that would never end. Remote references
     are refused because the stored policy must be self-contained and the gate
     must never fetch anything.
@@ -149,6 +153,10 @@ def check_json_schema(schema: Mapping[str, Any]) -> None:
     except SchemaError as exc:
         raise InvalidField(f"invalid JSON Schema: {exc.message}",
                            loc=tuple(exc.path)) from None
+    for loc, name in unsupported_formats(schema):
+        raise InvalidField(f"format {name!r} is not supported: the gate enforces only "
+                           f"{', '.join(SUPPORTED_FORMATS)} (the same on every machine); "
+                           "use one of them, or a 'pattern'", loc=loc)
     base = str(schema.get("$id") or "urn:kirin:metadata-schema")
     resolver = Registry().with_resource(base, DRAFT202012.create_resource(schema)
                                         ).resolver(base)
