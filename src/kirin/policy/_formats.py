@@ -8,7 +8,7 @@ different machines. So the gate enforces exactly :data:`SUPPORTED_FORMATS`,
 with the checkers below (standard library only, ASCII digits only), through
 :data:`FORMAT_CHECKER`, which holds nothing else whatever is installed. A
 schema naming any other format is refused when the policy is loaded
-(:func:`unsupported_formats`), never ignored at commit time.
+(see :func:`kirin.policy.model.check_json_schema`), never ignored at commit time.
 
 What each format admits (a value that is not a string always passes, as
 JSON Schema says):
@@ -35,9 +35,8 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from datetime import date
-from typing import Any
 
 from jsonschema import FormatChecker
 
@@ -203,28 +202,3 @@ def _format_checker() -> FormatChecker:
 
 #: The checker the gate validates metadata with: exactly :data:`SUPPORTED_FORMATS`.
 FORMAT_CHECKER = _format_checker()
-
-#: Keywords whose values are data, not schemas: a "format" key inside them is no keyword.
-_DATA_KEYWORDS = frozenset({"const", "enum", "default", "examples"})
-
-
-def unsupported_formats(schema: Any, loc: tuple[str | int, ...] = ()
-                        ) -> Iterable[tuple[tuple[str | int, ...], str]]:
-    """Every ``format`` of a schema the gate does not enforce, with its key path.
-
-    Walks every subschema (``properties``, ``items``, ``$defs``, ``allOf``...);
-    a ``format`` under an unknown keyword is reported too, erring towards
-    refusal.
-    """
-    if isinstance(schema, dict):
-        for key, item in schema.items():
-            if key in _DATA_KEYWORDS:
-                continue
-            if key == "format" and isinstance(item, str):
-                if item not in CHECKERS:
-                    yield (*loc, key), item
-                continue
-            yield from unsupported_formats(item, (*loc, key))
-    elif isinstance(schema, list):
-        for index, item in enumerate(schema):
-            yield from unsupported_formats(item, (*loc, index))
