@@ -251,3 +251,17 @@ def test_disguised_values_get_the_verdict_of_the_plain_ones(
                                                   tags), [])
     disguised = judge(disguise(card), LiarList([LiarStr(t) for t in tags]))
     assert plain.violations == disguised.violations
+
+
+@pytest.mark.parametrize(("text", "metadata"), [
+    ("stage == 'approved'", {"stage": LiarStr("rejected")}),
+    ("stage in ['approved']", {"stage": LiarStr("rejected")}),
+    ("'approved' in stage", {"stage": LiarStr("rejected")}),
+    ("accuracy >= 0.9", {"accuracy": LiarFloat(0.1)}),
+    ("epochs == 10", {"epochs": LiarInt(3)}),
+    ("exists(stage)", LiarDict({"other": 1})),
+])
+def test_the_rule_checker_judges_exact_builtins(text: str, metadata: Any) -> None:
+    from kirin.policy.expr import check, parse
+
+    assert check(parse(text), metadata) != ()

@@ -49,6 +49,7 @@ from ._expr_nodes import (
     quote,
     to_text,
 )
+from ._plain import plain_value
 
 #: A compiled query: metadata dict in, verdict out.
 Query = Callable[[Mapping[str, Any]], bool]
@@ -361,13 +362,16 @@ def check(expr: Expr, metadata: Mapping[str, Any]) -> tuple[Failure, ...]:
     Whenever a rule holds, :func:`evaluate` (queries, where a missing field
     makes a comparison false and ``not`` is plain negation) matches too; the
     two verdicts are equal when every path the expression reads exists, or
-    when it has no ``not``. For ``and`` every failing conjunct is reported;
+    when it has no ``not``. The metadata is judged as exact builtins (see
+    :mod:`._plain`): a subclass's ``__eq__`` never decides a rule; a value
+    that is not JSON raises ``InvalidInputError``. For ``and`` every failing
+    conjunct is reported;
     for ``or`` one failure carries the failures of all alternatives in
     ``causes``.
     """
     if not isinstance(expr, Expr):
         raise TypeError(f"check() needs an Expr, not {type(expr).__name__}")
-    state, failures, _unknown = _check(expr, _as_dict(metadata))
+    state, failures, _unknown = _check(expr, plain_value(_as_dict(metadata), ""))
     return () if state is _TRUE else tuple(failures)
 
 

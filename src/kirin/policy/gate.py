@@ -34,11 +34,12 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError as SchemaValidationError
 
 from .._json import FrozenDict, FrozenList, freeze
-from ..errors import InvalidInputError, PolicyViolationError
+from ..errors import PolicyViolationError
 from ..values import Commit, Proposal
 from . import expr as _expr
 from ._formats import FORMAT_CHECKER
 from ._patterns import ASCII_PREFIX, MAX_TAG_LENGTH
+from ._plain import plain_str, plain_value, stored_items
 from .model import Policy, PromotionRule, ascii_schema, format_loc
 
 
@@ -92,65 +93,16 @@ class Report:
         return f"{n} violation{'s' if n != 1 else ''}:\n{lines}"
 
 
-def _plain_str(value: Any, what: str = "a tag") -> str:
-    """``value`` as an exact ``str``, read from its storage, never from its methods."""
-    if type(value) is str:
-        return value
-    if isinstance(value, str):
-        return str.__str__(value)  # the real text of a subclass, as an exact str
-    raise InvalidInputError(f"{what} must be a string, not {type(value).__name__}")
-
-
-def _items(sequence: Any) -> Iterable[Any]:
-    """The items a list or tuple holds, read from its storage (not its ``__iter__``)."""
-    if isinstance(sequence, list):
-        return list.__iter__(sequence)
-    if isinstance(sequence, tuple):
-        return tuple.__iter__(sequence)
-    raise InvalidInputError(f"expected a list of strings, not {type(sequence).__name__}")
-
-
-def _plain(value: Any, where: str) -> Any:
-    """A copy of a JSON value made of exact builtins, whatever subclasses it holds.
-
-    The gate must judge what will be stored: a ``str`` subclass with its own
-    ``__eq__`` could otherwise pass as an allowed tag or enum value while its
-    real text is written. Subclasses of ``str``, ``int``, ``float``, ``dict``,
-    ``list`` and ``tuple`` are read through the builtin's own methods (their
-    overrides are never called); any other type is refused.
-    """
-    kind = type(value)
-    if value is None or kind in (bool, str, int, float):
-        return value
-    if isinstance(value, str):
-        return str.__str__(value)
-    if isinstance(value, bool):  # pragma: no cover - bool cannot be subclassed
-        return bool(value)
-    if isinstance(value, int):
-        return int.__int__(value)
-    if isinstance(value, float):
-        return float.__float__(value)
-    if isinstance(value, dict):
-        return FrozenDict((_plain_str(k, f"a key of {where or 'the metadata'}"),
-                           _plain(v, f"{where}.{_plain_str(k)}" if where else
-                                  _plain_str(k)))
-                          for k, v in dict.items(value))
-    if isinstance(value, list | tuple):
-        return FrozenList(_plain(v, f"{where}[{i}]") for i, v in enumerate(_items(value)))
-    raise InvalidInputError(f"{where or 'the value'} is a {kind.__name__}, which a policy "
-                            "cannot judge: proposals hold plain JSON values only")
-
-
 def _plain_proposal(proposal: Proposal) -> Proposal:
-    """``proposal`` rebuilt from exact builtins (see :func:`_plain`)."""
+    """``proposal`` rebuilt from exact builtins (see :func:`plain_value`)."""
     return Proposal(
-        message=_plain_str(proposal.message, "the commit message"),
-        files=_plain(proposal.files, "files"),
-        added=tuple(_plain_str(n, "a file name") for n in _items(proposal.added)),
-        removed=tuple(_plain_str(n, "a file name") for n in _items(proposal.removed)),
-        metadata=_plain(proposal.metadata, ""),
-        tags=FrozenList(_plain_str(t) for t in _items(proposal.tags)),
-        author=_plain_str(proposal.author, "the author"),
+        message=plain_str(proposal.message, "the commit message"),
+        files=plain_value(proposal.files, "files"),
+        added=tuple(plain_str(n, "a file name") for n in stored_items(proposal.added)),
+        removed=tuple(plain_str(n, "a file name") for n in stored_items(proposal.removed)),
+        metadata=plain_value(proposal.metadata, ""),
+        tags=FrozenList(plain_str(t) for t in stored_items(proposal.tags)),
+        author=plain_str(proposal.author, "the author"),
     )
 
 
@@ -180,7 +132,7 @@ class _HistoryIndex:
             self.add(commit)
 
     def add(self, commit: Commit) -> None:
-        for tag in dict.fromkeys(_plain_str(t) for t in _items(commit.tags)):
+        for tag in dict.fromkeys(plain_str(t) for t in stored_items(commit.tags)):
             self.by_tag.setdefault(tag, []).append(commit)
             self.by_key.setdefault(lookalike_key(tag), []).append((tag, commit))
 
