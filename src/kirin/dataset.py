@@ -587,13 +587,19 @@ def _unknown_policy(commit: Commit, report: Report) -> Report:
 
 
 def _load_policy(policy: PathLike | Policy | None) -> Policy | None:
-    """A policy from a file path, YAML/JSON text, or an already loaded one."""
+    """A policy from a file path, YAML/JSON text, or a ``Policy`` object.
+
+    A ``Policy`` object is checked again from its canonical text, like a
+    file: one built with ``model_construct`` or by a subclass could otherwise
+    be stored unchecked and break every later commit in every process.
+    """
     if policy is None:
         return None
     from .policy import Policy, load_policy, load_policy_text
+    from .policy.loader import reload_policy
 
     if isinstance(policy, Policy):
-        return policy
+        return reload_policy(policy)
     if isinstance(policy, os.PathLike):
         return load_policy(policy)
     text = str(policy)

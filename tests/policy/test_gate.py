@@ -22,6 +22,7 @@ from kirin.policy import (
     load_policy_text,
     proposal_from_commit,
 )
+from kirin.policy._formats import FORMAT_CHECKER
 
 from policy_helpers import Step, content_hash, make_history, make_proposal
 
@@ -344,7 +345,7 @@ near_cards = st.fixed_dictionaries(
 def test_schema_verdict_equals_jsonschema(metadata: dict[str, Any]) -> None:
     """For any metadata, the gate's schema verdict and error count equal jsonschema's."""
     schema = CARD.metadata.json_schema
-    validator = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    validator = Draft202012Validator(schema, format_checker=FORMAT_CHECKER)
     report = judge(CARD, metadata=metadata)
     schema_violations = [v for v in report.violations if v.rule == "metadata.schema"]
     assert (not schema_violations) is validator.is_valid(metadata)

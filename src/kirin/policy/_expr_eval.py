@@ -1,8 +1,10 @@
 """Evaluation of expressions: fast closures for queries, explanations for rules.
 
-Both semantics share one definition of the truth of a condition:
+Both semantics share one definition of the truth of a condition on present fields:
 
-* a comparison that involves a missing path is false (and so is ``in``);
+* a comparison that involves a missing path is false (and so is ``in``) in a
+  query; in a rule it is *unknown*, which no ``not`` turns into true, so a
+  rule fails closed on a missing field (see :func:`check`);
 * ``==``/``!=`` compare strictly: booleans are not numbers, ``1 == 1.0``,
   lists and objects compare element by element;
 * ``< <= > >=`` order two numbers or two strings; anything else is a type
@@ -11,13 +13,15 @@ Both semantics share one definition of the truth of a condition:
   a string) or an object (a key, likewise); any other container is a mismatch.
   ``not in`` is false on a mismatch too, and true only when a well-typed ``in``
   is false;
-* ``not``, ``and``, ``or`` are plain boolean logic over those results.
+* ``not``, ``and``, ``or`` are plain boolean logic over those results in a
+  query, and three-valued (Kleene) logic in a rule.
 
 :func:`compile_query` turns a tree into nested closures specialised at compile
 time (path against constant being the common case), which keeps a query over
 100,000 metadata dicts well under the time of one remote listing. The rule
 checker :func:`check` is a small interpreter that says *why* a condition is
-false; the tests hold it to the same verdict as the closures.
+false; the tests hold it to the closures' verdict wherever every path it
+reads exists, and to "a rule that holds is a query that matches" everywhere.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from ._expr_nodes import (
     quote,
     to_text,
 )
+from ._plain import plain_value
 
 #: A compiled query: metadata dict in, verdict out.
 Query = Callable[[Mapping[str, Any]], bool]
@@ -344,29 +349,76 @@ class Failure:
 def check(expr: Expr, metadata: Mapping[str, Any]) -> tuple[Failure, ...]:
     """Rule semantics: every reason ``expr`` does not hold; empty when it holds.
 
-    The verdict is the same as :func:`evaluate`'s: ``check(e, m) == ()`` exactly
-    when ``evaluate(e, m)``. For ``and`` every failing conjunct is reported; for
-    ``or`` one failure carries the failures of all alternatives in ``causes``.
+    A rule reads metadata in three-valued logic, so that a missing field fails
+    closed: a comparison or membership test on a missing path is *unknown*,
+    and ``not`` of unknown is unknown (``not x == 'high'`` does not hold when
+    ``x`` is missing). ``and`` is false if any operand is false, else unknown
+    if any is unknown; ``or`` is true if any operand is true, else unknown if
+    any is unknown; ``exists()`` is never unknown. The rule holds only when
+    the whole expression is true, so a missing field is a violation whenever
+    the verdict depends on it, and only then (``not exists(x) or x > 1`` and
+    ``x > 1 or y > 1`` with ``y`` = 2 hold when ``x`` is missing).
+
+    Whenever a rule holds, :func:`evaluate` (queries, where a missing field
+    makes a comparison false and ``not`` is plain negation) matches too; the
+    two verdicts are equal when every path the expression reads exists, or
+    when it has no ``not``. The metadata is judged as exact builtins (see
+    :mod:`._plain`): a subclass's ``__eq__`` never decides a rule; a value
+    that is not JSON raises ``InvalidInputError``. For ``and`` every failing
+    conjunct is reported;
+    for ``or`` one failure carries the failures of all alternatives in
+    ``causes``.
     """
     if not isinstance(expr, Expr):
         raise TypeError(f"check() needs an Expr, not {type(expr).__name__}")
-    return tuple(_check(expr, _as_dict(metadata)))
+    state, failures, _unknown = _check(expr, plain_value(_as_dict(metadata), ""))
+    return () if state is _TRUE else tuple(failures)
 
 
-def _check(expr: Expr, m: dict[str, Any]) -> list[Failure]:
-    if isinstance(expr, And):
-        return [f for operand in expr.operands for f in _check(operand, m)]
-    if isinstance(expr, Or):
-        causes: list[Failure] = []
-        for operand in expr.operands:
-            failures = _check(operand, m)
-            if not failures:
-                return []
-            causes.extend(failures)
-        return [_or_failure(expr, causes)]
+#: The three truth values of a rule (see :func:`check`).
+_TRUE, _FALSE, _UNKNOWN = "true", "false", "unknown"
+#: (truth value, failures explaining it, the missing-field failures that make it unknown)
+_Outcome = tuple[str, list[Failure], list[Failure]]
+
+
+def _check(expr: Expr, m: dict[str, Any]) -> _Outcome:
+    if isinstance(expr, And | Or):
+        outcomes = [_check(operand, m) for operand in expr.operands]
+        states = {state for state, _, _ in outcomes}
+        unknown = [f for state, _, u in outcomes if state is _UNKNOWN for f in u]
+        if isinstance(expr, And):
+            state = (_FALSE if _FALSE in states else
+                     _UNKNOWN if _UNKNOWN in states else _TRUE)
+            return state, [f for s, fs, _ in outcomes if s is not _TRUE for f in fs], unknown
+        if _TRUE in states:
+            return _TRUE, [], []
+        causes = [f for _, fs, _ in outcomes for f in fs]
+        state = _UNKNOWN if _UNKNOWN in states else _FALSE
+        return state, [_or_failure(expr, causes)], unknown
     if isinstance(expr, Not):
-        return [] if _check(expr.operand, m) else [_not_failure(expr, m)]
-    return _check_leaf(expr, m)
+        state, _, unknown = _check(expr.operand, m)
+        if state is _TRUE:
+            return _FALSE, [_not_failure(expr, m)], []
+        if state is _FALSE:
+            return _TRUE, [], []
+        rewrapped = _required_by(unknown, to_text(expr))
+        return _UNKNOWN, rewrapped, rewrapped
+    failures = _check_leaf(expr, m)
+    if not failures:
+        return _TRUE, [], []
+    if failures[0].missing and not isinstance(expr, Exists):
+        return _UNKNOWN, failures, failures
+    return _FALSE, failures, []
+
+
+def _required_by(failures: list[Failure], expected: str) -> list[Failure]:
+    """Missing-field failures restated as required by ``expected`` (an enclosing ``not``)."""
+    out: dict[str, Failure] = {}
+    for failure in failures:
+        what = failure.message.rsplit(" (required by: ", 1)[0]
+        message = f"{what} (required by: {expected})"
+        out.setdefault(message, Failure(failure.path, None, expected, True, message))
+    return list(out.values())
 
 
 def _check_leaf(expr: Expr, m: dict[str, Any]) -> list[Failure]:

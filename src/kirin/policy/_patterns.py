@@ -28,6 +28,16 @@ non-ASCII letters and digits); that is a heuristic, erring towards refusal.
 
 Patterns match the *whole* tag (``re.fullmatch``): ``v\\d+`` does not admit
 ``xv1junk``. ``^`` and ``$`` are allowed and redundant.
+
+Every policy pattern — tag patterns, unique patterns and the ``pattern`` /
+``patternProperties`` regexes of the metadata schema — is matched in ASCII
+mode (``re.ASCII``): ``\\d`` is ``[0-9]``, ``\\w`` is ``[A-Za-z0-9_]``,
+``\\s`` and ``\\b`` are ASCII too, and ``(?i)`` folds ASCII letters only. A
+version pattern ``v\\d+`` must not admit ``v\\u0661`` (Arabic-Indic one) or
+``v\\U0001d7cf`` (mathematical bold one), which look like ``v1`` and are
+not found by a search for it; ECMA-262, the regex dialect JSON Schema
+names, reads these classes as ASCII too. A pattern asking for Unicode
+classes (``(?u)``) is refused.
 """
 
 from __future__ import annotations
@@ -49,6 +59,9 @@ MAX_PATTERN_LENGTH = 256
 #: Longest regular expression in a metadata JSON Schema (see :func:`check_schema_pattern`).
 MAX_SCHEMA_PATTERN_LENGTH = 1024
 MAX_TAG_LENGTH = 128
+#: Put before a schema regex handed to jsonschema (which calls ``re.search``
+#: itself), so it matches in ASCII mode like every other policy pattern.
+ASCII_PREFIX = "(?a)"
 #: Overlapping repeats allowed in a row (cost grows as n**k for k of them).
 MAX_REPEAT_CHAIN = 3
 
@@ -94,9 +107,10 @@ def _checked(text: str, limit: int, *, chains: bool) -> re.Pattern[str]:
         raise UnsafePatternError(
             f"pattern is {len(text)} characters long; the limit is {limit}")
     try:
-        compiled = re.compile(text)
-        parsed = _sre_parse.parse(text)
-    except (re.error, OverflowError, RecursionError) as exc:
+        compiled = re.compile(text, re.ASCII)
+        parsed = _sre_parse.parse(text, re.ASCII)
+    except (re.error, OverflowError, RecursionError, ValueError) as exc:
+        # ValueError: '(?u)' asks for Unicode classes, which ASCII mode refuses
         raise UnsafePatternError(f"invalid regular expression: {exc}") from None
     ignorecase = bool(parsed.state.flags & re.IGNORECASE)
     dotall = bool(parsed.state.flags & re.DOTALL)

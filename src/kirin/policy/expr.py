@@ -44,11 +44,18 @@ Decisions
 * **Statically wrong comparisons** are syntax errors: ordering against
   ``true``/``null``/a list, ordering a number constant against a string
   constant, ``in`` with a number/bool/null on its right.
-* **Missing fields**: a comparison or membership test involving a path that
-  does not exist is false (``x != 1``, ``x not in [...]`` included).
-  ``not`` is plain negation, so ``not (x > 1)`` is *true* when ``x`` is
-  missing. A rule that needs the field must say so (``exists(x)``, or use
-  ``x <= 1``, which is false when ``x`` is missing). A stored ``null`` is a
+* **Missing fields** fail closed in a rule and simply do not match in a
+  query. In a query (:func:`evaluate`) a comparison or membership test
+  involving a path that does not exist is false (``x != 1``, ``x not in
+  [...]`` included) and ``not`` is plain negation, so ``not (x > 1)``
+  matches metadata without ``x``. In a rule (:func:`check`) that test is
+  *unknown*, and logic is three-valued: ``not`` keeps unknown unknown,
+  ``and`` is false if any operand is false, else unknown if any is;
+  ``or`` is true if any operand is true, else unknown if any is. A rule
+  holds only when it is true, so ``not (x > 1)`` is a violation that says
+  ``x`` is missing, while ``not exists(x) or x > 1``, ``exists(x) and x > 1``
+  (false, by ``exists``) and ``x > 1 or y > 1`` with ``y`` = 2 are decided
+  without ``x``. ``exists()`` is never unknown. A stored ``null`` is a
   value: ``exists(x)`` and ``x == null`` are true for it.
 * **Types**: booleans are not numbers (``true == 1`` is false, ``true > 0``
   is a syntax error, ``flag > 0`` with a boolean ``flag`` is false); ints and
@@ -70,8 +77,9 @@ Two semantics
 * :func:`evaluate` / :func:`compile_query` (queries): a plain ``bool``; never
   raises on odd metadata.
 * :func:`check` (rules): a tuple of :class:`Failure` values saying what does
-  not hold and why, empty when the rule holds. Its verdict always equals the
-  query verdict; only the explanation is added.
+  not hold and why, empty when the rule holds. Its verdict equals the query
+  verdict whenever every path the expression reads exists; with a field
+  missing, a rule may fail where the query matches (never the other way).
 
 ``to_text(e)`` (also ``str(e)``) prints canonical text with
 ``parse(to_text(e)) == e``: single spaces, single quotes, ``true``/``null``,

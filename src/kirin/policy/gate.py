@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ast
 import json
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
@@ -32,12 +33,14 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError as SchemaValidationError
 
-from .._json import FrozenDict, freeze
+from .._json import FrozenDict, FrozenList, freeze
 from ..errors import PolicyViolationError
 from ..values import Commit, Proposal
 from . import expr as _expr
-from ._patterns import MAX_TAG_LENGTH
-from .model import Policy, PromotionRule, format_loc
+from ._formats import FORMAT_CHECKER
+from ._patterns import ASCII_PREFIX, MAX_TAG_LENGTH
+from ._plain import plain_str, plain_value, stored_items
+from .model import Policy, PromotionRule, ascii_schema, format_loc
 
 
 @dataclass(frozen=True)
@@ -90,17 +93,48 @@ class Report:
         return f"{n} violation{'s' if n != 1 else ''}:\n{lines}"
 
 
+def _plain_proposal(proposal: Proposal) -> Proposal:
+    """``proposal`` rebuilt from exact builtins (see :func:`plain_value`)."""
+    return Proposal(
+        message=plain_str(proposal.message, "the commit message"),
+        files=plain_value(proposal.files, "files"),
+        added=tuple(plain_str(n, "a file name") for n in stored_items(proposal.added)),
+        removed=tuple(plain_str(n, "a file name") for n in stored_items(proposal.removed)),
+        metadata=plain_value(proposal.metadata, ""),
+        tags=FrozenList(plain_str(t) for t in stored_items(proposal.tags)),
+        author=plain_str(proposal.author, "the author"),
+    )
+
+
+def lookalike_key(tag: str) -> str:
+    """What a tag looks like: NFKC-normalised, every decimal digit made ASCII.
+
+    ``v1.0`` spelt with fullwidth digits (U+FF11), a mathematical bold one
+    (U+1D7CF) or Arabic-Indic digits (U+0661, U+0660) gives ``v1.0``. Two
+    tags with the same key read the same to a person, so a unique tag cannot
+    be carried twice by spelling it differently (see :func:`_tag_violations`).
+    """
+    text = unicodedata.normalize("NFKC", tag)
+    return "".join(str(d) if (d := unicodedata.decimal(ch, None)) is not None else ch
+                   for ch in text)
+
+
 class _HistoryIndex:
-    """The commits of a history by tag, oldest first; built once, extended in audits."""
+    """The commits of a history by tag and by look-alike key, oldest first.
+
+    Built once per judgement, extended commit by commit in audits.
+    """
 
     def __init__(self, history: Iterable[Commit] = ()) -> None:
         self.by_tag: dict[str, list[Commit]] = {}
+        self.by_key: dict[str, list[tuple[str, Commit]]] = {}
         for commit in history:
             self.add(commit)
 
     def add(self, commit: Commit) -> None:
-        for tag in dict.fromkeys(commit.tags):
+        for tag in dict.fromkeys(plain_str(t) for t in stored_items(commit.tags)):
             self.by_tag.setdefault(tag, []).append(commit)
+            self.by_key.setdefault(lookalike_key(tag), []).append((tag, commit))
 
 
 @lru_cache(maxsize=64)
@@ -108,7 +142,7 @@ def _schema_validator(policy: Policy) -> Draft202012Validator | None:
     schema = policy.metadata.json_schema
     if schema is None:
         return None
-    return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    return Draft202012Validator(ascii_schema(schema), format_checker=FORMAT_CHECKER)
 
 
 @lru_cache(maxsize=512)
@@ -152,14 +186,19 @@ def _schema_violations(policy: Policy, metadata: Mapping[str, Any]) -> list[Viol
     for error in errors:
         parts = tuple(error.absolute_path)
         value: Any = error.instance
-        expected = f"{error.validator} {_compact(error.validator_value)}"
+        shown_value, message = error.validator_value, error.message
+        if error.validator == "pattern" and isinstance(shown_value, str):
+            written = shown_value.removeprefix(ASCII_PREFIX)  # the pattern as the policy has it
+            message = message.replace(repr(shown_value), repr(written))
+            shown_value = written
+        expected = f"{error.validator} {_compact(shown_value)}"
         if error.validator == "required":
             missing = _missing_property(error)
             if missing is not None:
                 parts, value, expected = (*parts, missing), None, "a value (required)"
         path = format_loc(parts)
         found.append(Violation("metadata.schema", path, value, expected,
-                               f"Metadata {path or '(root)'}: {error.message}"))
+                               f"Metadata {path or '(root)'}: {message}"))
     return sorted(found, key=lambda v: (v.path, v.expected))
 
 
@@ -177,13 +216,22 @@ def _tag_violations(policy: Policy, tags: Iterable[str], index: _HistoryIndex
                 message = f"Unknown tag {tag!r}.{rules.suggest(tag)} {expected}"
             found.append(Violation("tags.allowed", tag, tag, expected, message))
             continue
-        earlier = index.by_tag.get(tag)
-        if earlier and rules.is_unique(tag):
-            first = earlier[0]
-            found.append(Violation(
-                "tags.unique", tag, tag, "a tag not used by any earlier commit",
-                f"Tag {tag!r} is already on commit {first.short_hash} "
-                f"({first.message!r}); it may be on only one commit."))
+        key = lookalike_key(tag)
+        earlier = index.by_key.get(key)
+        if earlier and (rules.is_unique(tag) or rules.is_unique(key)
+                        or any(rules.is_unique(t) for t, _ in earlier)):
+            same = [(t, c) for t, c in earlier if t == tag]
+            seen, first = (same or earlier)[0]
+            if seen == tag:
+                message = (f"Tag {tag!r} is already on commit {first.short_hash} "
+                           f"({first.message!r}); it may be on only one commit.")
+            else:
+                message = (f"Tag {tag!r} looks like tag {seen!r} (the same after Unicode "
+                           f"normalisation), which is already on commit "
+                           f"{first.short_hash} ({first.message!r}); a unique tag may be "
+                           "on only one commit, in any spelling.")
+            found.append(Violation("tags.unique", tag, tag,
+                                   "a tag not used by any earlier commit", message))
     for group in rules.exclusive_groups:
         carried = [t for t in group if t in tags]
         if len(carried) > 1:
@@ -296,6 +344,7 @@ def _message_violations(policy: Policy, message: str) -> list[Violation]:
 
 
 def _evaluate(policy: Policy, proposal: Proposal, index: _HistoryIndex) -> Report:
+    proposal = _plain_proposal(proposal)
     tags = list(dict.fromkeys(proposal.tags))
     violations = [
         *_schema_violations(policy, proposal.metadata),

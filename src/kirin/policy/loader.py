@@ -28,6 +28,7 @@ import json
 import math
 import os
 import re
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,11 +36,11 @@ from typing import Any
 
 import yaml
 from jsonschema.exceptions import SchemaError
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from .._json import MAX_DEPTH, is_text
+from .._json import MAX_DEPTH, canonical_json, is_text
 from ..errors import ExpressionSyntaxError, PolicyError
 from . import expr as _expr
 from .model import (
@@ -488,3 +489,29 @@ def load_policy(path: str | os.PathLike[str]) -> Policy:
     except (OSError, UnicodeError, _DocumentError) as exc:
         raise translate_error(exc, source=source) from exc
     return load_policy_text(text, source=source, base_dir=Path(path).parent)
+
+
+def reload_policy(policy: Policy, *, source: str = "<Policy object>") -> Policy:
+    """Check a :class:`Policy` object exactly as a file would be checked.
+
+    A ``Policy`` can be built without validation (``Policy.model_construct``),
+    or be a subclass that overrides what it reports, so an object is never
+    trusted as it is: its fields are dumped with pydantic's own serializer
+    (no method the object could override is called), written as canonical
+    JSON and loaded through :func:`load_policy_text`. What comes back is a
+    plain ``Policy`` that passed every check; for a valid policy it is equal
+    to the one given and has the same hash.
+    """
+    if not isinstance(policy, Policy):
+        raise PolicyError(f"expected a Policy, not {type(policy).__name__}", file=source)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # pydantic warns, not fails, on wrong types
+            data = BaseModel.model_dump(policy, mode="json", by_alias=True,
+                                        exclude_none=True)
+        text = canonical_json(data)
+    except Exception as exc:  # any failure to dump means: not a valid policy
+        raise PolicyError(f"the Policy object cannot be read back as a policy "
+                          f"({type(exc).__name__}: {exc}); build it with load_policy() "
+                          "or load_policy_text()", file=source) from None
+    return load_policy_text(text, source=source)

@@ -54,7 +54,15 @@ from referencing.jsonschema import DRAFT202012
 
 from .._json import FrozenDict, canonical_json, freeze
 from . import expr as _expr
-from ._patterns import MAX_TAG_LENGTH, check_schema_pattern, compile_pattern, tag_matches
+from ._formats import CHECKERS as FORMAT_CHECKERS
+from ._formats import SUPPORTED_FORMATS
+from ._patterns import (
+    ASCII_PREFIX,
+    MAX_TAG_LENGTH,
+    check_schema_pattern,
+    compile_pattern,
+    tag_matches,
+)
 
 #: The key of the validation context under which the loader passes a
 #: ``Callable[[str], dict]`` that reads a ``schema_file``.
@@ -104,32 +112,93 @@ def _walk_refs(value: Any, loc: Loc = ()) -> Iterable[tuple[Loc, str]]:
             yield from _walk_refs(item, (*loc, index))
 
 
-def _walk_patterns(value: Any, loc: Loc = ()) -> Iterable[tuple[Loc, str]]:
+#: Keywords whose value maps names to subschemas: the names are data, not keywords.
+_MAP_KEYWORDS = frozenset({"properties", "patternProperties", "$defs", "definitions",
+                           "dependentSchemas"})
+
+
+def _schema_nodes(value: Any, loc: Loc = ()) -> Iterable[tuple[Loc, dict[str, Any]]]:
+    """Every object of a schema that sits where a subschema may, with its key path.
+
+    Names under ``properties`` & co. are never read as keywords (a property
+    called ``default`` or ``pattern`` is still walked into); values of data
+    keywords are skipped; anything else is walked, unknown keywords included,
+    since a ``$ref`` may point into them.
+    """
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _schema_nodes(item, (*loc, index))
+        return
+    if not isinstance(value, dict):
+        return
+    yield loc, value
+    for key, item in value.items():
+        if key in _DATA_KEYWORDS:
+            continue
+        if key in _MAP_KEYWORDS and isinstance(item, dict):
+            for name, sub in item.items():
+                yield from _schema_nodes(sub, (*loc, key, name))
+        else:
+            yield from _schema_nodes(item, (*loc, key))
+
+
+def _walk_patterns(schema: Any) -> Iterable[tuple[Loc, str]]:
     """Every regular expression of a schema: ``pattern`` values, ``patternProperties`` keys.
 
     The gate runs them on metadata (``re.search``), so they must be free of
     exponential backtracking: a policy must not be able to hang every commit.
     """
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if key in _DATA_KEYWORDS:
-                continue
-            if key == "pattern" and isinstance(item, str):
-                yield (*loc, key), item
-            elif key == "patternProperties" and isinstance(item, dict):
-                yield from (((*loc, key, name), name) for name in item)
-            yield from _walk_patterns(item, (*loc, key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _walk_patterns(item, (*loc, index))
+    for loc, node in _schema_nodes(schema):
+        if isinstance(node.get("pattern"), str):
+            yield (*loc, "pattern"), node["pattern"]
+        if isinstance(node.get("patternProperties"), dict):
+            yield from (((*loc, "patternProperties", name), name)
+                        for name in node["patternProperties"])
+
+
+def _walk_formats(schema: Any) -> Iterable[tuple[Loc, str]]:
+    """Every ``format`` a schema names, with its key path."""
+    for loc, node in _schema_nodes(schema):
+        if isinstance(node.get("format"), str):
+            yield (*loc, "format"), node["format"]
+
+
+def ascii_schema(value: Any) -> Any:
+    """A copy of a schema whose regexes match in ASCII mode, for jsonschema to run.
+
+    jsonschema calls ``re.search`` on ``pattern`` values and
+    ``patternProperties`` keys itself, with Unicode classes; each gets
+    :data:`._patterns.ASCII_PREFIX` so ``\\d`` means ``[0-9]`` there as in tag
+    patterns. The stored schema (and so the policy hash) is left as written.
+    The walk is the one of :func:`_schema_nodes`.
+    """
+    if isinstance(value, list):
+        return [ascii_schema(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        if key in _DATA_KEYWORDS:
+            out[key] = item
+        elif key == "pattern" and isinstance(item, str):
+            out[key] = ASCII_PREFIX + item
+        elif key in _MAP_KEYWORDS and isinstance(item, dict):
+            prefix = ASCII_PREFIX if key == "patternProperties" else ""
+            out[key] = {prefix + name: ascii_schema(sub) for name, sub in item.items()}
+        else:
+            out[key] = ascii_schema(item)
+    return out
 
 
 def check_json_schema(schema: Mapping[str, Any]) -> None:
     """Raise :class:`InvalidField` unless ``schema`` is a usable 2020-12 schema.
 
     Usable means: valid against the draft 2020-12 meta-schema, no other
-    ``$schema`` dialect, no regular expression with exponential backtracking
-    (see :func:`._patterns.check_schema_pattern`), every ``$ref`` local and
+    ``$schema`` dialect, every ``format`` one the gate enforces
+    (:data:`._formats.SUPPORTED_FORMATS`: an unenforced format would pass on
+    one machine and fail on another), no regular expression with
+    exponential backtracking (see :func:`._patterns.check_schema_pattern`),
+    every ``$ref`` local and
     resolvable, and no ``$ref`` cycle that would never end. Remote references
     are refused because the stored policy must be self-contained and the gate
     must never fetch anything.
@@ -149,10 +218,21 @@ def check_json_schema(schema: Mapping[str, Any]) -> None:
     except SchemaError as exc:
         raise InvalidField(f"invalid JSON Schema: {exc.message}",
                            loc=tuple(exc.path)) from None
+    for loc, name in _walk_formats(schema):
+        if name in FORMAT_CHECKERS:
+            continue
+        raise InvalidField(f"format {name!r} is not supported: the gate enforces only "
+                           f"{', '.join(SUPPORTED_FORMATS)} (the same on every machine); "
+                           "use one of them, or a 'pattern'", loc=loc)
     base = str(schema.get("$id") or "urn:kirin:metadata-schema")
     resolver = Registry().with_resource(base, DRAFT202012.create_resource(schema)
                                         ).resolver(base)
     for loc, ref in _walk_refs(schema):
+        if "patternProperties/" in ref:
+            raise InvalidField(f"$ref {ref!r} points inside 'patternProperties', whose "
+                               "regexes the gate runs in ASCII mode under other keys; "
+                               "put the subschema under $defs and refer to it there",
+                               loc=loc)
         if not ref.startswith("#"):
             raise InvalidField(f"$ref {ref!r} is not local: a policy's schema must be "
                                "self-contained (put shared definitions under $defs "
