@@ -164,9 +164,10 @@ def _missing_property(error: SchemaValidationError) -> str | None:
         name = ast.literal_eval(error.message[:-len(suffix)])
     except (ValueError, SyntaxError):
         name = None
-    if isinstance(error.instance, dict) and name in (error.validator_value or ()):
+    required = error.validator_value if isinstance(error.validator_value, list) else []
+    if isinstance(error.instance, dict) and name in required:
         return str(name)
-    for candidate in error.validator_value or ():  # fall back: the first one missing
+    for candidate in required:  # fall back: the first one missing
         if isinstance(error.instance, dict) and candidate not in error.instance:
             return str(candidate)
     return None
