@@ -40,7 +40,8 @@ from . import expr as _expr
 from ._formats import FORMAT_CHECKER
 from ._patterns import ASCII_PREFIX, MAX_TAG_LENGTH
 from ._plain import plain_str, plain_value, stored_items
-from .model import Policy, PromotionRule, ascii_schema, format_loc
+from ._schema_safety import ascii_schema
+from .model import Policy, PromotionRule, format_loc
 
 
 @dataclass(frozen=True)

@@ -43,15 +43,8 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from .._json import MAX_DEPTH, canonical_json, is_text
 from ..errors import ExpressionSyntaxError, PolicyError
 from . import expr as _expr
-from .model import (
-    SCHEMA_RESOLVER,
-    InvalidField,
-    Loc,
-    Policy,
-    check_json_schema,
-    format_loc,
-    keys_at,
-)
+from ._schema_safety import InvalidField, Loc, check_json_schema
+from .model import SCHEMA_RESOLVER, Policy, format_loc, keys_at
 
 #: A policy or schema file larger than this is refused unread.
 MAX_DOCUMENT_BYTES = 1024 * 1024
