@@ -131,7 +131,7 @@ def hashes_as_stored(record: Mapping[str, Any], text: str) -> bool:
     the record's other fields (forging it would need a SHA-256 preimage), so
     this is the same check as :func:`record_hash` at a fraction of the cost.
     ``False`` (text not canonical, or altered) only means the caller must
-    re-encode and compare, as before.
+    re-encode and compare.
     """
     digest = record.get("hash")
     if not isinstance(digest, str) or not _HEX64.fullmatch(digest):

@@ -197,7 +197,7 @@ def _split_checkpoint(data: bytes, last: int) -> tuple[int, list[tuple[Any, str]
     Parsing record by record yields each record's stored text, whose hash
     can then be checked as it is (no re-encoding: most of the cost of opening
     a long history). Anything laid out otherwise gives ``None``, and the
-    caller parses the checkpoint as a whole and re-encodes, as before.
+    caller parses the checkpoint as a whole and re-encodes every record.
     """
     try:
         text = data.decode("utf-8")
