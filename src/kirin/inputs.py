@@ -144,6 +144,20 @@ def path_argument(value: Any, what: str, expected: str = "a path (str or os.Path
     raise InvalidArgumentTypeError(f"{what} must be {expected}, not {type(value).__name__}")
 
 
+def root_argument(value: Any) -> str:
+    """A registry root (folder or fsspec URL) as an exact ``str``; no NUL, known protocol.
+
+    Every later use (``os.path``, fsspec, the operating system) would raise a
+    bare ``ValueError`` or ``ImportError`` for these.
+    """
+    root = path_argument(value, "root_dir", "a folder or an fsspec URL (str or os.PathLike)")
+    if "\x00" in root:
+        raise InvalidInputError(f"The root {root!r} contains a NUL character")
+    if "://" in root or "::" in root:
+        check_protocols(root)
+    return root
+
+
 def text_items(value: Any, what: str) -> list[Any]:
     """The items of ``value`` (one string, or an iterable of them), unchecked, in a list.
 
@@ -178,6 +192,8 @@ def _check_text(text: str, what: str, limit: int) -> None:
 def _source(value: Any) -> str:
     """One source of ``add_files`` (a path or URL) as an exact ``str``; URLs checked."""
     source = path_argument(value, "add_files entries", "paths or URLs")
+    if "\x00" in source:
+        raise InvalidInputError(f"The file to add {source!r} contains a NUL character")
     if "://" in source or "::" in source:
         check_protocols(source)
     return source

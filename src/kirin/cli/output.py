@@ -62,12 +62,14 @@ def stderr_console() -> Console:
 #: newline (ESC starts every escape sequence; BEL, CR and backspace rewrite
 #: what is shown), DEL, C1 controls (0x9B is a one-byte CSI), the bidi marks,
 #: embeddings, overrides and isolates that make text read in another order,
-#: and the line and paragraph separators.
+#: the line and paragraph separators, and lone surrogates (a byte of a path
+#: that is not UTF-8 arrives as one, and no terminal encoding can write it).
 _UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e"
-                     "\u2066-\u2069]")
+                     "\u2066-\u2069\ud800-\udfff]")
 #: The same set without tab and newline, for JSON documents (whose writer
 #: escapes C0 itself but writes DEL, C1 and the rest as they are).
-_UNSAFE_IN_JSON = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
+_UNSAFE_IN_JSON = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069"
+                              "\ud800-\udfff]")
 
 
 def _escape_char(match: re.Match[str]) -> str:
