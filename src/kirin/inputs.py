@@ -7,6 +7,7 @@ that names the offending argument.
 
 from __future__ import annotations
 
+import codecs
 import getpass
 import os
 import socket
@@ -156,6 +157,34 @@ def root_argument(value: Any) -> str:
     if "://" in root or "::" in root:
         check_protocols(root)
     return root
+
+
+def filesystem_argument(fs: Any) -> Any:
+    """``None`` or an fsspec filesystem (anything else fails later with an AttributeError)."""
+    import fsspec
+
+    if fs is not None and not isinstance(fs, fsspec.AbstractFileSystem):
+        raise InvalidArgumentTypeError(
+            f"fs must be an fsspec filesystem or None, not {type(fs).__name__}")
+    return fs
+
+
+def callable_argument(value: Any, what: str) -> Any:
+    """``None`` or something callable."""
+    if value is not None and not callable(value):
+        raise InvalidArgumentTypeError(
+            f"{what} must be a function or None, not {type(value).__name__}")
+    return value
+
+
+def encoding_argument(value: Any) -> str:
+    """A text encoding Python knows (``"utf-8"``, ``"latin-1"``...), as an exact ``str``."""
+    encoding = text_argument(value, "encoding")
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise InvalidInputError(f"Unknown text encoding {encoding!r}") from None
+    return encoding
 
 
 def text_items(value: Any, what: str) -> list[Any]:

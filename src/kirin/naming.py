@@ -14,7 +14,7 @@ import unicodedata
 from pathlib import Path
 
 from ._json import has_type, plain_str
-from .errors import InvalidNameError
+from .errors import InvalidArgumentTypeError, InvalidNameError
 
 MAX_NAME_LENGTH = 1024
 MAX_COMPONENT_BYTES = 255
@@ -83,8 +83,15 @@ def _shown(name: object) -> str:
 
 
 def lookup_name(name: str) -> str:
-    """The form a name is stored in (NFC), for looking names up; no validation."""
-    return unicodedata.normalize("NFC", name) if isinstance(name, str) else name
+    """The form a name is stored in (NFC), for looking names up; no other validation.
+
+    A name that is not a string is a caller's mistake, not a missing file:
+    it raises :class:`~kirin.errors.InvalidArgumentTypeError`.
+    """
+    if not has_type(name, str):
+        raise InvalidArgumentTypeError(
+            f"A file name must be a string, not {type(name).__name__}")
+    return unicodedata.normalize("NFC", plain_str(name))
 
 
 def safe_local_path(base: str | os.PathLike[str], name: str) -> Path:
