@@ -14,7 +14,7 @@ import math
 from collections.abc import Mapping
 from typing import Any, NoReturn
 
-from .errors import InvalidMetadataError
+from .errors import InvalidArgumentTypeError, InvalidMetadataError
 
 #: Nesting deeper than this is refused: it is never needed for metadata and it
 #: keeps recursive walks (here, in the policy and in json) far from the stack limit.
@@ -94,45 +94,117 @@ def is_text(value: str) -> bool:
     return True
 
 
+def has_type(value: Any, kind: Any) -> bool:
+    """``isinstance`` on the real type: an object can fake ``__class__``, not ``type()``."""
+    return issubclass(type(value), kind)
+
+
+def plain_str(value: str) -> str:
+    """An exact ``str`` with the characters ``value`` holds.
+
+    A ``str`` subclass can override ``__str__``, ``__eq__``, ``__hash__``; the
+    slot of ``str`` itself copies the stored characters, so what is judged
+    afterwards is what is written.
+    """
+    return str.__str__(value)
+
+
+def plain_int(value: int) -> int:
+    """An exact ``int`` (``bool`` stays ``bool``) with the value ``value`` holds."""
+    if value is True or value is False:
+        return value
+    return int.__index__(value)
+
+
+def plain_float(value: float) -> float:
+    """An exact ``float`` with the value ``value`` holds."""
+    return float.__float__(value)
+
+
+def mapping_items(value: Mapping[Any, Any]) -> list[tuple[Any, Any]]:
+    """The one view of a mapping that Kirin reads: a snapshot of its items.
+
+    For a ``dict`` (subclasses included) that is the dict's own storage, read
+    with ``dict.items`` so that overridden ``items``, ``keys``, ``__iter__``
+    or ``__getitem__`` cannot show something else; any other mapping is
+    asked for ``items()`` once.
+    """
+    if has_type(value, dict):
+        return list(dict.items(value))
+    pairs = []
+    for pair in value.items():
+        if not has_type(pair, tuple) or tuple.__len__(pair) != 2:
+            raise InvalidArgumentTypeError(
+                f"{type(value).__name__}.items() gave {_shown(pair)}, not (key, value) pairs")
+        pairs.append((tuple.__getitem__(pair, 0), tuple.__getitem__(pair, 1)))
+    return pairs
+
+
+def sequence_items(value: list[Any] | tuple[Any, ...]) -> list[Any]:
+    """The elements a list or tuple (subclasses included) really holds, in an exact list."""
+    if has_type(value, list):
+        return list.copy(value)
+    return list(tuple.__getitem__(value, slice(None)))
+
+
 def check_json(value: Any, path: str = "", depth: int = 0) -> Any:
     """Return a plain-JSON copy of ``value`` or raise naming the offending key path.
 
     Accepted: dict with str keys, list/tuple, str, int, finite float, bool, None.
     Tuples become lists (that is what JSON can hold). Text must be valid
     Unicode (a lone surrogate such as ``"\\ud800"`` cannot be stored as UTF-8)
-    and integers at most :data:`MAX_INT_DIGITS` digits long.
+    and integers at most :data:`MAX_INT_DIGITS` digits long. The copy is made
+    of exact builtins (see :func:`plain_str`, :func:`mapping_items`): every
+    check runs on the copy, and the copy is what gets stored.
     """
     if depth > MAX_DEPTH:
         _fail(path, f"nested deeper than {MAX_DEPTH} levels")
-    if value is None or isinstance(value, bool):
+    if value is None or value is True or value is False:
         return value
-    if isinstance(value, str):
-        if not is_text(value):
-            _fail(path, f"text {value!r:.60} holds a lone surrogate: it is not valid "
+    if has_type(value, str):
+        text = plain_str(value)
+        if not is_text(text):
+            _fail(path, f"text {text!r:.60} holds a lone surrogate: it is not valid "
                   "Unicode and cannot be stored as UTF-8")
-        return value
-    if isinstance(value, int):
-        if not -_INT_BOUND < value < _INT_BOUND:
-            _fail(path, f"an integer of {value.bit_length()} bits has more than "
+        return text
+    if has_type(value, int):
+        number = plain_int(value)
+        if not -_INT_BOUND < number < _INT_BOUND:
+            _fail(path, f"an integer of {number.bit_length()} bits has more than "
                   f"{MAX_INT_DIGITS} digits; store it as a string")
-        return int(value)
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            _fail(path, f"{value!r} is not a finite number (JSON has no NaN or infinity)")
-        return float(value)
-    if isinstance(value, Mapping):
+        return number
+    if has_type(value, float):
+        real = plain_float(value)
+        if not math.isfinite(real):
+            _fail(path, f"{real!r} is not a finite number (JSON has no NaN or infinity)")
+        return real
+    if has_type(value, Mapping):
         out: dict[str, Any] = {}
-        for key, item in value.items():
-            if not isinstance(key, str):
-                _fail(path, f"key {key!r} is a {type(key).__name__}; keys must be strings")
+        for raw_key, item in mapping_items(value):
+            if not has_type(raw_key, str):
+                _fail(path, f"key {_shown(raw_key)} is a {type(raw_key).__name__}; keys must "
+                      "be strings")
+            key = plain_str(raw_key)
             if not is_text(key):
                 _fail(path, f"key {key!r:.60} holds a lone surrogate: it is not valid "
                       "Unicode and cannot be stored as UTF-8")
+            if key in out:
+                _fail(path, f"key {key!r:.60} appears twice")
             out[key] = check_json(item, f"{path}.{key}" if path else key, depth + 1)
         return out
-    if isinstance(value, list | tuple):
-        return [check_json(v, f"{path}[{i}]", depth + 1) for i, v in enumerate(value)]
-    _fail(path, f"value of type {type(value).__name__} ({value!r:.60}) is not JSON")
+    if has_type(value, list | tuple):
+        return [check_json(v, f"{path}[{i}]", depth + 1)
+                for i, v in enumerate(sequence_items(value))]
+    _fail(path, f"value of type {type(value).__name__} ({_shown(value)}) is not JSON")
+
+
+def _shown(value: Any) -> str:
+    """``repr(value)`` cut short, or a placeholder when its ``__repr__`` fails."""
+    try:
+        text = repr(value)
+    except Exception:
+        return f"a {type(value).__name__} that cannot be shown"
+    return text[:60]
 
 
 def check_metadata(value: Mapping[str, Any]) -> dict[str, Any]:

@@ -36,6 +36,8 @@ import fsspec.config
 
 from .errors import (
     BucketNotFoundError,
+    InvalidInputError,
+    MissingExtraError,
     StorageAccessDeniedError,
     StorageError,
     StorageUnavailableError,
@@ -75,9 +77,55 @@ def kind_of(fs: fsspec.AbstractFileSystem) -> str:
 # -- opening ------------------------------------------------------------------------------
 
 
+#: The Kirin extra that installs the fsspec implementation of each cloud protocol.
+EXTRAS = {**dict.fromkeys(S3, "s3"), **dict.fromkeys(GCS, "gcs"),
+          **dict.fromkeys(AZURE, "azure")}
+
+
+def url_protocols(url: str) -> list[str]:
+    """The protocols of ``url``, one per link of a chained URL (``simplecache::s3://b``)."""
+    links = url.split("::")
+    found = []
+    for i, link in enumerate(links):
+        if "://" in link:
+            found.append(link.split("://", 1)[0].lower())
+        elif i < len(links) - 1:  # a bare protocol name before "::"; last: a local path
+            found.append(link.lower())
+    return found
+
+
+def check_protocols(url: str) -> None:
+    """Refuse ``url`` if a protocol in it is unknown or its package is not installed.
+
+    fsspec raises ``ValueError``/``ImportError`` for these, which read as bugs;
+    the errors here name the URL (redacted) and, for a cloud protocol, the
+    extra to install.
+    """
+    for protocol in url_protocols(url):
+        try:
+            fsspec.get_filesystem_class(protocol)
+        except ImportError as exc:
+            raise _missing_extra(url, protocol, exc) from None
+        except ValueError:
+            known = ", ".join(sorted({"file", "memory", *OBJECT_STORES}))
+            raise InvalidInputError(
+                f"{redact_url(url)}: unknown protocol {protocol!r} (known to Kirin: {known}; "
+                "or any protocol an installed fsspec implementation registers)") from None
+
+
+def _missing_extra(url: str, protocol: str, exc: ImportError) -> MissingExtraError:
+    extra = EXTRAS.get(protocol)
+    install = (f"pip install 'kirin[{extra}]'" if extra else
+               "install the fsspec implementation of this protocol")
+    module = f" ({exc.name} is not installed)" if exc.name else ""
+    return MissingExtraError(f"{redact_url(url)}: the {protocol}:// protocol needs an optional "
+                             f"package{module}: {install}", protocol=protocol, extra=extra)
+
+
 def open_url(url: str, storage_options: Mapping[str, Any]) -> tuple[fsspec.AbstractFileSystem,
                                                                      str]:
     """The filesystem and path for ``url``, with ``storage_options`` passed through."""
+    check_protocols(url)
     protocol = url.split("://", 1)[0].split("::")[-1].lower() if "://" in url else ""
     if protocol in GCS:
         _prepare_gcsfs(storage_options)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -11,7 +10,7 @@ from . import layout
 from .dataset import Dataset
 from .errors import DatasetExistsError, InvalidNameError
 from .gc import DEFAULT_GRACE, GcReport, collect_garbage
-from .inputs import PathLike
+from .inputs import PathLike, filesystem_argument, root_argument
 from .naming import validate_dataset_name
 from .store import Store
 
@@ -26,8 +25,8 @@ class Catalog:
 
     def __init__(self, root_dir: PathLike, fs: fsspec.AbstractFileSystem | None = None,
                  **storage_options: Any) -> None:
-        self.root_dir = os.fspath(root_dir)
-        self._store = Store(root_dir, fs, **storage_options)
+        self.root_dir = root_argument(root_dir)
+        self._store = Store(self.root_dir, filesystem_argument(fs), **storage_options)
         self.fs = self._store.fs
 
     def __repr__(self) -> str:

@@ -10,6 +10,8 @@ working. Context is carried as attributes, not only in the message.
 
     KirinError
     ├── InvalidInputError (ValueError)      bad arguments from the caller
+    │   ├── InvalidArgumentTypeError (TypeError)  an argument of the wrong type
+    │   ├── MissingExtraError (ImportError)  a root or source needs an optional package
     │   ├── InvalidNameError                dataset or file name rejected
     │   ├── InvalidMetadataError            metadata is not plain JSON
     │   ├── InvalidTagError                 a tag is not a non-empty string
@@ -48,6 +50,26 @@ class KirinError(Exception):
 
 class InvalidInputError(KirinError, ValueError):
     """The caller passed something Kirin cannot accept."""
+
+
+class InvalidArgumentTypeError(InvalidInputError, TypeError):
+    """An argument has the wrong type (``tags=123``, ``add_files=None`` entries...).
+
+    Derives from ``TypeError`` too, which Python itself would have raised.
+    """
+
+
+class MissingExtraError(InvalidInputError, ImportError):
+    """A URL needs an optional package that is not installed.
+
+    ``extra`` names the Kirin extra to install (``pip install 'kirin[s3]'``),
+    ``protocol`` the URL protocol that needs it.
+    """
+
+    def __init__(self, message: str, *, protocol: str, extra: str | None) -> None:
+        self.protocol = protocol
+        self.extra = extra
+        super().__init__(message)
 
 
 class InvalidNameError(InvalidInputError):

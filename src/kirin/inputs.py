@@ -7,6 +7,7 @@ that names the offending argument.
 
 from __future__ import annotations
 
+import codecs
 import getpass
 import os
 import socket
@@ -14,9 +15,22 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ._json import FrozenDict, FrozenList, check_metadata, freeze, is_text
+from ._json import (
+    FrozenDict,
+    FrozenList,
+    check_metadata,
+    freeze,
+    has_type,
+    is_text,
+    mapping_items,
+    plain_int,
+    plain_str,
+    sequence_items,
+)
+from .backends import check_protocols
 from .errors import (
     EmptyCommitError,
+    InvalidArgumentTypeError,
     InvalidInputError,
     InvalidNameError,
     InvalidTagError,
@@ -60,8 +74,16 @@ class CommitInputs:
 def prepare(message: Any, add_files: AddFiles | None, remove_files: Iterable[str] | None,
             metadata: Mapping[str, Any] | None, tags: Iterable[str] | None,
             author: str | None, *, allow_empty: bool = False) -> CommitInputs:
-    """Check and normalise the arguments of a commit."""
-    if not isinstance(message, str) or not message.strip():
+    """Check and normalise the arguments of a commit.
+
+    Every value is first copied into exact builtins (``str``, ``int``,
+    ``float``, ``bool``, ``dict``, ``list``) and every check runs on that
+    copy, which is also what is stored: a subclass overriding ``__eq__``,
+    ``__hash__``, ``__str__`` or ``items`` cannot show the policy one value
+    and have another written.
+    """
+    message = text_argument(message, "message")
+    if not message.strip():
         raise InvalidInputError("A commit needs a non-empty message")
     _check_text(message, "message", MAX_MESSAGE_LENGTH)
     sources = _named_sources(add_files)
@@ -71,15 +93,119 @@ def prepare(message: Any, add_files: AddFiles | None, remove_files: Iterable[str
         raise InvalidInputError(f"{', '.join(map(repr, both))} is both added and removed")
     if not sources and not removed and not allow_empty:
         raise EmptyCommitError("Nothing to commit: give add_files and/or remove_files")
-    if metadata is not None and not isinstance(metadata, Mapping):
-        raise InvalidInputError("metadata must be a mapping (a JSON object)")
-    meta = check_metadata(dict(metadata) if metadata is not None else {})
-    who = (author if author is not None else default_author()).strip()
+    if metadata is not None and not has_type(metadata, Mapping):
+        raise InvalidArgumentTypeError(
+            f"metadata must be a mapping (a JSON object), not {type(metadata).__name__}")
+    meta = check_metadata(metadata if metadata is not None else {})
+    who = (text_argument(author, "author") if author is not None else default_author()).strip()
     if not who:
         raise InvalidInputError("author must not be empty")
     _check_text(who, "author", MAX_AUTHOR_LENGTH)
     return CommitInputs(message, FrozenDict(sources), tuple(removed), freeze(meta),
                         FrozenList(_clean_tags(tags)), who)
+
+
+def text_argument(value: Any, what: str) -> str:
+    """``value`` as an exact ``str``, or :class:`InvalidArgumentTypeError` naming ``what``."""
+    if not has_type(value, str):
+        raise InvalidArgumentTypeError(f"{what} must be a string, not {type(value).__name__}")
+    return plain_str(value)
+
+
+def optional_text_argument(value: Any, what: str) -> str | None:
+    """:func:`text_argument`, letting ``None`` through."""
+    return None if value is None else text_argument(value, what)
+
+
+def count_argument(value: Any, what: str) -> int | None:
+    """``None`` or a non-negative ``int`` (not a ``bool``), as an exact ``int``."""
+    if value is None:
+        return None
+    if not has_type(value, int) or has_type(value, bool):
+        raise InvalidArgumentTypeError(
+            f"{what} must be an integer or None, not {type(value).__name__}")
+    number = plain_int(value)
+    if number < 0:
+        raise InvalidInputError(f"{what} must not be negative, got {number}")
+    return number
+
+
+def path_argument(value: Any, what: str, expected: str = "a path (str or os.PathLike)"
+                  ) -> str:
+    """A local path given as ``str`` or ``os.PathLike``, as an exact ``str``."""
+    if has_type(value, str):
+        return plain_str(value)
+    if has_type(value, os.PathLike):
+        try:
+            path = os.fspath(value)
+        except TypeError as exc:
+            raise InvalidArgumentTypeError(f"{what}: {exc}") from None
+        if has_type(path, str):
+            return plain_str(path)
+    raise InvalidArgumentTypeError(f"{what} must be {expected}, not {type(value).__name__}")
+
+
+def root_argument(value: Any) -> str:
+    """A registry root (folder or fsspec URL) as an exact ``str``; no NUL, known protocol.
+
+    Every later use (``os.path``, fsspec, the operating system) would raise a
+    bare ``ValueError`` or ``ImportError`` for these.
+    """
+    root = path_argument(value, "root_dir", "a folder or an fsspec URL (str or os.PathLike)")
+    if "\x00" in root:
+        raise InvalidInputError(f"The root {root!r} contains a NUL character")
+    if "://" in root or "::" in root:
+        check_protocols(root)
+    return root
+
+
+def filesystem_argument(fs: Any) -> Any:
+    """``None`` or an fsspec filesystem (anything else fails later with an AttributeError)."""
+    import fsspec
+
+    if fs is not None and not isinstance(fs, fsspec.AbstractFileSystem):
+        raise InvalidArgumentTypeError(
+            f"fs must be an fsspec filesystem or None, not {type(fs).__name__}")
+    return fs
+
+
+def callable_argument(value: Any, what: str) -> Any:
+    """``None`` or something callable."""
+    if value is not None and not callable(value):
+        raise InvalidArgumentTypeError(
+            f"{what} must be a function or None, not {type(value).__name__}")
+    return value
+
+
+def encoding_argument(value: Any) -> str:
+    """A text encoding Python knows (``"utf-8"``, ``"latin-1"``...), as an exact ``str``."""
+    encoding = text_argument(value, "encoding")
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise InvalidInputError(f"Unknown text encoding {encoding!r}") from None
+    return encoding
+
+
+def text_items(value: Any, what: str) -> list[Any]:
+    """The items of ``value`` (one string, or an iterable of them), unchecked, in a list.
+
+    A lone string is one item (not its characters); a ``list`` or ``tuple``
+    is read from its own storage, any other iterable is iterated once.
+    """
+    if has_type(value, str):
+        return [value]
+    if has_type(value, bytes | bytearray | Mapping):
+        raise InvalidArgumentTypeError(
+            f"{what} must be a string or an iterable of strings, not {type(value).__name__}")
+    if has_type(value, list | tuple):
+        return sequence_items(value)
+    try:
+        return list(iter(value))
+    except TypeError:
+        raise InvalidArgumentTypeError(
+            f"{what} must be a string or an iterable of strings, not "
+            f"{type(value).__name__}") from None
 
 
 def _check_text(text: str, what: str, limit: int) -> None:
@@ -92,22 +218,45 @@ def _check_text(text: str, what: str, limit: int) -> None:
                                 f"{limit:,}")
 
 
+def _source(value: Any) -> str:
+    """One source of ``add_files`` (a path or URL) as an exact ``str``; URLs checked."""
+    source = path_argument(value, "add_files entries", "paths or URLs")
+    if "\x00" in source:
+        raise InvalidInputError(f"The file to add {source!r} contains a NUL character")
+    if "://" in source or "::" in source:
+        check_protocols(source)
+    return source
+
+
 def _named_sources(add_files: AddFiles | None) -> dict[str, str]:
     """``{name in registry: source}`` from a path, a list of paths, or a mapping."""
     if add_files is None:
         return {}
-    if isinstance(add_files, str | os.PathLike):
-        add_files = [add_files]
     pairs: list[tuple[str, str]]
-    if isinstance(add_files, Mapping):
-        pairs = [(str(k), os.fspath(v)) for k, v in add_files.items()]
-    else:
+    if has_type(add_files, str | os.PathLike):
+        source = _source(add_files)
+        pairs = [(source_basename(source), source)]
+    elif has_type(add_files, Mapping):
         pairs = []
-        for item in add_files:
-            if not isinstance(item, str | os.PathLike):
-                raise InvalidInputError(
-                    f"add_files entries must be paths or URLs, not {type(item).__name__}")
-            source = os.fspath(item)
+        for key, value in mapping_items(add_files):  # type: ignore[arg-type]
+            if not has_type(key, str):
+                raise InvalidArgumentTypeError(
+                    f"add_files names must be strings, not {type(key).__name__}")
+            pairs.append((plain_str(key), _source(value)))
+    else:
+        if has_type(add_files, bytes | bytearray):
+            raise InvalidArgumentTypeError("add_files must be a path, a list of paths or a "
+                                           "mapping {name: path}, not bytes")
+        try:
+            items = (sequence_items(add_files) if has_type(add_files, list | tuple)
+                     else list(iter(add_files)))
+        except TypeError:
+            raise InvalidArgumentTypeError(
+                "add_files must be a path, a list of paths or a mapping {name: path}, not "
+                f"{type(add_files).__name__}") from None
+        pairs = []
+        for item in items:
+            source = _source(item)
             pairs.append((source_basename(source), source))
     named: dict[str, str] = {}
     for raw_name, source in pairs:
@@ -123,19 +272,24 @@ def _named_sources(add_files: AddFiles | None) -> dict[str, str]:
 def _removed_names(remove_files: Iterable[str] | None) -> list[str]:
     if remove_files is None:
         return []
-    if isinstance(remove_files, str):
-        remove_files = [remove_files]
-    return list(dict.fromkeys(validate_file_name(n) for n in remove_files))
+    names = []
+    for name in text_items(remove_files, "remove_files"):
+        if not has_type(name, str):
+            raise InvalidArgumentTypeError(
+                f"remove_files entries must be file names (strings), not {type(name).__name__}")
+        names.append(validate_file_name(plain_str(name)))
+    return list(dict.fromkeys(names))
 
 
 def _clean_tags(tags: Iterable[str] | None) -> list[str]:
     if tags is None:
         return []
-    if isinstance(tags, str):
-        tags = [tags]
     out: list[str] = []
-    for tag in tags:
-        if not isinstance(tag, str) or not tag.strip():
+    for raw in text_items(tags, "tags"):
+        if not has_type(raw, str):
+            raise InvalidTagError(f"Tags must be non-empty strings, got a {type(raw).__name__}")
+        tag = plain_str(raw)
+        if not tag.strip():
             raise InvalidTagError(f"Tags must be non-empty strings, got {tag!r}")
         if tag != tag.strip() or _has_control(tag) or len(tag) > MAX_TAG_LENGTH:
             raise InvalidTagError(

@@ -13,7 +13,8 @@ import re
 import unicodedata
 from pathlib import Path
 
-from .errors import InvalidNameError
+from ._json import has_type, plain_str
+from .errors import InvalidArgumentTypeError, InvalidNameError
 
 MAX_NAME_LENGTH = 1024
 MAX_COMPONENT_BYTES = 255
@@ -24,8 +25,9 @@ _SURROGATE = re.compile("[\ud800-\udfff]")  # only lone ones can occur in a str
 
 def validate_dataset_name(name: object) -> str:
     """A dataset name is one folder name: letters, digits, ``.``, ``_``, ``-``."""
-    if not isinstance(name, str) or not name:
-        raise InvalidNameError(str(name), "a dataset name must be a non-empty string",
+    name = plain_str(name) if has_type(name, str) else name  # judged by its characters
+    if not has_type(name, str) or not name:
+        raise InvalidNameError(_shown(name), "a dataset name must be a non-empty string",
                                kind="dataset name")
     if name in (".", "..") or "/" in name or "\\" in name:
         raise InvalidNameError(name, "it must not contain '/' or '\\' or be '.' or '..'",
@@ -43,8 +45,9 @@ def validate_file_name(name: object) -> str:
     Names may contain ``/`` for folders. Unicode names are normalised to NFC
     so that the same visible name cannot be stored twice in two encodings.
     """
-    if not isinstance(name, str) or not name:
-        raise InvalidNameError(str(name), "a file name must be a non-empty string",
+    name = plain_str(name) if has_type(name, str) else name  # judged by its characters
+    if not has_type(name, str) or not name:
+        raise InvalidNameError(_shown(name), "a file name must be a non-empty string",
                                kind="file name")
     if _CONTROL.search(name):
         raise InvalidNameError(name, "it contains a NUL or control character",
@@ -72,9 +75,23 @@ def validate_file_name(name: object) -> str:
     return normal
 
 
+def _shown(name: object) -> str:
+    """What to call a rejected non-string name in a message (never fails)."""
+    if has_type(name, str):
+        return plain_str(name)  # type: ignore[arg-type]
+    return f"<{type(name).__name__}>"
+
+
 def lookup_name(name: str) -> str:
-    """The form a name is stored in (NFC), for looking names up; no validation."""
-    return unicodedata.normalize("NFC", name) if isinstance(name, str) else name
+    """The form a name is stored in (NFC), for looking names up; no other validation.
+
+    A name that is not a string is a caller's mistake, not a missing file:
+    it raises :class:`~kirin.errors.InvalidArgumentTypeError`.
+    """
+    if not has_type(name, str):
+        raise InvalidArgumentTypeError(
+            f"A file name must be a string, not {type(name).__name__}")
+    return unicodedata.normalize("NFC", plain_str(name))
 
 
 def safe_local_path(base: str | os.PathLike[str], name: str) -> Path:

@@ -1,12 +1,18 @@
 """Printing a command's outcome: rich tables, a JSON document, or GitHub annotations.
 
-Results go to stdout, errors and progress to stderr. Human output escapes
-every user-provided string (a commit message is never rich markup).
+Results go to stdout, errors and progress to stderr. Every user-provided
+string reaching human output goes through :func:`terminal_safe` (through
+:func:`text` and :func:`assemble`), so a commit message, tag, metadata key or
+file name cannot move the cursor, retitle the window, hide text or reorder it
+with bidi controls; the consoles interpret no rich markup, so ``[bold]`` in a
+message prints as it is written. JSON output keeps every string exact and
+writes the same characters as ``\\uXXXX`` escapes.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 import traceback
 from collections.abc import Sequence
@@ -16,7 +22,7 @@ from enum import Enum
 from typing import IO, Any
 
 from rich.console import Console, RenderableType
-from rich.text import Text
+from rich.text import Text, TextType
 
 from ..errors import PolicyViolationError
 from .exits import ExitCode, exit_code_for, is_expected
@@ -45,11 +51,59 @@ class _Stdout(Console):
 
 
 def stdout_console() -> Console:
-    return _Stdout(highlight=False, soft_wrap=False)
+    return _Stdout(highlight=False, soft_wrap=False, markup=False, emoji=False)
 
 
 def stderr_console() -> Console:
-    return Console(stderr=True, highlight=False)
+    return Console(stderr=True, highlight=False, markup=False, emoji=False)
+
+
+#: Characters a terminal acts on instead of showing: C0 controls but tab and
+#: newline (ESC starts every escape sequence; BEL, CR and backspace rewrite
+#: what is shown), DEL, C1 controls (0x9B is a one-byte CSI), the bidi marks,
+#: embeddings, overrides and isolates that make text read in another order,
+#: the line and paragraph separators, and lone surrogates (a byte of a path
+#: that is not UTF-8 arrives as one, and no terminal encoding can write it).
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e"
+                     "\u2066-\u2069\ud800-\udfff]")
+#: The same set without tab and newline, for JSON documents (whose writer
+#: escapes C0 itself but writes DEL, C1 and the rest as they are).
+_UNSAFE_IN_JSON = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069"
+                              "\ud800-\udfff]")
+
+
+def _escape_char(match: re.Match[str]) -> str:
+    code = ord(match.group(0))
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def terminal_safe(value: str) -> str:
+    """``value`` with every character in :data:`_UNSAFE` written as ``\\xNN`` or ``\\uNNNN``.
+
+    Tab and newline are kept (messages span lines); everything else shows
+    as itself. The escape is for the eye only: ``--format json`` gives the
+    exact text.
+    """
+    return _UNSAFE.sub(_escape_char, value)
+
+
+def text(value: str, style: str = "") -> Text:
+    """A rich ``Text`` of a user-provided string: terminal-safe, never markup."""
+    return Text(terminal_safe(value), style=style)
+
+
+def assemble(*parts: TextType | tuple[str, str]) -> Text:
+    """``Text.assemble`` with every string part made terminal-safe."""
+    safe: list[Any] = []
+    for part in parts:
+        if isinstance(part, tuple):
+            safe.append((terminal_safe(part[0]), part[1]))
+        elif isinstance(part, str):
+            safe.append(terminal_safe(part))
+        else:
+            safe.append(text(part.plain, str(part.style)) if _UNSAFE.search(part.plain)
+                        else part)
+    return Text.assemble(*safe)
 
 
 def _escape_data(text: str) -> str:
@@ -77,7 +131,8 @@ class Annotation:
         if self.line is not None:
             props.append(f"line={self.line}")
         props.append(f"title={_escape_property(self.title)}")
-        return f"::{self.level} {','.join(props)}::{_escape_data(self.message)}"
+        return terminal_safe(f"::{self.level} {','.join(props)}::"
+                             f"{_escape_data(self.message)}")
 
 
 @dataclass(frozen=True)
@@ -99,7 +154,9 @@ def _json_default(value: Any) -> Any:
 
 
 def dumps(data: Any) -> str:
-    return json.dumps(data, indent=2, ensure_ascii=False, default=_json_default)
+    """The JSON document; characters a terminal acts on are ``\\uXXXX`` escapes."""
+    encoded = json.dumps(data, indent=2, ensure_ascii=False, default=_json_default)
+    return _UNSAFE_IN_JSON.sub(lambda m: f"\\u{ord(m.group(0)):04x}", encoded)
 
 
 def _write(stream: IO[str], text: str) -> None:
@@ -135,7 +192,7 @@ def report_error(exc: BaseException, fmt: str, *, show_traceback: bool) -> ExitC
     if isinstance(exc, PolicyViolationError):
         details = "".join(f"\n  - [{v.rule}] {v.message}" for v in exc.violations)
     prefix = Text("kirin: error: ", style="bold red")
-    err.print(prefix + Text(message + details), soft_wrap=True)
+    err.print(prefix + text(message + details), soft_wrap=True)
     if fmt == "json":
         body: dict[str, Any] = {"type": type(exc).__name__, "message": message,
                                 "exit_code": int(code)}

@@ -12,6 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from .._json import MAX_DEPTH, MAX_INT_DIGITS
 from ..errors import InvalidInputError
 from ..naming import source_basename
 
@@ -40,6 +41,13 @@ def parse_metadata(value: str | None) -> dict[str, Any] | None:
     except json.JSONDecodeError as exc:
         raise CliInputError(f"{source}: not valid JSON: {exc.msg} at line {exc.lineno} "
                             f"column {exc.colno}") from exc
+    except ValueError:  # an integer longer than sys.get_int_max_str_digits()
+        raise CliInputError(f"{source}: an integer in it is too long; metadata integers have "
+                            f"at most {MAX_INT_DIGITS:,} digits (store longer ones as strings)"
+                            ) from None
+    except RecursionError:
+        raise CliInputError(f"{source}: nested too deeply; metadata is at most {MAX_DEPTH} "
+                            "levels deep") from None
     if not isinstance(data, dict):
         raise CliInputError(f"{source}: metadata must be a JSON object ({{...}}), "
                             f"not {type(data).__name__}")
@@ -78,7 +86,7 @@ def parse_duration(value: str) -> timedelta:
     """``90s``, ``10m``, ``1h``, ``1h30m``, ``2d``, ``1w``, or plain seconds (``3600``)."""
     text = value.strip().lower()
     if re.fullmatch(r"\d+(?:\.\d+)?", text):
-        return timedelta(seconds=float(text))
+        return _seconds(value, float(text))
     pos = 0
     seconds = 0.0
     for match in _DURATION.finditer(text):
@@ -89,4 +97,13 @@ def parse_duration(value: str) -> timedelta:
     if not text or pos != len(text):
         raise CliInputError(f"Invalid duration {value!r}: use e.g. 90s, 10m, 1h, 1h30m, 2d "
                             "or a number of seconds")
-    return timedelta(seconds=seconds)
+    return _seconds(value, seconds)
+
+
+def _seconds(value: str, seconds: float) -> timedelta:
+    """``seconds`` as a duration, refusing one longer than Python can hold."""
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError:
+        raise CliInputError(f"Invalid duration {value[:40]!r}: longer than "
+                            f"{timedelta.max.days:,} days") from None

@@ -26,6 +26,7 @@ from rich.progress import (
 )
 
 from .. import progress as library_progress
+from .output import terminal_safe
 
 DELAY = 0.5  # seconds before a small transfer gets a bar
 LARGE = 64 * 1024 * 1024  # bytes from which a transfer gets a bar at once
@@ -50,13 +51,13 @@ class ProgressBars:
         self._large = large
         self._transfers: dict[int, _Transfer] = {}
         self._progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), DownloadColumn(binary_units=True),
-            TransferSpeedColumn(), TimeRemainingColumn(),
+            TextColumn("{task.description}", markup=False), BarColumn(),
+            DownloadColumn(binary_units=True), TransferSpeedColumn(), TimeRemainingColumn(),
             console=console, transient=True)
         self._started = False
 
     def start(self, task: int, description: str, total: int | None) -> None:
-        transfer = _Transfer(description, total, self._clock())
+        transfer = _Transfer(terminal_safe(description), total, self._clock())
         self._transfers[task] = transfer
         if total is not None and total >= self._large:
             self._show(transfer)

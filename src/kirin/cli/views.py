@@ -17,7 +17,7 @@ from rich.text import Text
 
 from .._json import thaw
 from .exits import ExitCode
-from .output import Annotation, Outcome, violation_annotation
+from .output import Annotation, Outcome, assemble, text, violation_annotation
 
 if TYPE_CHECKING:
     from ..gc import GcReport
@@ -58,11 +58,12 @@ def compact(value: Any) -> str:
 
 
 def tags_text(tags: Iterable[str]) -> Text:
-    return Text(", ".join(tags), style="cyan")
+    return text(", ".join(tags), style="cyan")
 
 
-def line(text: str, style: str = "") -> Text:
-    return Text(text, style=style)
+def line(value: str, style: str = "") -> Text:
+    """One line of prose; any user string in it is made terminal-safe."""
+    return text(value, style=style)
 
 
 def commits_table(commits: Sequence[Commit], title: str | None = None) -> Table:
@@ -72,7 +73,7 @@ def commits_table(commits: Sequence[Commit], title: str | None = None) -> Table:
     table.add_column("tags")
     table.add_column("message")
     for c in commits:
-        table.add_row(c.short_hash, when(c), tags_text(c.tags), Text(c.message))
+        table.add_row(c.short_hash, when(c), tags_text(c.tags), text(c.message))
     return table
 
 
@@ -82,7 +83,7 @@ def files_table(files: Iterable[File]) -> Table:
     table.add_column("size", justify="right", no_wrap=True)
     table.add_column("sha256", style="dim", no_wrap=True)
     for f in files:
-        table.add_row(Text(f.name), size(f.size), f.short_hash)
+        table.add_row(text(f.name), size(f.size), f.short_hash)
     return table
 
 
@@ -90,21 +91,21 @@ def commit_details(commit: Commit) -> Group:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column(overflow="fold")  # a full hash is folded, never cut
-    grid.add_row("commit", Text(commit.hash, style="yellow"))
-    grid.add_row("parent", Text(commit.parent_hash or "-"))
-    grid.add_row("date", Text(when(commit)))
-    grid.add_row("author", Text(commit.author))
-    grid.add_row("tags", tags_text(commit.tags) if commit.tags else Text("-"))
-    grid.add_row("message", Text(commit.message))
-    grid.add_row("policy", Text(commit.policy_hash[:12] if commit.policy_hash else "-"))
+    grid.add_row("commit", text(commit.hash, style="yellow"))
+    grid.add_row("parent", text(commit.parent_hash or "-"))
+    grid.add_row("date", text(when(commit)))
+    grid.add_row("author", text(commit.author))
+    grid.add_row("tags", tags_text(commit.tags) if commit.tags else text("-"))
+    grid.add_row("message", text(commit.message))
+    grid.add_row("policy", text(commit.policy_hash[:12] if commit.policy_hash else "-"))
     if not commit.metadata:
         return Group(grid)
     metadata = Table.grid(padding=(0, 2))
     metadata.add_column(style="green", no_wrap=True)
     metadata.add_column(overflow="fold")
     for key, value in commit.metadata.items():
-        metadata.add_row(Text(key), Text(compact(value)))
-    return Group(grid, Text(""), Text("metadata", style="bold"), metadata)
+        metadata.add_row(text(key), text(compact(value)))
+    return Group(grid, Text(""), text("metadata", style="bold"), metadata)
 
 
 def violations_table(violations: Sequence[Violation]) -> Table:
@@ -112,7 +113,7 @@ def violations_table(violations: Sequence[Violation]) -> Table:
     table.add_column("rule", style="magenta", no_wrap=True)
     table.add_column("problem")
     for v in violations:
-        table.add_row(v.rule, Text(v.message))
+        table.add_row(text(v.rule), text(v.message))
     return table
 
 
@@ -135,14 +136,14 @@ def report(dataset: str, verdict: Report, *, subject: str = "The commit") -> Out
 
 
 def committed(dataset: str, commit: Commit, verb: str = "Committed") -> Outcome:
-    summary = Text.assemble((f"{verb} ", "green"), (commit.short_hash, "yellow"),
+    summary = assemble((f"{verb} ", "green"), (commit.short_hash, "yellow"),
                             f" to {dataset}", (f" [{', '.join(commit.tags)}]", "cyan")
                             if commit.tags else "")
     return Outcome({"dataset": dataset, "commit": commit_data(commit)}, [summary])
 
 
 def promoted(dataset: str, source: Commit, commit: Commit) -> Outcome:
-    summary = Text.assemble(("Promoted ", "green"), (source.short_hash, "yellow"), " as ",
+    summary = assemble(("Promoted ", "green"), (source.short_hash, "yellow"), " as ",
                             (commit.short_hash, "yellow"),
                             (f" [{', '.join(commit.tags)}]", "cyan"))
     return Outcome({"dataset": dataset, "source": commit_data(source),
@@ -181,20 +182,20 @@ def diff(dataset: str, old: Commit, new: Commit, changes: Mapping[str, Any]) -> 
     table.add_column(new.short_hash, style="green")
     paths = data["metadata_diff_paths"]
     for key, value in paths["added"].items():
-        table.add_row("+", "metadata", Text(key), "", Text(compact(value)))
+        table.add_row("+", "metadata", text(key), "", text(compact(value)))
     for key, value in paths["removed"].items():
-        table.add_row("-", "metadata", Text(key), Text(compact(value)), "")
+        table.add_row("-", "metadata", text(key), text(compact(value)), "")
     for key, change in paths["changed"].items():
-        table.add_row("~", "metadata", Text(key), Text(compact(change["old"])),
-                      Text(compact(change["new"])))
+        table.add_row("~", "metadata", text(key), text(compact(change["old"])),
+                      text(compact(change["new"])))
     for tag in data["tags_diff"]["added"]:
-        table.add_row("+", "tag", Text(tag), "", "")
+        table.add_row("+", "tag", text(tag), "", "")
     for tag in data["tags_diff"]["removed"]:
-        table.add_row("-", "tag", Text(tag), "", "")
+        table.add_row("-", "tag", text(tag), "", "")
     marks = {"added": "+", "removed": "-", "modified": "~"}
     for kind, mark in marks.items():
         for name in data["files_diff"][kind]:
-            table.add_row(mark, "file", Text(name), _file_cell(old, name),
+            table.add_row(mark, "file", text(name), _file_cell(old, name),
                           _file_cell(new, name))
     human: RenderableType = table if table.row_count else line(
         f"No differences between {old.short_hash} and {new.short_hash}.", "dim")
@@ -214,7 +215,7 @@ def got(dataset: str, commit: Commit, directory: Path, written: Mapping[str, Pat
     table.add_column("size", justify="right", no_wrap=True)
     table.add_column("written to")
     for e in entries:
-        table.add_row(Text(str(e["name"])), size(int(e["size"])), Text(str(e["path"])))
+        table.add_row(text(str(e["name"])), size(int(e["size"])), text(str(e["path"])))
     n = len(entries)
     summary = line(f"{n} file{'s' if n != 1 else ''} of {commit.short_hash} "
                    f"written to {directory}", "green")
@@ -229,7 +230,7 @@ def policy_show(dataset: str, policy: Policy | None) -> Outcome:
                        [line(f"Dataset {dataset!r} has no policy: every well-formed commit "
                              "is admitted.", "dim")])
     human = [line(f"# policy {policy.hash} of dataset {dataset}", "dim"),
-             Text(policy.to_text().rstrip("\n"))]
+             text(policy.to_text().rstrip("\n"))]
     return Outcome({"dataset": dataset, "policy_hash": policy.hash,
                     "policy": policy.to_data()}, human)
 
@@ -257,10 +258,10 @@ def policy_checked(results: Sequence[tuple[str, Policy | None, Any]]) -> Outcome
                         "policy_hash": policy.hash if policy is not None else None,
                         "error": err})
         if error is None and policy is not None:
-            human.append(Text.assemble(("ok ", "green"), file, (f"  policy {policy.hash[:12]}",
+            human.append(assemble(("ok ", "green"), file, (f"  policy {policy.hash[:12]}",
                                                                  "dim")))
         else:
-            human.append(Text.assemble(("invalid ", "bold red"), str(error)))
+            human.append(assemble(("invalid ", "bold red"), str(error)))
             annotations.append(Annotation(error.detail, title="Kirin policy file",
                                           file=file, line=error.line))
     ok = all(e["ok"] for e in entries)
@@ -273,9 +274,9 @@ def policy_history(dataset: str, versions: Sequence[PolicyVersion]) -> Outcome:
     for column in ("#", "policy", "date", "author", "message"):
         table.add_column(column)
     for v in versions:
-        table.add_row(str(v.seq), v.policy_hash[:12] if v.policy_hash else "(none)",
+        table.add_row(str(v.seq), text(v.policy_hash[:12] if v.policy_hash else "(none)"),
                       v.timestamp.astimezone().strftime("%Y-%m-%d %H:%M:%S"),
-                      Text(v.author), Text(v.message))
+                      text(v.author), text(v.message))
     human: RenderableType = table if versions else line(
         f"Dataset {dataset!r} has never had a policy.", "dim")
     return Outcome({"dataset": dataset, "versions": [v.to_dict() for v in versions]}, [human])
@@ -295,7 +296,7 @@ def audited(dataset: str, policy_hash: str | None,
     human: list[RenderableType] = []
     annotations = []
     for commit, verdict in failures:
-        human.append(Text.assemble((commit.short_hash, "yellow"), " ", commit.message,
+        human.append(assemble((commit.short_hash, "yellow"), " ", commit.message,
                                    (f" [{', '.join(commit.tags)}]", "cyan")
                                    if commit.tags else ""))
         human.append(violations_table(verdict.violations))
@@ -318,8 +319,8 @@ def verified(result: VerifyReport) -> Outcome:
         for column in ("kind", "problem", "commits", "files"):
             table.add_column(column)
         for p in result.problems:
-            table.add_row(p.kind, Text(p.message), ", ".join(c[:12] for c in p.commits),
-                          Text(", ".join(p.files)))
+            table.add_row(text(p.kind), text(p.message),
+                          text(", ".join(c[:12] for c in p.commits)), text(", ".join(p.files)))
             affected = ""
             if p.commits:
                 affected += f" (commits: {', '.join(c[:12] for c in p.commits)}"
@@ -356,7 +357,7 @@ def catalog(root: str, datasets: Sequence[tuple[str, str]]) -> Outcome:
     table.add_column("dataset", style="bold")
     table.add_column("description")
     for name, description in datasets:
-        table.add_row(name, Text(description))
+        table.add_row(text(name), text(description))
     human: RenderableType = table if datasets else line(f"No datasets under {root}.", "dim")
     return Outcome({"root": root, "datasets": [{"name": n, "description": d}
                                                for n, d in datasets]}, [human])
