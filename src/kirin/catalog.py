@@ -10,7 +10,7 @@ from . import layout
 from .dataset import Dataset
 from .errors import DatasetExistsError, InvalidNameError
 from .gc import DEFAULT_GRACE, GcReport, collect_garbage
-from .inputs import PathLike, filesystem_argument, root_argument
+from .inputs import PathLike, filesystem_argument, root_argument, text_argument
 from .naming import validate_dataset_name
 from .store import Store
 
@@ -75,6 +75,7 @@ class Catalog:
         before anything is created and becomes the dataset's first policy.
         """
         validate_dataset_name(name)
+        description = text_argument(description, "description")
         loaded = None
         if policy is not None:
             from .dataset import _load_policy

@@ -28,7 +28,21 @@ from .errors import (
     StorageError,
 )
 from .history import Draft, History, diff_commits, make_record
-from .inputs import AddFiles, CommitInputs, PathLike, default_author, prepare
+from .inputs import (
+    AddFiles,
+    CommitInputs,
+    PathLike,
+    callable_argument,
+    count_argument,
+    default_author,
+    filesystem_argument,
+    optional_text_argument,
+    path_argument,
+    prepare,
+    root_argument,
+    text_argument,
+    text_items,
+)
 from .journal import Journal
 from .localfiles import LocalFiles, local_files
 from .naming import lookup_name, safe_local_path, validate_dataset_name
@@ -59,8 +73,9 @@ class Dataset:
     def __init__(self, root_dir: PathLike, name: str, description: str = "",
                  fs: fsspec.AbstractFileSystem | None = None, **storage_options: Any) -> None:
         name = validate_dataset_name(name)
-        self._open(os.fspath(root_dir), Store(root_dir, fs, **storage_options), name,
-                   description)
+        root = root_argument(root_dir)
+        self._open(root, Store(root, filesystem_argument(fs), **storage_options), name,
+                   text_argument(description, "description"))
 
     @classmethod
     def _on_store(cls, store: Store, root_dir: str, name: str, description: str = ""
@@ -201,7 +216,7 @@ class Dataset:
     def download_file(self, name: str, target_path: PathLike) -> str:
         """Save ``name`` to ``target_path`` (a file path, or an existing folder)."""
         file = self._require_file(name)
-        target = Path(target_path)
+        target = Path(path_argument(target_path, "target_path"))
         if target.is_dir():
             target = safe_local_path(target, name)
         return file.download_to(target)
@@ -213,6 +228,7 @@ class Dataset:
     # -- history -----------------------------------------------------------
     def history(self, limit: int | None = None) -> list[Commit]:
         """Commits newest first (``limit`` newest only)."""
+        limit = count_argument(limit, "limit")
         self._refresh()
         return list(self._iter_newest_first(limit))
 
@@ -230,6 +246,7 @@ class Dataset:
 
         An ambiguous prefix still raises :class:`~kirin.errors.AmbiguousRefError`.
         """
+        ref = text_argument(ref, "ref")
         self._refresh()
         try:
             return self._history.resolve(ref)
@@ -248,7 +265,10 @@ class Dataset:
         syntax error points at the column) and a commit lacking a field it
         names simply does not match.
         """
-        wanted = [tags] if isinstance(tags, str) else list(tags or [])
+        wanted = text_items(tags, "tags") if tags is not None else []
+        limit = count_argument(limit, "limit")
+        where = optional_text_argument(where, "where")
+        callable_argument(metadata_filter, "metadata_filter")
         query: Callable[[Mapping[str, Any]], bool] | None = None
         if where is not None:
             from .policy.expr import compile_query, parse
@@ -302,7 +322,7 @@ class Dataset:
         of them (with the commits and files each affects). ``progress`` is
         called with the number of bytes hashed as it goes.
         """
-        return verify_dataset(self._store, self.name, progress)
+        return verify_dataset(self._store, self.name, callable_argument(progress, "progress"))
 
     # -- committing --------------------------------------------------------
     def commit(self, message: str, add_files: AddFiles | None = None,
@@ -490,7 +510,7 @@ class Dataset:
                    author: str | None, metadata: Mapping[str, Any] | None
                    ) -> tuple[CommitInputs, Entries]:
         """The commit inputs and exact snapshot of promoting ``ref`` with ``tags``."""
-        wanted = [tags] if isinstance(tags, str) else list(tags)
+        wanted = text_items(tags, "tags")
         if not wanted:
             raise InvalidInputError("A promotion needs at least one tag")
         if metadata is not None and not isinstance(metadata, Mapping):
@@ -542,6 +562,8 @@ class Dataset:
         versioned: :meth:`policy_history` lists every version. Setting the
         policy already in force records nothing new.
         """
+        message = text_argument(message, "message")
+        author = optional_text_argument(author, "author")
         loaded = _load_policy(policy)
         version = self._policies.append(
             loaded, message=message, author=(author or default_author()).strip())

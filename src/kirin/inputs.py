@@ -32,7 +32,6 @@ from .errors import (
     EmptyCommitError,
     InvalidArgumentTypeError,
     InvalidInputError,
-    InvalidNameError,
     InvalidTagError,
 )
 from .naming import source_basename, validate_file_name
@@ -308,16 +307,3 @@ def _clean_tags(tags: Iterable[str] | None) -> list[str]:
 def _has_control(text: str) -> bool:
     """C0 controls, DEL and C1 controls (the same set file names refuse)."""
     return any(ord(c) < 32 or 0x7F <= ord(c) <= 0x9F for c in text)
-
-
-def check_folder_clash(snapshot: Mapping[str, Any]) -> None:
-    """A name cannot be both a file and a folder of other files."""
-    folders: dict[str, str] = {}
-    for name in snapshot:
-        parts = name.split("/")
-        for i in range(1, len(parts)):
-            folders.setdefault("/".join(parts[:i]), name)
-    for name in snapshot:
-        if name in folders:
-            raise InvalidNameError(name, f"it is a file and also the folder of "
-                                   f"{folders[name]!r}", kind="file name")
