@@ -43,6 +43,7 @@ import io
 import logging
 import os
 import stat
+import tempfile
 import threading
 import time
 import uuid
@@ -82,6 +83,7 @@ HEX = frozenset("0123456789abcdef")
 #: transfer stays near this, whatever the file size (S3 parts must be >= 5 MiB).
 PART_SIZE = 8 << 20
 READ_BLOCK = 4 << 20  # read-ahead of blob reads on object stores
+SPOOL_MAX = 16 << 20  # verified copies of blobs being read: in memory up to this, then on disk
 DOWNLOAD_WINDOW = 4  # ranged reads in flight when downloading a large blob
 UPLOAD_WINDOW = 2  # parts in flight when uploading a large blob to S3
 #: Smaller blobs go to S3 as one PUT streamed from the source, larger ones in
@@ -753,22 +755,58 @@ class Store:
             os.unlink(tmp)
 
     def open_blob(self, digest: str, size: int, *, name: str,
-                  commit: str | None) -> IO[bytes]:
-        """A stream of the blob that checks size and hash as it is read."""
+                  commit: str | None, stream: bool = False) -> IO[bytes]:
+        """A reader of the blob that never hands out bytes that fail its hash.
+
+        By default the whole blob is copied and verified before this returns
+        (so a damaged blob raises here), and the reader serves that private
+        copy: seekable, and immune to the blob being altered, even in place,
+        after the check. The copy is kept in memory up to ``SPOOL_MAX`` bytes
+        and in a temporary file (``TMPDIR``) above. On local disk a large copy
+        is made in the kernel while the copy itself is hashed.
+
+        With ``stream`` the bytes are handed out as they arrive: earlier
+        chunks are unverified, and the read that delivers the last byte (or
+        any read past it) raises :class:`CorruptObjectError` on a mismatch.
+        """
         path = self.blob_path(digest)
-        where = _where(name, commit)
         if not _is_hex_digest(digest):
-            raise CorruptObjectError(f"{where} has an invalid content hash {digest!r}",
-                                     path=path, commit=commit, file=name)
+            raise CorruptObjectError(f"{_where(name, commit)} has an invalid content hash "
+                                     f"{digest!r}", path=path, commit=commit, file=name)
+        if stream:
+            return io.BufferedReader(self._verifying_reader(digest, size, name=name,
+                                                            commit=commit),
+                                     buffer_size=CHUNK)
+        copy: IO[bytes]
+        if self.kind in backends.OBJECT_STORE_KINDS and size > READ_BLOCK:
+            copy = _spool()
+            try:
+                self._download_parts(digest, size, copy, _ignore, name=name, commit=commit)
+            except BaseException:
+                copy.close()
+                raise
+        else:
+            reader = self._verifying_reader(digest, size, name=name, commit=commit)
+            copy = _private_file() if self.is_local and size > SPOOL_MAX else _spool()
+            try:
+                with reader:
+                    reader.copy_into(copy)
+            except BaseException:
+                copy.close()
+                raise
+        copy.seek(0)
+        return io.BufferedReader(_VerifiedCopy(copy), buffer_size=CHUNK)
+
+    def _verifying_reader(self, digest: str, size: int, *, name: str,
+                          commit: str | None) -> _VerifyingReader:
+        path = self.blob_path(digest)
         try:
             raw = self._io("open a file", lambda: self._open_read(path), keep=_not_found)
         except FileNotFoundError as exc:
             raise CorruptObjectError(
-                f"{where}: its content ({digest[:12]}) is missing from storage at {path}",
-                path=path, commit=commit, file=name) from exc
-        return io.BufferedReader(_VerifyingReader(raw, digest, size, path, name, commit,
-                                                  self._read_error),
-                                 buffer_size=CHUNK)
+                f"{_where(name, commit)}: its content ({digest[:12]}) is missing from storage "
+                f"at {path}", path=path, commit=commit, file=name) from exc
+        return _VerifyingReader(raw, digest, size, path, name, commit, self._read_error)
 
     def iter_object(self, path: str) -> Iterator[bytes]:
         """The bytes of one object in chunks, unverified (``verify`` compares them itself).
@@ -827,7 +865,7 @@ class Store:
                     self._download_parts(digest, size, out, advance, name=name, commit=commit)
                 os.replace(tmp, target)
                 return
-            with self.open_blob(digest, size, name=name, commit=commit) as reader, \
+            with self.open_blob(digest, size, name=name, commit=commit, stream=True) as reader, \
                     open(tmp, "xb") as out, \
                     progress.transfer(f"Downloading {name}", size) as advance:
                 raw = reader.raw  # type: ignore[attr-defined]
@@ -1003,8 +1041,11 @@ def _where(name: str, commit: str | None) -> str:
 class _VerifyingReader(io.RawIOBase):
     """Raw stream that hashes what passes through and fails on a mismatch.
 
-    Too many bytes fail as soon as they appear; too few or different bytes
-    fail when the end is reached, before the caller sees EOF.
+    Too many bytes fail as soon as they appear. The read that brings the
+    count to the recorded size first makes sure nothing follows and that
+    the hash matches, so a reader that stops at the size (``read(size)``,
+    a parser that knows where its data ends) still gets the error instead
+    of the last bytes; too few bytes fail when the end is reached.
     """
 
     def __init__(self, raw: IO[bytes], digest: str, size: int, path: str, name: str,
@@ -1029,23 +1070,34 @@ class _VerifyingReader(io.RawIOBase):
             f"{_where(self._name, self._commit)} is corrupt in storage ({self._path}): "
             f"{detail}", path=self._path, commit=self._commit, file=self._name)
 
-    def readinto(self, buffer: Any) -> int:
-        if self._done:
-            return 0
+    def _raw_read(self, read: Callable[[], T]) -> T:
         try:
-            n = self._raw.readinto(buffer)  # type: ignore[attr-defined]
+            return read()
         except Exception as exc:
             error = self._on_error(exc) if self._on_error else exc
             if error is exc:
                 raise
             raise error from error.__cause__  # set by on_error, free of secrets
+
+    def readinto(self, buffer: Any) -> int:
+        if self._done:
+            return 0
+        n = self._raw_read(lambda: self._raw.readinto(buffer))  # type: ignore[attr-defined]
         if n:
-            view = memoryview(buffer)[:n]
-            self._hasher.update(view)
+            self._hasher.update(memoryview(buffer)[:n])
             self._seen += n
             if self._seen > self._size:
                 raise self._corrupt(f"it holds more than the recorded {self._size} bytes")
+            if self._seen == self._size:
+                if self._raw_read(lambda: self._raw.read(1)):
+                    raise self._corrupt(f"it holds more than the recorded {self._size} bytes")
+                self._finish()
             return int(n)
+        self._finish()
+        return 0
+
+    def _finish(self) -> None:
+        """The end of the blob: raise unless size and hash are those recorded."""
         self._done = True
         if self._seen != self._size:
             raise self._corrupt(f"it holds {self._seen} bytes, expected {self._size}")
@@ -1053,12 +1105,73 @@ class _VerifyingReader(io.RawIOBase):
         if actual != self._expected:
             raise self._corrupt(f"content hash is {actual[:12]}, expected "
                                 f"{self._expected[:12]}")
-        return 0
+
+    def copy_into(self, out: IO[bytes]) -> None:
+        """Copy the whole blob to ``out``, raising as the last read would.
+
+        A local blob is copied in the kernel while the copy is hashed, so
+        what was checked is what ``out`` holds, whatever happens to the blob
+        afterwards.
+        """
+        copied = _kernel_copy_hashing(self._raw, out, self._hasher, _ignore) \
+            if self._seen == 0 else None
+        if copied is not None:
+            self._seen = copied
+            self._finish()
+            return
+        buffer = bytearray(CHUNK)
+        view = memoryview(buffer)
+        while n := self.readinto(buffer):
+            out.write(view[:n])
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self._raw.close()
         super().close()
+
+
+class _VerifiedCopy(io.RawIOBase):
+    """A read-only, seekable view of a blob's copy that has passed its hash check."""
+
+    def __init__(self, copy: IO[bytes]) -> None:
+        self._copy = copy
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        return self._copy.readinto(buffer)  # type: ignore[attr-defined,no-any-return]
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        return self._copy.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._copy.tell()
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._copy.close()
+        super().close()
+
+
+def _spool() -> IO[bytes]:
+    """An empty private buffer: in memory up to ``SPOOL_MAX`` bytes, then a temporary file."""
+    return tempfile.SpooledTemporaryFile(max_size=SPOOL_MAX)
+
+
+def _private_file() -> IO[bytes]:
+    """An empty temporary file only this user can open, removed when closed.
+
+    It has a path while open because the kernel copy reads the copy back by name.
+    """
+    return tempfile.NamedTemporaryFile(prefix=".kirin-read-", suffix=".part")
+
+
+def _ignore(_: int) -> None:
+    """A progress callback for copies nobody reports on."""
 
 
 def _abandon(handle: Any) -> None:
