@@ -11,8 +11,8 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
-import stat
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -208,9 +208,9 @@ def test_an_empty_file(registry_root: RegistryRoot, workdir: Path) -> None:
 
 def test_a_file_just_over_the_spool_threshold(registry_root: RegistryRoot,
                                               workdir: Path) -> None:
-    """A blob one byte larger than what is kept in memory (copied to a temporary file,
-    on object stores fetched in parallel ranges) reads back exactly in both modes, and
-    a one-byte flip in it is refused in both."""
+    """A blob one byte larger than what is copied to memory (copied to a temporary file;
+    on local disk served from the descriptor it was hashed through) reads back exactly in
+    both modes, and a one-byte flip in it is refused in both."""
     content = os.urandom(SPOOL_MAX + 1)
     ds, _ = commit(registry_root, workdir, content)
     with ds.open_file(NAME) as f:
@@ -236,30 +236,57 @@ def private_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
     yield folder
 
 
-@pytest.mark.parametrize("size", [len(CONTENT), SPOOL_MAX + 1], ids=["in-memory", "on-disk"])
-def test_a_blob_changed_after_the_check_does_not_reach_the_reader(
-        tmp_path: Path, workdir: Path, private_tmp: Path, size: int) -> None:
-    """On local disk, rewriting the blob in place or replacing it after open_file returned
-    changes nothing the reader returns; the on-disk copy is private and gone on close."""
+def local_blob(tmp_path: Path, workdir: Path, size: int) -> tuple[Dataset, bytes, Path]:
     content = (CONTENT * (size // len(CONTENT) + 1))[:size]
     ds = Dataset(tmp_path / "registry", "ds")
     ds.commit("add", add_files={NAME: str(write(workdir, "src.bin", content))})
     blob = tmp_path / "registry" / "data" / sha(content)[:2] / sha(content)[2:]
+    os.chmod(blob, 0o644)  # whatever Kirin made it: someone who may write it
+    return ds, content, blob
+
+
+def test_a_small_blob_changed_after_the_check_does_not_reach_the_reader(
+        tmp_path: Path, workdir: Path, private_tmp: Path) -> None:
+    """A blob up to the spool threshold is served from a verified copy in memory: rewriting
+    it in place after open_file returned changes nothing the reader returns."""
+    ds, content, blob = local_blob(tmp_path, workdir, len(CONTENT))
     with ds.open_file(NAME) as f:
         head = f.read(10)
-        copies = list(private_tmp.iterdir())
-        if size > SPOOL_MAX:
-            assert len(copies) == 1
-            assert stat.S_IMODE(copies[0].stat().st_mode) == 0o600
-        else:
-            assert copies == []
-        os.chmod(blob, 0o644)
-        with open(blob, "r+b") as inplace:  # same inode: what a reader of the blob's fd sees
+        with open(blob, "r+b") as inplace:
             inplace.write(flip(content, 20)[:100])
+        assert head + f.read() == content
+    assert list(private_tmp.iterdir()) == []
+
+
+def test_a_large_blob_changed_while_read(tmp_path: Path, workdir: Path,
+                                         private_tmp: Path) -> None:
+    """A large local blob is served from the descriptor it was hashed through. Replacing
+    the blob file or touching its time changes nothing the reader returns; rewriting it in
+    place makes the next read raise instead of returning the new bytes."""
+    size = SPOOL_MAX + 1
+    ds, content, blob = local_blob(tmp_path, workdir, size)
+    with ds.open_file(NAME) as f:
+        head = f.read(10)
+        assert list(private_tmp.iterdir()) == []  # nothing copied
         blob.unlink()
         blob.write_bytes(b"x" * size)
         assert head + f.read() == content
-    assert list(private_tmp.iterdir()) == []
+    blob.unlink()
+    blob.write_bytes(content)
+    with ds.open_file(NAME) as f:
+        head = f.read(10)
+        time.sleep(0.05)  # past the filesystem's timestamp granularity (a few ms at most)
+        os.utime(blob)  # what a commit of the same content does to it
+        assert head + f.read() == content
+    with ds.open_file(NAME) as f:
+        assert f.read(10) == content[:10]
+        time.sleep(0.05)
+        with open(blob, "r+b") as inplace:
+            inplace.seek(size // 2)
+            inplace.write(b"tampered")
+        with pytest.raises(CorruptObjectError, match="content hash") as info:
+            f.read()
+    assert (info.value.file, info.value.path) == (NAME, str(blob))
 
 
 # -- modes -------------------------------------------------------------------------------------

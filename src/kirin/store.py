@@ -758,12 +758,16 @@ class Store:
                   commit: str | None, stream: bool = False) -> IO[bytes]:
         """A reader of the blob that never hands out bytes that fail its hash.
 
-        By default the whole blob is copied and verified before this returns
-        (so a damaged blob raises here), and the reader serves that private
-        copy: seekable, and immune to the blob being altered, even in place,
-        after the check. The copy is kept in memory up to ``SPOOL_MAX`` bytes
-        and in a temporary file (``TMPDIR``) above. On local disk a large copy
-        is made in the kernel while the copy itself is hashed.
+        By default the whole blob is verified before this returns (so a
+        damaged blob raises here), and the reader is seekable. It serves a
+        private copy, which later changes to storage cannot reach: in memory
+        up to ``SPOOL_MAX`` bytes, a temporary file (``TMPDIR``) above. A
+        large blob on local disk is not copied (that would double the cost of
+        the read): it is hashed through one open descriptor, which is then
+        rewound and served, so replacing or deleting the blob file changes
+        nothing; a rewrite in place is caught by the file's size and
+        timestamps, checked before each chunk is handed out (see
+        ``_UnchangedLocalFile``).
 
         With ``stream`` the bytes are handed out as they arrive: earlier
         chunks are unverified, and the read that delivers the last byte (or
@@ -778,8 +782,11 @@ class Store:
                                                             commit=commit),
                                      buffer_size=CHUNK)
         copy: IO[bytes]
-        if self.kind in backends.OBJECT_STORE_KINDS and size > READ_BLOCK:
-            copy = _spool()
+        # S3: one GET read ahead by a block, resumed where a transient failure cut it. The
+        # ranged reads of the other stores keep several parts in memory (faster, for
+        # downloads), so there a copy streams like a plain read.
+        if self.kind == "s3" and size > READ_BLOCK:
+            copy = _spool(size)
             try:
                 self._download_parts(digest, size, copy, _ignore, name=name, commit=commit)
             except BaseException:
@@ -787,7 +794,9 @@ class Store:
                 raise
         else:
             reader = self._verifying_reader(digest, size, name=name, commit=commit)
-            copy = _private_file() if self.is_local and size > SPOOL_MAX else _spool()
+            if self.is_local and size > SPOOL_MAX:
+                return io.BufferedReader(reader.verify_in_place(), buffer_size=CHUNK)
+            copy = _spool(size)
             try:
                 with reader:
                     reader.copy_into(copy)
@@ -1107,22 +1116,38 @@ class _VerifyingReader(io.RawIOBase):
                                 f"{self._expected[:12]}")
 
     def copy_into(self, out: IO[bytes]) -> None:
-        """Copy the whole blob to ``out``, raising as the last read would.
-
-        A local blob is copied in the kernel while the copy is hashed, so
-        what was checked is what ``out`` holds, whatever happens to the blob
-        afterwards.
-        """
-        copied = _kernel_copy_hashing(self._raw, out, self._hasher, _ignore) \
-            if self._seen == 0 else None
-        if copied is not None:
-            self._seen = copied
-            self._finish()
-            return
+        """Copy the whole blob to ``out``, raising as the last read would."""
         buffer = bytearray(CHUNK)
         view = memoryview(buffer)
         while n := self.readinto(buffer):
             out.write(view[:n])
+
+    def verify_in_place(self) -> _UnchangedLocalFile:
+        """Hash a whole local blob, then hand over its rewound descriptor to be served."""
+        try:
+            before = _status(self._raw)
+            buffer = bytearray(CHUNK)
+            while self.readinto(buffer):
+                pass
+            served = _UnchangedLocalFile(self._raw, before, self._copy_again)
+        except BaseException:
+            self.close()
+            raise
+        served.seek(0)
+        return served
+
+    def _copy_again(self) -> IO[bytes]:
+        """A private copy of the whole blob through the same descriptor, hashed anew."""
+        self._raw.seek(0)
+        again = _VerifyingReader(self._raw, self._expected, self._size, self._path,
+                                 self._name, self._commit, self._on_error)
+        copy = _spool(self._size)
+        try:
+            again.copy_into(copy)
+        except BaseException:
+            copy.close()
+            raise
+        return copy
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -1130,8 +1155,80 @@ class _VerifyingReader(io.RawIOBase):
         super().close()
 
 
+def _status(handle: IO[bytes]) -> tuple[int, int, int, int]:
+    """What changes when a file is written: size, both timestamps, inode number."""
+    status = os.fstat(handle.fileno())
+    return status.st_size, status.st_mtime_ns, status.st_ctime_ns, status.st_ino
+
+
+class _UnchangedLocalFile(io.RawIOBase):
+    """A local blob, already verified through this descriptor, served while unchanged.
+
+    The blob being replaced or deleted does not affect an open descriptor,
+    but a rewrite in place would. So each chunk is handed out only if the
+    file's size, timestamps and inode are still those seen before it was
+    hashed. If they are not (a rewrite, or harmless: a commit freshening the
+    blob's time, a link removed), the whole blob is copied through the same
+    descriptor and hashed again, and the rest is served from that private
+    copy, or the read raises if the content no longer matches. Timestamps
+    cannot reveal everything: a process able to write the blob file itself
+    could change bytes within the filesystem's timestamp granularity, or
+    through a shared writable mapping it already holds (the kernel updates
+    the times on the first write to a mapped page only). Closing that gap
+    means copying every large blob before reading it, at about twice the
+    cost; whoever can write the registry's blob files is trusted here, as
+    whoever can write its code is.
+    """
+
+    def __init__(self, handle: IO[bytes], status: tuple[int, int, int, int],
+                 copy_again: Callable[[], IO[bytes]]) -> None:
+        self._handle = handle
+        self._before = status
+        self._copy_again = copy_again
+        self._copy: IO[bytes] | None = None
+        if _status(handle) != status:  # changed while it was being hashed
+            self._switch_to_copy()
+
+    def _switch_to_copy(self) -> IO[bytes]:
+        position = self._handle.tell()
+        self._copy = self._copy_again()
+        self._copy.seek(position)
+        with contextlib.suppress(Exception):
+            self._handle.close()
+        return self._copy
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._copy is not None:
+            return self._copy.readinto(buffer)  # type: ignore[attr-defined,no-any-return]
+        position = self._handle.tell()
+        n = self._handle.readinto(buffer)  # type: ignore[attr-defined]
+        if _status(self._handle) == self._before:
+            return int(n)
+        self._handle.seek(position)
+        return self._switch_to_copy().readinto(buffer)  # type: ignore[attr-defined,no-any-return]
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        return (self._copy or self._handle).seek(offset, whence)
+
+    def tell(self) -> int:
+        return (self._copy or self._handle).tell()
+
+    def close(self) -> None:
+        for handle in (self._handle, self._copy):
+            with contextlib.suppress(Exception):
+                if handle is not None:
+                    handle.close()
+        super().close()
+
+
 class _VerifiedCopy(io.RawIOBase):
-    """A read-only, seekable view of a blob's copy that has passed its hash check."""
+    """A read-only, seekable view of a blob's private copy that has passed its hash check."""
 
     def __init__(self, copy: IO[bytes]) -> None:
         self._copy = copy
@@ -1157,17 +1254,12 @@ class _VerifiedCopy(io.RawIOBase):
         super().close()
 
 
-def _spool() -> IO[bytes]:
-    """An empty private buffer: in memory up to ``SPOOL_MAX`` bytes, then a temporary file."""
-    return tempfile.SpooledTemporaryFile(max_size=SPOOL_MAX)
-
-
-def _private_file() -> IO[bytes]:
-    """An empty temporary file only this user can open, removed when closed.
-
-    It has a path while open because the kernel copy reads the copy back by name.
-    """
-    return tempfile.NamedTemporaryFile(prefix=".kirin-read-", suffix=".part")
+def _spool(size: int) -> IO[bytes]:
+    """An empty private buffer for a copy of ``size`` bytes: in memory up to ``SPOOL_MAX``,
+    above that an unnamed temporary file (in ``TMPDIR``, readable by this user only)."""
+    if size <= SPOOL_MAX:
+        return io.BytesIO()
+    return tempfile.TemporaryFile(prefix=".kirin-read-")
 
 
 def _ignore(_: int) -> None:

@@ -73,9 +73,11 @@ class File:
         By default the whole content is fetched and checked against the hash
         before this returns, so a damaged file raises here and every byte
         read is verified: a parser (``pickle.load``, ``torch.load``) never
-        sees a tampered byte. The reader serves a private copy (in memory up
-        to 16 MiB, in a temporary file in ``TMPDIR`` above), seekable, which
-        later changes to storage cannot reach.
+        sees a tampered byte. The reader is seekable. It serves a private
+        copy (in memory up to 16 MiB, in a temporary file in ``TMPDIR``
+        above), except for large files on local disk, served from the file
+        descriptor they were hashed through, guarded against rewrites in
+        place (see ``docs/storage-format.md``).
 
         ``stream=True`` hands bytes out as they arrive, without the copy:
         earlier chunks are unverified, and the read that completes the file
