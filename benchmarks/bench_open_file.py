@@ -1,18 +1,19 @@
 """Reading a large committed file through ``open_file`` versus hashing it by hand.
 
 ``ds.open_file(name)`` (the default mode) checks the whole blob before it
-returns and then serves a private verified copy (on local disk made in the
-kernel while the copy is hashed); ``open_file(name, stream=True)`` hashes as
-it streams. Each is timed from ``open_file`` to the last byte read (1 MiB
+returns; a large local blob is hashed through one file descriptor, which is
+then rewound and served. ``open_file(name, stream=True)`` hashes as it
+streams. Each is timed from ``open_file`` to the last byte read (1 MiB
 ``readinto`` calls into one buffer). Bound, measured in the same run: a plain
 Python loop reading the blob in 1 MiB chunks into ``hashlib.sha256`` (what
 any verified read must at least do). Target: default mode <= 1.5 x bound;
 streaming mode is reported against the same bound.
 
 Timed in this process, alternating which of ours and the bound runs first;
-the verified copy goes to ``TMPDIR``, set to the registry's disk. Cache and
-memory states as in ``bench_commit_large.py``: "cold" drops the page cache
-before every timed step (root only), "warm" reads the blob into it first.
+``TMPDIR`` (where copies of blobs changed while read would go) is set to the
+registry's disk. Cache and memory states as in ``bench_commit_large.py``:
+"cold" drops the page cache before every timed step (root only), "warm"
+reads the blob into it first.
 
     .venv/bin/python benchmarks/bench_open_file.py            # 1 GiB, 3 repeats
     .venv/bin/python benchmarks/bench_open_file.py --size-mib 256 --repeats 5
@@ -61,7 +62,7 @@ def main() -> None:
     from kirin import Dataset
 
     with c.workdir(args.workdir, args.keep) as work:
-        tempfile.tempdir = str(work)  # the verified copy: on the registry's disk
+        tempfile.tempdir = str(work)  # any private copy: on the registry's disk
         source = work / "source.bin"
         print(f"generating {args.size_mib} MiB of random data and committing it ...",
               flush=True)
