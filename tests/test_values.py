@@ -219,7 +219,8 @@ class FakeReader:
     def __init__(self, blobs: dict[str, bytes]) -> None:
         self.blobs = blobs
 
-    def open_blob(self, digest: str, size: int, *, name: str, commit: str | None) -> Any:
+    def open_blob(self, digest: str, size: int, *, name: str, commit: str | None,
+                  stream: bool = False) -> Any:
         import io
 
         return io.BytesIO(self.blobs[digest])
@@ -289,11 +290,14 @@ class TestFileValue:
 
     @pytest.mark.parametrize("mode", ["w", "wb", "a", "r+", "x"])
     def test_open_and_read_refuse_write_modes(self, mode: str) -> None:
-        """open() and read() accept only read modes; others raise ValueError."""
+        """open() and read() accept only read modes; others raise InvalidInputError (a
+        ValueError) naming the modes allowed."""
         file = File("a.txt", DIGEST, 5, None, FakeReader({DIGEST: b"hello"}))
-        with pytest.raises(ValueError, match="supports"):
+        allowed = "'r', 'rt' and 'rb'"
+        with pytest.raises(InvalidInputError, match=allowed) as info:
             file.open(mode)
-        with pytest.raises(ValueError, match="supports"):
+        assert isinstance(info.value, ValueError)
+        with pytest.raises(InvalidInputError, match=allowed):
             file.read(mode)
 
 

@@ -207,11 +207,20 @@ class Dataset:
         return found
 
     def read_file(self, name: str, mode: str = "r") -> str | bytes:
-        """Whole content of ``name``: text with ``mode="r"``, bytes with ``"rb"``."""
+        """Whole content of ``name``: text with ``mode="r"``, bytes with ``"rb"``.
+
+        Returned only once it has matched its hash.
+        """
         return self._require_file(name).read(mode)
 
-    def open_file(self, name: str, mode: str = "rb") -> IO[Any]:
-        return self._require_file(name).open(mode)
+    def open_file(self, name: str, mode: str = "rb", *, stream: bool = False) -> IO[Any]:
+        """A reader of ``name``; every byte it returns is verified (see :meth:`File.open`).
+
+        By default the whole file is checked before this returns (a damaged
+        file raises here). ``stream=True`` skips the private copy: earlier
+        chunks are unverified, and the read that completes the file raises.
+        """
+        return self._require_file(name).open(mode, stream=stream)
 
     def download_file(self, name: str, target_path: PathLike) -> str:
         """Save ``name`` to ``target_path`` (a file path, or an existing folder)."""

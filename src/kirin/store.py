@@ -43,6 +43,7 @@ import io
 import logging
 import os
 import stat
+import tempfile
 import threading
 import time
 import uuid
@@ -82,6 +83,7 @@ HEX = frozenset("0123456789abcdef")
 #: transfer stays near this, whatever the file size (S3 parts must be >= 5 MiB).
 PART_SIZE = 8 << 20
 READ_BLOCK = 4 << 20  # read-ahead of blob reads on object stores
+SPOOL_MAX = 16 << 20  # verified copies of blobs being read: in memory up to this, then on disk
 DOWNLOAD_WINDOW = 4  # ranged reads in flight when downloading a large blob
 UPLOAD_WINDOW = 2  # parts in flight when uploading a large blob to S3
 #: Smaller blobs go to S3 as one PUT streamed from the source, larger ones in
@@ -761,22 +763,67 @@ class Store:
             os.unlink(tmp)
 
     def open_blob(self, digest: str, size: int, *, name: str,
-                  commit: str | None) -> IO[bytes]:
-        """A stream of the blob that checks size and hash as it is read."""
+                  commit: str | None, stream: bool = False) -> IO[bytes]:
+        """A reader of the blob that never hands out bytes that fail its hash.
+
+        By default the whole blob is verified before this returns (so a
+        damaged blob raises here), and the reader is seekable. It serves a
+        private copy, which later changes to storage cannot reach: in memory
+        up to ``SPOOL_MAX`` bytes, a temporary file (``TMPDIR``) above. A
+        large blob on local disk is not copied (that would double the cost of
+        the read): it is hashed through one open descriptor, which is then
+        rewound and served, so replacing or deleting the blob file changes
+        nothing; a rewrite in place is caught by the file's size and
+        timestamps, checked before each chunk is handed out (see
+        ``_UnchangedLocalFile``).
+
+        With ``stream`` the bytes are handed out as they arrive: earlier
+        chunks are unverified, and the read that delivers the last byte (or
+        any read past it) raises :class:`CorruptObjectError` on a mismatch.
+        """
         path = self.blob_path(digest)
-        where = _where(name, commit)
         if not _is_hex_digest(digest):
-            raise CorruptObjectError(f"{where} has an invalid content hash {digest!r}",
-                                     path=path, commit=commit, file=name)
+            raise CorruptObjectError(f"{_where(name, commit)} has an invalid content hash "
+                                     f"{digest!r}", path=path, commit=commit, file=name)
+        if stream:
+            return io.BufferedReader(self._verifying_reader(digest, size, name=name,
+                                                            commit=commit),
+                                     buffer_size=CHUNK)
+        copy: IO[bytes]
+        # S3: one GET read ahead by a block, resumed where a transient failure cut it. The
+        # ranged reads of the other stores keep several parts in memory (faster, for
+        # downloads), so there a copy streams like a plain read.
+        if self.kind == "s3" and size > READ_BLOCK:
+            copy = _spool(size)
+            try:
+                self._download_parts(digest, size, copy, _ignore, name=name, commit=commit)
+            except BaseException:
+                copy.close()
+                raise
+        else:
+            reader = self._verifying_reader(digest, size, name=name, commit=commit)
+            if self.is_local and size > SPOOL_MAX:
+                return io.BufferedReader(reader.verify_in_place(), buffer_size=CHUNK)
+            copy = _spool(size)
+            try:
+                with reader:
+                    reader.copy_into(copy)
+            except BaseException:
+                copy.close()
+                raise
+        copy.seek(0)
+        return io.BufferedReader(_VerifiedCopy(copy), buffer_size=CHUNK)
+
+    def _verifying_reader(self, digest: str, size: int, *, name: str,
+                          commit: str | None) -> _VerifyingReader:
+        path = self.blob_path(digest)
         try:
             raw = self._io("open a file", lambda: self._open_read(path), keep=_not_found)
         except FileNotFoundError as exc:
             raise CorruptObjectError(
-                f"{where}: its content ({digest[:12]}) is missing from storage at {path}",
-                path=path, commit=commit, file=name) from exc
-        return io.BufferedReader(_VerifyingReader(raw, digest, size, path, name, commit,
-                                                  self._read_error),
-                                 buffer_size=CHUNK)
+                f"{_where(name, commit)}: its content ({digest[:12]}) is missing from storage "
+                f"at {path}", path=path, commit=commit, file=name) from exc
+        return _VerifyingReader(raw, digest, size, path, name, commit, self._read_error)
 
     def iter_object(self, path: str) -> Iterator[bytes]:
         """The bytes of one object in chunks, unverified (``verify`` compares them itself).
@@ -835,7 +882,7 @@ class Store:
                     self._download_parts(digest, size, out, advance, name=name, commit=commit)
                 os.replace(tmp, target)
                 return
-            with self.open_blob(digest, size, name=name, commit=commit) as reader, \
+            with self.open_blob(digest, size, name=name, commit=commit, stream=True) as reader, \
                     open(tmp, "xb") as out, \
                     progress.transfer(f"Downloading {name}", size) as advance:
                 raw = reader.raw  # type: ignore[attr-defined]
@@ -1011,8 +1058,11 @@ def _where(name: str, commit: str | None) -> str:
 class _VerifyingReader(io.RawIOBase):
     """Raw stream that hashes what passes through and fails on a mismatch.
 
-    Too many bytes fail as soon as they appear; too few or different bytes
-    fail when the end is reached, before the caller sees EOF.
+    Too many bytes fail as soon as they appear. The read that brings the
+    count to the recorded size first makes sure nothing follows and that
+    the hash matches, so a reader that stops at the size (``read(size)``,
+    a parser that knows where its data ends) still gets the error instead
+    of the last bytes; too few bytes fail when the end is reached.
     """
 
     def __init__(self, raw: IO[bytes], digest: str, size: int, path: str, name: str,
@@ -1037,23 +1087,34 @@ class _VerifyingReader(io.RawIOBase):
             f"{_where(self._name, self._commit)} is corrupt in storage ({self._path}): "
             f"{detail}", path=self._path, commit=self._commit, file=self._name)
 
-    def readinto(self, buffer: Any) -> int:
-        if self._done:
-            return 0
+    def _raw_read(self, read: Callable[[], T]) -> T:
         try:
-            n = self._raw.readinto(buffer)  # type: ignore[attr-defined]
+            return read()
         except Exception as exc:
             error = self._on_error(exc) if self._on_error else exc
             if error is exc:
                 raise
             raise error from error.__cause__  # set by on_error, free of secrets
+
+    def readinto(self, buffer: Any) -> int:
+        if self._done:
+            return 0
+        n = self._raw_read(lambda: self._raw.readinto(buffer))  # type: ignore[attr-defined]
         if n:
-            view = memoryview(buffer)[:n]
-            self._hasher.update(view)
+            self._hasher.update(memoryview(buffer)[:n])
             self._seen += n
             if self._seen > self._size:
                 raise self._corrupt(f"it holds more than the recorded {self._size} bytes")
+            if self._seen == self._size:
+                if self._raw_read(lambda: self._raw.read(1)):
+                    raise self._corrupt(f"it holds more than the recorded {self._size} bytes")
+                self._finish()
             return int(n)
+        self._finish()
+        return 0
+
+    def _finish(self) -> None:
+        """The end of the blob: raise unless size and hash are those recorded."""
         self._done = True
         if self._seen != self._size:
             raise self._corrupt(f"it holds {self._seen} bytes, expected {self._size}")
@@ -1061,12 +1122,156 @@ class _VerifyingReader(io.RawIOBase):
         if actual != self._expected:
             raise self._corrupt(f"content hash is {actual[:12]}, expected "
                                 f"{self._expected[:12]}")
-        return 0
+
+    def copy_into(self, out: IO[bytes]) -> None:
+        """Copy the whole blob to ``out``, raising as the last read would."""
+        buffer = bytearray(CHUNK)
+        view = memoryview(buffer)
+        while n := self.readinto(buffer):
+            out.write(view[:n])
+
+    def verify_in_place(self) -> _UnchangedLocalFile:
+        """Hash a whole local blob, then hand over its rewound descriptor to be served."""
+        try:
+            before = _status(self._raw)
+            buffer = bytearray(CHUNK)
+            while self.readinto(buffer):
+                pass
+            served = _UnchangedLocalFile(self._raw, before, self._copy_again)
+        except BaseException:
+            self.close()
+            raise
+        served.seek(0)
+        return served
+
+    def _copy_again(self) -> IO[bytes]:
+        """A private copy of the whole blob through the same descriptor, hashed anew."""
+        self._raw.seek(0)
+        again = _VerifyingReader(self._raw, self._expected, self._size, self._path,
+                                 self._name, self._commit, self._on_error)
+        copy = _spool(self._size)
+        try:
+            again.copy_into(copy)
+        except BaseException:
+            copy.close()
+            raise
+        return copy
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self._raw.close()
         super().close()
+
+
+def _status(handle: IO[bytes]) -> tuple[int, int, int, int]:
+    """What changes when a file is written: size, both timestamps, inode number."""
+    status = os.fstat(handle.fileno())
+    return status.st_size, status.st_mtime_ns, status.st_ctime_ns, status.st_ino
+
+
+class _UnchangedLocalFile(io.RawIOBase):
+    """A local blob, already verified through this descriptor, served while unchanged.
+
+    The blob being replaced or deleted does not affect an open descriptor,
+    but a rewrite in place would. So each chunk is handed out only if the
+    file's size, timestamps and inode are still those seen before it was
+    hashed. If they are not (a rewrite, or harmless: a commit freshening the
+    blob's time, a link removed), the whole blob is copied through the same
+    descriptor and hashed again, and the rest is served from that private
+    copy, or the read raises if the content no longer matches. Timestamps
+    cannot reveal everything: a process able to write the blob file itself
+    could change bytes within the filesystem's timestamp granularity, or
+    through a shared writable mapping it already holds (the kernel updates
+    the times on the first write to a mapped page only). Closing that gap
+    means copying every large blob before reading it, at about twice the
+    cost; whoever can write the registry's blob files is trusted here, as
+    whoever can write its code is.
+    """
+
+    def __init__(self, handle: IO[bytes], status: tuple[int, int, int, int],
+                 copy_again: Callable[[], IO[bytes]]) -> None:
+        self._handle = handle
+        self._before = status
+        self._copy_again = copy_again
+        self._copy: IO[bytes] | None = None
+        if _status(handle) != status:  # changed while it was being hashed
+            self._switch_to_copy()
+
+    def _switch_to_copy(self) -> IO[bytes]:
+        position = self._handle.tell()
+        self._copy = self._copy_again()
+        self._copy.seek(position)
+        with contextlib.suppress(Exception):
+            self._handle.close()
+        return self._copy
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._copy is not None:
+            return self._copy.readinto(buffer)  # type: ignore[attr-defined,no-any-return]
+        position = self._handle.tell()
+        n = self._handle.readinto(buffer)  # type: ignore[attr-defined]
+        if _status(self._handle) == self._before:
+            return int(n)
+        self._handle.seek(position)
+        return self._switch_to_copy().readinto(buffer)  # type: ignore[attr-defined,no-any-return]
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        return (self._copy or self._handle).seek(offset, whence)
+
+    def tell(self) -> int:
+        return (self._copy or self._handle).tell()
+
+    def close(self) -> None:
+        for handle in (self._handle, self._copy):
+            with contextlib.suppress(Exception):
+                if handle is not None:
+                    handle.close()
+        super().close()
+
+
+class _VerifiedCopy(io.RawIOBase):
+    """A read-only, seekable view of a blob's private copy that has passed its hash check."""
+
+    def __init__(self, copy: IO[bytes]) -> None:
+        self._copy = copy
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        return self._copy.readinto(buffer)  # type: ignore[attr-defined,no-any-return]
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        return self._copy.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._copy.tell()
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._copy.close()
+        super().close()
+
+
+def _spool(size: int) -> IO[bytes]:
+    """An empty private buffer for a copy of ``size`` bytes: in memory up to ``SPOOL_MAX``,
+    above that an unnamed temporary file (in ``TMPDIR``, readable by this user only)."""
+    if size <= SPOOL_MAX:
+        return io.BytesIO()
+    return tempfile.TemporaryFile(prefix=".kirin-read-")
+
+
+def _ignore(_: int) -> None:
+    """A progress callback for copies nobody reports on."""
 
 
 def _abandon(handle: Any) -> None:

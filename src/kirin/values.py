@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 from ._json import FrozenDict, FrozenList, freeze, thaw
+from .errors import InvalidInputError
 from .naming import lookup_name
 
 SHORT_HASH_LENGTH = 8
@@ -28,8 +29,8 @@ _MIME_TYPES = mimetypes.MimeTypes()
 class BlobReader(Protocol):
     """What a :class:`File` needs from the storage layer to read its bytes."""
 
-    def open_blob(self, digest: str, size: int, *, name: str, commit: str | None
-                  ) -> IO[bytes]: ...
+    def open_blob(self, digest: str, size: int, *, name: str, commit: str | None,
+                  stream: bool = False) -> IO[bytes]: ...
 
     def download_blob(self, digest: str, size: int, target: Path, *, name: str,
                       commit: str | None) -> None: ...
@@ -39,8 +40,9 @@ class BlobReader(Protocol):
 class File:
     """One named file of a commit: its content hash, size, and a way to read it.
 
-    Reads are verified: the bytes are hashed as they stream and a mismatch
-    raises :class:`~kirin.errors.CorruptObjectError` naming file and commit.
+    Reads are verified: no byte that fails the file's hash is returned, and
+    a mismatch raises :class:`~kirin.errors.CorruptObjectError` naming file
+    and commit (see :meth:`open` for the one opt-in exception).
     """
 
     name: str
@@ -64,23 +66,37 @@ class File:
             raise RuntimeError(f"File {self.name!r} is not attached to a registry")
         return self._reader
 
-    def open(self, mode: str = "rb", encoding: str = "utf-8") -> IO[Any]:
-        """A stream of the content; the hash is checked when the end is reached.
+    def open(self, mode: str = "rb", encoding: str = "utf-8", *,
+             stream: bool = False) -> IO[Any]:
+        """A reader of the content, binary (``"rb"``) or text (``"r"``).
 
-        A reader that stops early sees only verified-length bytes of an object
-        whose size matched; a mismatch is raised at the latest on the last read.
+        By default the whole content is fetched and checked against the hash
+        before this returns, so a damaged file raises here and every byte
+        read is verified: a parser (``pickle.load``, ``torch.load``) never
+        sees a tampered byte. The reader is seekable. It serves a private
+        copy (in memory up to 16 MiB, in a temporary file in ``TMPDIR``
+        above), except for large files on local disk, served from the file
+        descriptor they were hashed through, guarded against rewrites in
+        place (see ``docs/storage-format.md``).
+
+        ``stream=True`` hands bytes out as they arrive, without the copy:
+        earlier chunks are unverified, and the read that completes the file
+        (the one returning its last byte, or any read past it) raises
+        :class:`~kirin.errors.CorruptObjectError` on a mismatch. Use it only
+        where nothing acts on the bytes before the end is reached.
         """
-        if mode not in ("r", "rb", "rt"):
-            raise ValueError(f"File.open supports 'r' and 'rb', not {mode!r}")
+        if mode not in _READ_MODES:
+            raise _bad_mode("File.open", mode)
         raw = self._require_reader().open_blob(self.hash, self.size, name=self.name,
-                                               commit=self.commit_hash)
+                                               commit=self.commit_hash, stream=stream)
         if mode == "rb":
             return raw
         return io.TextIOWrapper(raw, encoding=encoding)  # type: ignore[arg-type]
 
     def read_bytes(self) -> bytes:
-        with self.open("rb") as stream:
-            return stream.read()
+        """The whole content, returned only once it has matched the hash."""
+        with self.open("rb", stream=True) as reader:  # nothing is returned before the end
+            return reader.read()
 
     def read_text(self, encoding: str = "utf-8") -> str:
         return self.read_bytes().decode(encoding)
@@ -91,7 +107,7 @@ class File:
             return self.read_bytes()
         if mode in ("r", "rt"):
             return self.read_text(encoding)
-        raise ValueError(f"File.read supports 'r' and 'rb', not {mode!r}")
+        raise _bad_mode("File.read", mode)
 
     def download_to(self, path: str | Path) -> str:
         """Write the verified content to ``path`` (a file path) and return it.
@@ -106,6 +122,14 @@ class File:
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "hash": self.hash, "size": self.size,
                 "content_type": self.content_type}
+
+
+_READ_MODES = ("r", "rt", "rb")
+
+
+def _bad_mode(what: str, mode: str) -> InvalidInputError:
+    return InvalidInputError(f"{what} supports the read modes 'r', 'rt' and 'rb', not {mode!r}"
+                             " (committed files are read-only)")
 
 
 class SnapshotSource:
