@@ -29,4 +29,5 @@ fi
 lint_paths=()
 for d in src tests benchmarks examples scripts; do [ -d "$d" ] && lint_paths+=("$d"); done
 .venv/bin/ruff check "${lint_paths[@]}"
+.venv/bin/mypy  # src, --strict with the pydantic plugin (pyproject.toml)
 .venv/bin/python -m pytest "$@"

@@ -12,9 +12,12 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from typing import Any, NoReturn
+from types import UnionType
+from typing import Any, NoReturn, TypeGuard, TypeVar, cast, overload
 
 from .errors import InvalidArgumentTypeError, InvalidMetadataError
+
+T = TypeVar("T")
 
 #: Nesting deeper than this is refused: it is never needed for metadata and it
 #: keeps recursive walks (here, in the policy and in json) far from the stack limit.
@@ -38,8 +41,8 @@ class FrozenDict(dict):  # type: ignore[type-arg]
 
     __slots__ = ()
     __setitem__ = __delitem__ = _readonly
-    clear = pop = popitem = setdefault = update = _readonly  # type: ignore[assignment]
-    __ior__ = _readonly  # type: ignore[assignment]
+    clear = pop = popitem = setdefault = update = _readonly
+    __ior__ = _readonly
 
     def __hash__(self) -> int:  # type: ignore[override]
         return hash(canonical_json(self))
@@ -53,8 +56,8 @@ class FrozenList(list):  # type: ignore[type-arg]
 
     __slots__ = ()
     __setitem__ = __delitem__ = _readonly
-    append = extend = insert = pop = remove = clear = sort = reverse = _readonly  # type: ignore[assignment]
-    __iadd__ = __imul__ = _readonly  # type: ignore[assignment]
+    append = extend = insert = pop = remove = clear = sort = reverse = _readonly
+    __iadd__ = __imul__ = _readonly
 
     def __hash__(self) -> int:  # type: ignore[override]
         return hash(tuple(self))
@@ -94,7 +97,11 @@ def is_text(value: str) -> bool:
     return True
 
 
-def has_type(value: Any, kind: Any) -> bool:
+@overload
+def has_type(value: object, kind: type[T]) -> TypeGuard[T]: ...
+@overload
+def has_type(value: object, kind: UnionType) -> bool: ...
+def has_type(value: object, kind: type[Any] | UnionType) -> bool:
     """``isinstance`` on the real type: an object can fake ``__class__``, not ``type()``."""
     return issubclass(type(value), kind)
 
@@ -144,7 +151,7 @@ def sequence_items(value: list[Any] | tuple[Any, ...]) -> list[Any]:
     """The elements a list or tuple (subclasses included) really holds, in an exact list."""
     if has_type(value, list):
         return list.copy(value)
-    return list(tuple.__getitem__(value, slice(None)))
+    return list(tuple.__getitem__(cast("tuple[Any, ...]", value), slice(None)))
 
 
 def check_json(value: Any, path: str = "", depth: int = 0) -> Any:

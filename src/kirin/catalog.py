@@ -7,10 +7,11 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from . import layout
+from .arguments import text_argument
 from .dataset import Dataset
 from .errors import DatasetExistsError, InvalidNameError
 from .gc import DEFAULT_GRACE, GcReport, collect_garbage
-from .inputs import PathLike, filesystem_argument, root_argument, text_argument
+from .inputs import PathLike, root_argument
 from .naming import validate_dataset_name
 from .store import Store
 
@@ -26,7 +27,7 @@ class Catalog:
     def __init__(self, root_dir: PathLike, fs: fsspec.AbstractFileSystem | None = None,
                  **storage_options: Any) -> None:
         self.root_dir = root_argument(root_dir)
-        self._store = Store(self.root_dir, filesystem_argument(fs), **storage_options)
+        self._store = Store(self.root_dir, fs, **storage_options)
         self.fs = self._store.fs
 
     def __repr__(self) -> str:

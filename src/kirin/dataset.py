@@ -18,6 +18,14 @@ from typing import IO, TYPE_CHECKING, Any
 
 from . import layout
 from ._json import FrozenDict, canonical_json, thaw
+from .arguments import (
+    callable_argument,
+    count_argument,
+    optional_text_argument,
+    path_argument,
+    text_argument,
+    text_items,
+)
 from .errors import (
     CommitNotFoundError,
     ConflictError,
@@ -32,16 +40,9 @@ from .inputs import (
     AddFiles,
     CommitInputs,
     PathLike,
-    callable_argument,
-    count_argument,
     default_author,
-    filesystem_argument,
-    optional_text_argument,
-    path_argument,
     prepare,
     root_argument,
-    text_argument,
-    text_items,
 )
 from .journal import Journal
 from .localfiles import LocalFiles, local_files
@@ -74,7 +75,7 @@ class Dataset:
                  fs: fsspec.AbstractFileSystem | None = None, **storage_options: Any) -> None:
         name = validate_dataset_name(name)
         root = root_argument(root_dir)
-        self._open(root, Store(root, filesystem_argument(fs), **storage_options), name,
+        self._open(root, Store(root, fs, **storage_options), name,
                    text_argument(description, "description"))
 
     @classmethod

@@ -7,7 +7,6 @@ that names the offending argument.
 
 from __future__ import annotations
 
-import codecs
 import getpass
 import os
 import socket
@@ -23,10 +22,10 @@ from ._json import (
     has_type,
     is_text,
     mapping_items,
-    plain_int,
     plain_str,
     sequence_items,
 )
+from .arguments import path_argument, text_argument, text_items
 from .backends import check_protocols
 from .errors import (
     EmptyCommitError,
@@ -104,46 +103,6 @@ def prepare(message: Any, add_files: AddFiles | None, remove_files: Iterable[str
                         FrozenList(_clean_tags(tags)), who)
 
 
-def text_argument(value: Any, what: str) -> str:
-    """``value`` as an exact ``str``, or :class:`InvalidArgumentTypeError` naming ``what``."""
-    if not has_type(value, str):
-        raise InvalidArgumentTypeError(f"{what} must be a string, not {type(value).__name__}")
-    return plain_str(value)
-
-
-def optional_text_argument(value: Any, what: str) -> str | None:
-    """:func:`text_argument`, letting ``None`` through."""
-    return None if value is None else text_argument(value, what)
-
-
-def count_argument(value: Any, what: str) -> int | None:
-    """``None`` or a non-negative ``int`` (not a ``bool``), as an exact ``int``."""
-    if value is None:
-        return None
-    if not has_type(value, int) or has_type(value, bool):
-        raise InvalidArgumentTypeError(
-            f"{what} must be an integer or None, not {type(value).__name__}")
-    number = plain_int(value)
-    if number < 0:
-        raise InvalidInputError(f"{what} must not be negative, got {number}")
-    return number
-
-
-def path_argument(value: Any, what: str, expected: str = "a path (str or os.PathLike)"
-                  ) -> str:
-    """A local path given as ``str`` or ``os.PathLike``, as an exact ``str``."""
-    if has_type(value, str):
-        return plain_str(value)
-    if has_type(value, os.PathLike):
-        try:
-            path = os.fspath(value)
-        except TypeError as exc:
-            raise InvalidArgumentTypeError(f"{what}: {exc}") from None
-        if has_type(path, str):
-            return plain_str(path)
-    raise InvalidArgumentTypeError(f"{what} must be {expected}, not {type(value).__name__}")
-
-
 def root_argument(value: Any) -> str:
     """A registry root (folder or fsspec URL) as an exact ``str``; no NUL, known protocol.
 
@@ -156,55 +115,6 @@ def root_argument(value: Any) -> str:
     if "://" in root or "::" in root:
         check_protocols(root)
     return root
-
-
-def filesystem_argument(fs: Any) -> Any:
-    """``None`` or an fsspec filesystem (anything else fails later with an AttributeError)."""
-    import fsspec
-
-    if fs is not None and not isinstance(fs, fsspec.AbstractFileSystem):
-        raise InvalidArgumentTypeError(
-            f"fs must be an fsspec filesystem or None, not {type(fs).__name__}")
-    return fs
-
-
-def callable_argument(value: Any, what: str) -> Any:
-    """``None`` or something callable."""
-    if value is not None and not callable(value):
-        raise InvalidArgumentTypeError(
-            f"{what} must be a function or None, not {type(value).__name__}")
-    return value
-
-
-def encoding_argument(value: Any) -> str:
-    """A text encoding Python knows (``"utf-8"``, ``"latin-1"``...), as an exact ``str``."""
-    encoding = text_argument(value, "encoding")
-    try:
-        codecs.lookup(encoding)
-    except LookupError:
-        raise InvalidInputError(f"Unknown text encoding {encoding!r}") from None
-    return encoding
-
-
-def text_items(value: Any, what: str) -> list[Any]:
-    """The items of ``value`` (one string, or an iterable of them), unchecked, in a list.
-
-    A lone string is one item (not its characters); a ``list`` or ``tuple``
-    is read from its own storage, any other iterable is iterated once.
-    """
-    if has_type(value, str):
-        return [value]
-    if has_type(value, bytes | bytearray | Mapping):
-        raise InvalidArgumentTypeError(
-            f"{what} must be a string or an iterable of strings, not {type(value).__name__}")
-    if has_type(value, list | tuple):
-        return sequence_items(value)
-    try:
-        return list(iter(value))
-    except TypeError:
-        raise InvalidArgumentTypeError(
-            f"{what} must be a string or an iterable of strings, not "
-            f"{type(value).__name__}") from None
 
 
 def _check_text(text: str, what: str, limit: int) -> None:
@@ -237,7 +147,7 @@ def _named_sources(add_files: AddFiles | None) -> dict[str, str]:
         pairs = [(source_basename(source), source)]
     elif has_type(add_files, Mapping):
         pairs = []
-        for key, value in mapping_items(add_files):  # type: ignore[arg-type]
+        for key, value in mapping_items(add_files):
             if not has_type(key, str):
                 raise InvalidArgumentTypeError(
                     f"add_files names must be strings, not {type(key).__name__}")
@@ -246,9 +156,10 @@ def _named_sources(add_files: AddFiles | None) -> dict[str, str]:
         if has_type(add_files, bytes | bytearray):
             raise InvalidArgumentTypeError("add_files must be a path, a list of paths or a "
                                            "mapping {name: path}, not bytes")
+        given: Any = add_files  # whatever the caller passed: its real type decides
         try:
-            items = (sequence_items(add_files) if has_type(add_files, list | tuple)
-                     else list(iter(add_files)))
+            items = (sequence_items(given) if has_type(given, list | tuple)
+                     else list(iter(given)))
         except TypeError:
             raise InvalidArgumentTypeError(
                 "add_files must be a path, a list of paths or a mapping {name: path}, not "

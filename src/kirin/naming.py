@@ -78,7 +78,7 @@ def validate_file_name(name: object) -> str:
 def _shown(name: object) -> str:
     """What to call a rejected non-string name in a message (never fails)."""
     if has_type(name, str):
-        return plain_str(name)  # type: ignore[arg-type]
+        return plain_str(name)
     return f"<{type(name).__name__}>"
 
 

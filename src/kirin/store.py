@@ -48,7 +48,7 @@ import threading
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -63,6 +63,7 @@ from . import backends, layout, progress
 from .errors import (
     BucketNotFoundError,
     CorruptObjectError,
+    InvalidArgumentTypeError,
     InvalidInputError,
     SourceNotFoundError,
     StorageError,
@@ -141,6 +142,9 @@ class Store:
     def __init__(self, root: str | os.PathLike[str], fs: fsspec.AbstractFileSystem | None = None,
                  **storage_options: Any) -> None:
         root_str = os.fspath(root)
+        if fs is not None and not isinstance(fs, fsspec.AbstractFileSystem):
+            raise InvalidArgumentTypeError(
+                f"fs must be an fsspec filesystem or None, not {type(fs).__name__}")
         if fs is None:
             if "://" in root_str or "::" in root_str:
                 fs, path = backends.open_url(root_str, storage_options)
@@ -915,8 +919,9 @@ class Store:
 
         def attempt() -> None:
             nonlocal seen
-            chunks = (self._s3_stream(path, seen) if self.kind == "s3"
-                      else self._ranged_reads(path, seen, size))
+            chunks: Generator[bytes, None, None] = (
+                self._s3_stream(path, seen) if self.kind == "s3"
+                else self._ranged_reads(path, seen, size))
             with contextlib.closing(chunks):
                 for chunk in chunks:
                     hasher.update(chunk)
@@ -945,7 +950,7 @@ class Store:
         if actual_hash != digest:
             raise corrupt(f"content hash is {actual_hash[:12]}, expected {digest[:12]}")
 
-    def _s3_stream(self, path: str, start: int) -> Iterator[bytes]:
+    def _s3_stream(self, path: str, start: int) -> Generator[bytes, None, None]:
         """S3: one GET from ``start`` to the end, read ahead by one ``READ_BLOCK``.
 
         One request instead of many ranges: S3-compatible servers that slice
@@ -984,7 +989,7 @@ class Store:
             pending.cancel()
             fs.loop.call_soon_threadsafe(body.close)
 
-    def _ranged_reads(self, path: str, start: int, size: int) -> Iterator[bytes]:
+    def _ranged_reads(self, path: str, start: int, size: int) -> Generator[bytes, None, None]:
         """Ranges of ``PART_SIZE`` from ``start``, ``DOWNLOAD_WINDOW`` in flight, in order.
 
         The last range asks for one byte past ``size``, so that an object

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 from ._json import FrozenDict, FrozenList, freeze, thaw
+from .arguments import encoding_argument, path_argument
 from .errors import InvalidInputError
 from .naming import lookup_name
 
@@ -91,15 +92,16 @@ class File:
                                                commit=self.commit_hash, stream=stream)
         if mode == "rb":
             return raw
-        return io.TextIOWrapper(raw, encoding=encoding)  # type: ignore[arg-type]
+        return io.TextIOWrapper(raw, encoding=encoding)
 
     def read_bytes(self) -> bytes:
         """The whole content, returned only once it has matched the hash."""
         with self.open("rb", stream=True) as reader:  # nothing is returned before the end
-            return reader.read()
+            content: bytes = reader.read()
+            return content
 
     def read_text(self, encoding: str = "utf-8") -> str:
-        return self.read_bytes().decode(encoding)
+        return self.read_bytes().decode(encoding_argument(encoding))
 
     def read(self, mode: str = "r", encoding: str = "utf-8") -> str | bytes:
         """Whole content, as text (``"r"``) or bytes (``"rb"``), as in the original."""
@@ -114,7 +116,7 @@ class File:
 
         The target appears only once complete and verified.
         """
-        target = Path(path)
+        target = Path(path_argument(path, "path"))
         self._require_reader().download_blob(self.hash, self.size, target,
                                              name=self.name, commit=self.commit_hash)
         return str(target)
