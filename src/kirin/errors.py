@@ -178,7 +178,16 @@ class DatasetExistsError(ConflictError):
 
 
 class StorageError(KirinError, OSError):
-    """The storage failed, or holds something Kirin cannot read."""
+    """The storage failed, or holds something Kirin cannot read.
+
+    ``url`` names the registry root (credentials removed) when the failure is
+    about the storage as a whole: a missing bucket, refused credentials, a
+    server that cannot be reached or ignores create-if-absent.
+    """
+
+    def __init__(self, message: str = "", *, url: str | None = None) -> None:
+        self.url = url
+        super().__init__(message)
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
@@ -269,33 +278,17 @@ class PolicyViolationError(KirinError):
 class BucketNotFoundError(StorageError):
     """The bucket or container of a cloud root does not exist (``url`` names the root)."""
 
-    def __init__(self, message: str, *, url: str) -> None:
-        self.url = url
-        super().__init__(message)
-
 
 class StorageAccessDeniedError(StorageError, PermissionError):
     """The storage refused the credentials, or they do not allow the operation."""
-
-    def __init__(self, message: str, *, url: str) -> None:
-        self.url = url
-        super().__init__(message)
 
 
 class StorageUnavailableError(StorageError):
     """The storage could not be reached, or kept failing, for every bounded retry."""
 
-    def __init__(self, message: str, *, url: str) -> None:
-        self.url = url
-        super().__init__(message)
-
 
 class UnsafeStorageError(StorageError):
     """The storage does not honour create-if-absent, so Kirin refuses to write to it."""
-
-    def __init__(self, message: str, *, url: str) -> None:
-        self.url = url
-        super().__init__(message)
 
 
 class UnsafeConcurrencyWarning(UserWarning):

@@ -15,13 +15,13 @@ import bisect
 import hashlib
 import json
 import json.encoder
-import re
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from ._json import FrozenDict, canonical_json
+from .digests import is_digest, is_hex_prefix
 from .errors import (
     AmbiguousRefError,
     CommitNotFoundError,
@@ -134,7 +134,7 @@ def hashes_as_stored(record: Mapping[str, Any], text: str) -> bool:
     re-encode and compare.
     """
     digest = record.get("hash")
-    if not isinstance(digest, str) or not _HEX64.fullmatch(digest):
+    if not is_digest(digest):
         return False
     member = f',"hash":"{digest}"'
     at = text.find(member + ',"kirin":')
@@ -193,7 +193,7 @@ def _check_record(record: Any, where: str, seq: int | None, text: str | None) ->
         if not (isinstance(entry, dict) and isinstance(entry.get("hash"), str)
                 and isinstance(entry.get("size"), int)):
             raise bad(f"file entry {name!r} needs a string 'hash' and an integer 'size'")
-        if not _HEX64.fullmatch(entry["hash"]) or entry["size"] < 0:
+        if not is_digest(entry["hash"]) or entry["size"] < 0:
             raise bad(f"file entry {name!r} has an invalid hash or size")
     for name in [*changes["add"], *changes["remove"]]:
         _check_stored_name(name, bad)
@@ -201,8 +201,7 @@ def _check_record(record: Any, where: str, seq: int | None, text: str | None) ->
         if not isinstance(record[key], str):
             raise bad(f"{key!r} must be a string")
     for key in ("parent", "policy"):
-        if record[key] is not None and not (isinstance(record[key], str)
-                                            and _HEX64.fullmatch(record[key])):
+        if record[key] is not None and not is_digest(record[key]):
             raise bad(f"{key!r} must be a hash or null")
     if not isinstance(record["tags"], list) or not all(isinstance(t, str) for t in record["tags"]):
         raise bad("'tags' must be a list of strings")
@@ -220,9 +219,6 @@ def _check_record(record: Any, where: str, seq: int | None, text: str | None) ->
             f"{str(record['hash'])[:12]} but its content hashes to {actual[:12]}; "
             "it was altered after it was written", path=where, commit=str(record["hash"]))
     return False
-
-
-_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 def check_folder_clash(snapshot: Mapping[str, Any]) -> None:
@@ -327,7 +323,7 @@ def _fragment(name: Any, digest: Any, size: Any) -> str | None:
     ``[`` then a JSON string then ``,`` starts no other fragment).
     """
     if (type(name) is not str or type(digest) is not str or type(size) is not int
-            or not _HEX64.fullmatch(digest)):
+            or not is_digest(digest)):
         return None
     return f"[{_encode_str(name)},\"{digest}\",{size}],"
 
@@ -676,7 +672,7 @@ class History(SnapshotSource):
     def resolve(self, ref: str) -> Commit:
         """The commit whose hash is ``ref`` or starts with it."""
         text = ref.strip().lower() if isinstance(ref, str) else ""
-        if not text or any(c not in "0123456789abcdef" for c in text):
+        if not is_hex_prefix(text):
             raise CommitNotFoundError(str(ref), self.dataset,
                                       f"{ref!r} is not a commit hash or hash prefix "
                                       f"(dataset {self.dataset!r})")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .digests import is_digest, is_hex_prefix
 from .errors import AmbiguousRefError, CommitNotFoundError
 
 if TYPE_CHECKING:
@@ -18,7 +19,6 @@ if TYPE_CHECKING:
     from .values import Commit
 
 TAG_PREFIX = "tag:"
-_HEX = frozenset("0123456789abcdef")
 
 
 def resolve_ref(dataset: Dataset, ref: str) -> Commit:
@@ -40,14 +40,14 @@ def resolve_ref(dataset: Dataset, ref: str) -> Commit:
             raise CommitNotFoundError(text, dataset.name,
                                       f"No commit is tagged {tag!r} in dataset {dataset.name!r}")
         return tagged
-    if len(text) == 64 and set(text.lower()) <= _HEX:
+    if is_digest(text.lower()):
         exact = dataset.get_commit(text)
         if exact is not None:
             return exact
     tagged = _newest_tagged(dataset, text)
     by_hash: Commit | None = None
     ambiguous: AmbiguousRefError | None = None
-    if set(text.lower()) <= _HEX:
+    if is_hex_prefix(text.lower()):
         try:
             by_hash = dataset.get_commit(text)
         except AmbiguousRefError as exc:

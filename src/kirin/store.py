@@ -60,6 +60,7 @@ import fsspec.asyn
 from fsspec.implementations.local import LocalFileSystem
 
 from . import backends, layout, progress
+from .digests import is_digest
 from .errors import (
     BucketNotFoundError,
     CorruptObjectError,
@@ -79,7 +80,6 @@ T = TypeVar("T")
 FRESHEN_AFTER = 10 * 60
 CHUNK = 1 << 20  # 1 MiB: large enough to amortise Python overhead, small for memory
 KERNEL_COPY_BLOCK = 8 << 20  # local staging: copied in the kernel while the last block is hashed
-HEX = frozenset("0123456789abcdef")
 #: Parts of multipart uploads and read-ahead blocks on object stores: memory per
 #: transfer stays near this, whatever the file size (S3 parts must be >= 5 MiB).
 PART_SIZE = 8 << 20
@@ -97,10 +97,6 @@ ALLOW_UNSAFE_ENV = "KIRIN_ALLOW_UNSAFE_STORAGE"
 _memory_lock = threading.Lock()
 _probed: dict[tuple[str, str, str], bool] = {}
 _probe_lock = threading.Lock()
-
-
-def _is_hex_digest(digest: str) -> bool:
-    return len(digest) == 64 and set(digest) <= HEX
 
 
 def _lost_race(exc: BaseException) -> bool:
@@ -786,7 +782,7 @@ class Store:
         any read past it) raises :class:`CorruptObjectError` on a mismatch.
         """
         path = self.blob_path(digest)
-        if not _is_hex_digest(digest):
+        if not is_digest(digest):
             raise CorruptObjectError(f"{_where(name, commit)} has an invalid content hash "
                                      f"{digest!r}", path=path, commit=commit, file=name)
         if stream:
@@ -880,7 +876,7 @@ class Store:
         view = memoryview(buffer)
         try:
             if self.kind in backends.OBJECT_STORE_KINDS and size > READ_BLOCK \
-                    and _is_hex_digest(digest):
+                    and is_digest(digest):
                 with open(tmp, "xb") as out, \
                         progress.transfer(f"Downloading {name}", size) as advance:
                     self._download_parts(digest, size, out, advance, name=name, commit=commit)
@@ -1022,7 +1018,7 @@ class Store:
         for path in self._io("list objects", lambda: self.fs.find(base)):
             rel = str(path)[len(base):].strip("/")
             digest = layout.digest_of_blob(rel)
-            if _is_hex_digest(digest):
+            if is_digest(digest):
                 yield digest
 
 
