@@ -35,7 +35,7 @@ from .errors import (
     NotLatestCommitError,
     StorageError,
 )
-from .history import Draft, History, diff_commits, make_record
+from .history import Draft, History, diff_commits
 from .inputs import (
     AddFiles,
     CommitInputs,
@@ -48,6 +48,7 @@ from .journal import Journal
 from .localfiles import LocalFiles, local_files
 from .naming import lookup_name, safe_local_path, validate_dataset_name
 from .policylog import PolicyLog, PolicyVersion
+from .records import make_record
 from .store import StagedBlob, Store
 from .values import Commit, File, Proposal
 from .verify import VerifyReport, verify_dataset

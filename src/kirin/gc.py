@@ -22,9 +22,9 @@ from typing import Any
 
 from . import layout
 from .errors import CorruptObjectError, InvalidInputError, InvalidNameError
-from .history import decode_record
 from .logs import EntryLog
 from .naming import validate_dataset_name
+from .records import decode_record
 from .store import FRESHEN_AFTER, Store, modified_time
 
 DEFAULT_GRACE = timedelta(hours=1)

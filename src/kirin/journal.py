@@ -22,8 +22,9 @@ from typing import Any
 
 from . import layout
 from .errors import CorruptObjectError
-from .history import Draft, History, check_record, check_stored_record, decode_record, encode_record
+from .history import Draft, History
 from .logs import EntryLog
+from .records import check_record, check_stored_record, decode_record, encode_record
 from .store import Store
 
 log = logging.getLogger("kirin")

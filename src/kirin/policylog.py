@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 from . import layout
 from ._json import canonical_json
 from .errors import ConflictError, CorruptObjectError
-from .history import record_hash, sha256_text
 from .logs import EntryLog
+from .records import record_hash, sha256_text
 from .store import Store
 
 if TYPE_CHECKING:  # the policy package (pydantic, jsonschema) loads only when needed

@@ -16,9 +16,9 @@ from typing import Any
 
 from . import layout
 from .errors import CorruptObjectError
-from .history import check_record, decode_record, tree_hash
 from .logs import EntryLog
 from .policylog import decode_version
+from .records import check_record, decode_record, tree_hash
 from .store import Store
 
 
