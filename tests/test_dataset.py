@@ -695,9 +695,9 @@ class TestCheckout:
 
     @pytest.mark.parametrize("ref", ["", "xyz", "g123", "abc-def", "HEAD", "../x"])
     def test_non_hex_ref(self, ds: Dataset, src: Source, ref: str) -> None:
-        """A ref that is not hex raises CommitNotFoundError saying so."""
+        """A ref that is neither a hash nor a tag raises CommitNotFoundError saying so."""
         commit_n(ds, src, 1)
-        with pytest.raises(CommitNotFoundError, match="not a commit hash"):
+        with pytest.raises(CommitNotFoundError, match="must be a hash|No commit hash or tag"):
             ds.checkout(ref)
 
     def test_ambiguous_prefix(self, ds: Dataset, src: Source) -> None:

@@ -168,7 +168,10 @@ class Dataset:
         return self.current_commit
 
     def checkout(self, ref: str | None = None) -> Commit:
-        """Pin commit ``ref`` (hash or unique prefix); with no argument, follow the newest."""
+        """Pin commit ``ref`` (hash, unique prefix or tag); with no argument, follow the newest.
+
+        ``ref`` is resolved as :meth:`resolve` does.
+        """
         self._refresh()
         if ref is None:
             self._pinned = None
@@ -177,9 +180,22 @@ class Dataset:
                 raise CommitNotFoundError("latest", self.name,
                                           f"Dataset {self.name!r} has no commits yet")
             return head
-        commit = self._history.resolve(ref)
+        commit = self.resolve(ref)
         self._pinned = commit.hash
         return commit
+
+    def resolve(self, ref: str) -> Commit:
+        """The commit ``ref`` names: a full hash, a unique hash prefix, or a tag.
+
+        A tag names the newest commit carrying it; ``tag:NAME`` always means
+        the tag. A word that is both a tag and a hash prefix of another commit
+        raises :class:`~kirin.errors.AmbiguousRefError`, as does a prefix of
+        several commits; nothing matching raises
+        :class:`~kirin.errors.CommitNotFoundError`.
+        """
+        ref = text_argument(ref, "ref")
+        self._refresh()
+        return self._history.resolve(ref)
 
     def is_empty(self) -> bool:
         self._refresh()
@@ -253,14 +269,12 @@ class Dataset:
             yield self._history.commit(seq)
 
     def get_commit(self, ref: str) -> Commit | None:
-        """The commit ``ref`` (hash or unique prefix), or ``None`` if there is none.
+        """The commit ``ref`` (hash, unique prefix or tag), or ``None`` if there is none.
 
-        An ambiguous prefix still raises :class:`~kirin.errors.AmbiguousRefError`.
+        An ambiguous name still raises :class:`~kirin.errors.AmbiguousRefError`.
         """
-        ref = text_argument(ref, "ref")
-        self._refresh()
         try:
-            return self._history.resolve(ref)
+            return self.resolve(ref)
         except CommitNotFoundError as exc:
             if getattr(exc, "candidates", None):
                 raise
@@ -304,9 +318,8 @@ class Dataset:
         return found
 
     def compare_commits(self, hash1: str, hash2: str) -> dict[str, Any]:
-        """Differences from commit ``hash1`` to ``hash2`` (prefixes accepted)."""
-        self._refresh()
-        return diff_commits(self._history.resolve(hash1), self._history.resolve(hash2))
+        """Differences from commit ``hash1`` to ``hash2`` (prefixes and tags accepted)."""
+        return diff_commits(self.resolve(hash1), self.resolve(hash2))
 
     def get_info(self) -> dict[str, Any]:
         head = self.current_commit

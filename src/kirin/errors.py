@@ -20,7 +20,7 @@ working. Context is carried as attributes, not only in the message.
     ├── NotFoundError (LookupError)
     │   ├── DatasetNotFoundError
     │   ├── CommitNotFoundError (ValueError)
-    │   │   └── AmbiguousRefError           a hash prefix matches several commits
+    │   │   └── AmbiguousRefError           a name matches several commits
     │   └── FileNotInCommitError (FileNotFoundError)
     ├── SourceNotFoundError (FileNotFoundError)   a file given to add_files is missing
     ├── ConflictError                       a concurrent writer won every retry
@@ -134,17 +134,18 @@ class CommitNotFoundError(NotFoundError, ValueError):
 
 
 class AmbiguousRefError(CommitNotFoundError):
-    """A hash prefix matches more than one commit."""
+    """A name matches more than one commit (a hash prefix, or a tag and a prefix)."""
 
-    def __init__(self, ref: str, dataset: str, candidates: Sequence[str]) -> None:
+    def __init__(self, ref: str, dataset: str, candidates: Sequence[str],
+                 message: str | None = None) -> None:
         self.candidates = tuple(candidates)
         shown = ", ".join(c[:16] for c in self.candidates[:10])
         more = f" and {len(self.candidates) - 10} more" if len(self.candidates) > 10 else ""
         super().__init__(
             ref,
             dataset,
-            f"Commit prefix {ref!r} is ambiguous in dataset {dataset!r}: it matches "
-            f"{shown}{more}. Give more characters.",
+            message or f"Commit prefix {ref!r} is ambiguous in dataset {dataset!r}: it "
+            f"matches {shown}{more}. Give more characters.",
         )
 
 

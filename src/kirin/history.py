@@ -38,6 +38,9 @@ from .records import (
 )
 from .values import BlobReader, Commit, File, SnapshotSource
 
+#: Written before a name to mean the tag, where a hash prefix could be meant.
+TAG_PREFIX = "tag:"
+
 #: Field positions in a stored row (see :func:`_row`).
 (_HASH, _PARENT, _TREE, _ADD, _REMOVE, _TAGS, _MESSAGE, _METADATA, _TIMESTAMP, _AUTHOR,
  _POLICY, _RAW) = range(12)
@@ -456,27 +459,67 @@ class History(SnapshotSource):
             del self._snapshots[oldest]
 
     def resolve(self, ref: str) -> Commit:
-        """The commit whose hash is ``ref`` or starts with it."""
-        text = ref.strip().lower() if isinstance(ref, str) else ""
-        if not is_hex_prefix(text):
-            raise CommitNotFoundError(str(ref), self.dataset,
-                                      f"{ref!r} is not a commit hash or hash prefix "
-                                      f"(dataset {self.dataset!r})")
-        if text in self._index:
-            return self.commit(self._index[text])
-        if self._sorted is None:
-            self._sorted = sorted(self._index)
-        start = bisect.bisect_left(self._sorted, text)
-        matches = []
-        for digest in self._sorted[start:]:
-            if not digest.startswith(text):
-                break
-            matches.append(digest)
-        if not matches:
-            raise CommitNotFoundError(text, self.dataset)
+        """The commit ``ref`` names: a full hash, a unique hash prefix, or a tag.
+
+        The one resolver of commit names (``Dataset.checkout``, ``get_commit``,
+        ``compare_commits``, ``promote`` and every CLI ``REF`` use it). A tag
+        names the newest commit carrying it; ``tag:NAME`` always means the tag.
+        A word that is both a tag and a hash prefix must name the same commit,
+        or :class:`~kirin.errors.AmbiguousRefError` asks which; so does a prefix
+        matching several commits. Hashes are compared case-insensitively.
+        """
+        text = ref.strip() if isinstance(ref, str) else ""
+        if not text:
+            raise CommitNotFoundError(str(ref), self.dataset, "A commit reference must be a "
+                                      "hash, a hash prefix or a tag")
+        if text.startswith(TAG_PREFIX):
+            tagged = self.newest_tagged(text[len(TAG_PREFIX):])
+            if tagged is None:
+                raise CommitNotFoundError(text, self.dataset, f"No commit is tagged "
+                                          f"{text[len(TAG_PREFIX):]!r} in dataset "
+                                          f"{self.dataset!r}")
+            return tagged
+        digest = text.lower()
+        if digest in self._index:
+            return self.commit(self._index[digest])
+        matches = self._prefixed(digest) if is_hex_prefix(digest) else []
+        tagged = self.newest_tagged(text)
+        if tagged is not None:
+            if not matches or matches == [tagged.hash]:
+                return tagged
+            raise AmbiguousRefError(
+                text, self.dataset, [tagged.hash, *matches],
+                f"{text!r} is both a tag (on {tagged.short_hash}) and a hash prefix in "
+                f"dataset {self.dataset!r}: write {TAG_PREFIX}{text} for the tag, or more "
+                "hash characters for the commit")
         if len(matches) > 1:
             raise AmbiguousRefError(text, self.dataset, matches)
-        return self.commit(self._index[matches[0]])
+        if matches:
+            return self.commit(self._index[matches[0]])
+        if not self._rows:
+            raise CommitNotFoundError(text, self.dataset,
+                                      f"Dataset {self.dataset!r} has no commits yet")
+        raise CommitNotFoundError(text, self.dataset, f"No commit hash or tag matches "
+                                  f"{text!r} in dataset {self.dataset!r}")
+
+    def _prefixed(self, prefix: str) -> list[str]:
+        """Every commit hash starting with ``prefix``, in order."""
+        if self._sorted is None:
+            self._sorted = sorted(self._index)
+        start = bisect.bisect_left(self._sorted, prefix)
+        matches = []
+        for digest in self._sorted[start:]:
+            if not digest.startswith(prefix):
+                break
+            matches.append(digest)
+        return matches
+
+    def newest_tagged(self, tag: str) -> Commit | None:
+        """The newest commit carrying ``tag``, if any."""
+        for seq in range(len(self._rows) - 1, -1, -1):
+            if tag in self._rows[seq][_TAGS]:
+                return self.commit(seq)
+        return None
 
     def seq_of(self, digest: str) -> int | None:
         return self._index.get(digest)

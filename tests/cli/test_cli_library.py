@@ -17,7 +17,6 @@ from kirin.errors import (
     PolicyViolationError,
 )
 from kirin.export import export_files, select_files
-from kirin.refs import resolve_ref
 
 from cli_helpers import TEAM_POLICY, Registry, build_registry, write
 
@@ -99,15 +98,15 @@ def test_promote_refuses_a_commit_whose_content_is_gone(reg: Registry) -> None:
 
 def test_resolve_ref_by_hash_prefix_tag_and_tag_prefix(reg: Registry) -> None:
     dataset = reg.open()
-    assert resolve_ref(dataset, reg.baseline).hash == reg.baseline
-    assert resolve_ref(dataset, reg.baseline[:8].upper()).hash == reg.baseline
-    assert resolve_ref(dataset, "staging").hash == reg.staging
-    assert resolve_ref(dataset, "tag:v1.0").hash == reg.baseline
+    assert dataset.resolve(reg.baseline).hash == reg.baseline
+    assert dataset.resolve(reg.baseline[:8].upper()).hash == reg.baseline
+    assert dataset.resolve("staging").hash == reg.staging
+    assert dataset.resolve("tag:v1.0").hash == reg.baseline
     later = dataset.promote(reg.baseline, ["staging"], "Stage the baseline model again")
-    assert resolve_ref(dataset, "staging").hash == later  # the newest carrying it
+    assert dataset.resolve("staging").hash == later  # the newest carrying it
     for missing in ("nope", "tag:nope", "", "ffffffff"):
         with pytest.raises(CommitNotFoundError):
-            resolve_ref(dataset, missing)
+            dataset.resolve(missing)
 
 
 def test_resolve_ref_reports_an_ambiguous_prefix(tmp_path: Path) -> None:
@@ -118,9 +117,9 @@ def test_resolve_ref_reports_an_ambiguous_prefix(tmp_path: Path) -> None:
     first = {h[0] for h in hashes}
     shared = next(c for c in first if sum(h.startswith(c) for h in hashes) > 1)
     with pytest.raises(AmbiguousRefError):
-        resolve_ref(dataset, shared)
+        dataset.resolve(shared)
     with pytest.raises(CommitNotFoundError, match="no commits yet"):
-        resolve_ref(Catalog(tmp_path / "r").create_dataset("empty"), "abc")
+        Catalog(tmp_path / "r").create_dataset("empty").resolve("abc")
 
 
 def test_export_files_selects_names_and_folders(reg: Registry, tmp_path: Path) -> None:

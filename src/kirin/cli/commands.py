@@ -15,7 +15,6 @@ from ..catalog import Catalog
 from ..dataset import Dataset
 from ..errors import CommitNotFoundError
 from ..export import export_files
-from ..refs import resolve_ref
 from ..values import Commit
 from . import config, views
 from .app import app
@@ -55,7 +54,7 @@ def _commit_args(files: list[str] | None, message: str, metadata: str | None,
 
 def _commit_or_newest(dataset: Dataset, ref: str | None) -> Commit:
     if ref is not None:
-        return resolve_ref(dataset, ref)
+        return dataset.resolve(ref)
     head = dataset.current_commit
     if head is None:
         raise CommitNotFoundError("latest", dataset.name,
@@ -161,7 +160,7 @@ def promote(session: Session, *, ref: RefArgument,
     commit: a rejected one lists every violation and exits with code 1.
     """
     dataset = session.dataset()
-    source = resolve_ref(dataset, ref)
+    source = dataset.resolve(ref)
     extra = parse_metadata(metadata)
     if dry_run:
         return views.report(dataset.name, dataset.validate_promotion(
@@ -201,7 +200,7 @@ def diff(session: Session, *,
                                             show_default=False)]) -> Outcome:
     """Compare two commits: metadata (by dotted path), tags and files."""
     dataset = session.dataset()
-    a, b = resolve_ref(dataset, old), resolve_ref(dataset, new)
+    a, b = dataset.resolve(old), dataset.resolve(new)
     return views.diff(dataset.name, a, b, dataset.compare_commits(a.hash, b.hash))
 
 
@@ -225,7 +224,7 @@ def get(session: Session, *, ref: RefArgument,
     Names never escape DIR. Existing files of the same name are replaced.
     """
     dataset = session.dataset()
-    target = resolve_ref(dataset, ref)
+    target = dataset.resolve(ref)
     with session.transfers():
         written = export_files(target, output, names or None)
     return views.got(dataset.name, target, output, written)
