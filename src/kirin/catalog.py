@@ -79,9 +79,9 @@ class Catalog:
         description = text_argument(description, "description")
         loaded = None
         if policy is not None:
-            from .dataset import _load_policy
+            from .policy import policy_from
 
-            loaded = _load_policy(policy)
+            loaded = policy_from(policy)
         dataset = Dataset._on_store(self._store, self.root_dir, name, description)
         if self._store.exists(self._store.path(layout.dataset_info(name))):
             if loaded is None or not dataset.is_empty() or dataset.policy_history():

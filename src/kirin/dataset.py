@@ -7,7 +7,6 @@ This module orchestrates; it owns no format. Records are built in
 from __future__ import annotations
 
 import json
-import os
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -47,7 +46,7 @@ from .inputs import (
 from .journal import Journal
 from .localfiles import LocalFiles, local_files
 from .naming import lookup_name, safe_local_path, validate_dataset_name
-from .policylog import PolicyLog, PolicyVersion
+from .policylog import PolicyLog, PolicyVersion, with_unknown_policy
 from .records import make_record
 from .store import StagedBlob, Store
 from .values import Commit, File, Proposal
@@ -564,17 +563,7 @@ class Dataset:
         history has a hole, or lacks the policy that admitted the newest
         commit (its newest versions were deleted).
         """
-        self._policies.refresh()
-        head = self._history.head
-        if head is not None and head.policy_hash not in self._policies.hashes():
-            raise CorruptObjectError(
-                f"Commit {head.short_hash} of dataset {self.name!r} was admitted by policy "
-                f"{str(head.policy_hash)[:12]}, which is missing from the policy history "
-                f"({self._store.path(layout.policy_log(self.name))}): a policy version was "
-                "deleted, so the policy in force is unknown and nothing is judged until it "
-                "is restored. Run `kirin verify` to see what is affected.",
-                path=self._store.path(layout.policy_log(self.name)), commit=head.hash)
-        return self._policies.current_policy()
+        return self._policies.in_force(self._history.head)
 
     def set_policy(self, policy: PathLike | Policy | None, *, message: str = "",
                    author: str | None = None) -> str | None:
@@ -588,7 +577,7 @@ class Dataset:
         """
         message = text_argument(message, "message")
         author = optional_text_argument(author, "author")
-        loaded = _load_policy(policy)
+        loaded = _policy_from(policy)
         version = self._policies.append(
             loaded, message=message, author=(author or default_author()).strip())
         self._ensure_info()  # after the policy: the dataset is never visible without it
@@ -614,41 +603,15 @@ class Dataset:
         if policy is None:
             return []
         known = self._policies.hashes()
-        results = [(c, r if c.policy_hash in known else _unknown_policy(c, r))
+        results = [(c, r if c.policy_hash in known else with_unknown_policy(c, r))
                    for c, r in audit(policy, self._history.commits())]
         return [(c, r) for c, r in reversed(results) if include_passing or not r.ok]
 
 
-def _unknown_policy(commit: Commit, report: Report) -> Report:
-    """``report`` plus the finding that the policy ``commit`` records is not in the history."""
-    from .policy import Report, Violation
-
-    missing = Violation(
-        rule="policy-history", path="policy", value=commit.policy_hash,
-        expected="a policy of the policy history",
-        message=f"Commit {commit.short_hash} records admission by policy "
-                f"{str(commit.policy_hash)[:12]}, which the policy history does not hold "
-                "(a policy version was deleted or altered)")
-    return Report((*report.violations, missing), report.policy_hash)
-
-
-def _load_policy(policy: PathLike | Policy | None) -> Policy | None:
-    """A policy from a file path, YAML/JSON text, or a ``Policy`` object.
-
-    A ``Policy`` object is checked again from its canonical text, like a
-    file: one built with ``model_construct`` or by a subclass could otherwise
-    be stored unchecked and break every later commit in every process.
-    """
+def _policy_from(policy: PathLike | Policy | None) -> Policy | None:
+    """A checked policy, or ``None`` (no policy); the policy package loads only here."""
     if policy is None:
         return None
-    from .policy import Policy, load_policy, load_policy_text
-    from .policy.loader import reload_policy
+    from .policy import policy_from
 
-    if isinstance(policy, Policy):
-        return reload_policy(policy)
-    if isinstance(policy, os.PathLike):
-        return load_policy(policy)
-    text = str(policy)
-    if "\n" not in text and not text.lstrip().startswith("{"):
-        return load_policy(text)  # a path (a missing file is reported as such)
-    return load_policy_text(text, source="<policy text>", base_dir=os.getcwd())
+    return policy_from(policy)

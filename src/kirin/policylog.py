@@ -23,7 +23,8 @@ from .records import record_hash, sha256_text
 from .store import Store
 
 if TYPE_CHECKING:  # the policy package (pydantic, jsonschema) loads only when needed
-    from .policy import Policy
+    from .policy import Policy, Report
+    from .values import Commit
 
 MAX_ATTEMPTS = 50
 
@@ -94,6 +95,24 @@ class PolicyLog:
     def hashes(self) -> set[str | None]:
         """Every policy hash the history holds, and ``None`` (no policy), which needs none."""
         return {None, *(v.policy_hash for v in self._versions)}
+
+    def in_force(self, head: Commit | None) -> Policy | None:
+        """The policy in force, read afresh; fails closed when the history is damaged.
+
+        A hole raises (:meth:`refresh`); so does a newest commit (``head``)
+        admitted by a policy the history lacks: its newest versions were
+        deleted, and the older one left would judge in their place.
+        """
+        self.refresh()
+        if head is not None and head.policy_hash not in self.hashes():
+            folder = self.store.path(layout.policy_log(self.dataset))
+            raise CorruptObjectError(
+                f"Commit {head.short_hash} of dataset {self.dataset!r} was admitted by policy "
+                f"{str(head.policy_hash)[:12]}, which is missing from the policy history "
+                f"({folder}): a policy version was deleted, so the policy in force is "
+                "unknown and nothing is judged until it is restored. Run `kirin verify` to "
+                "see what is affected.", path=folder, commit=head.hash)
+        return self.current_policy()
 
     def current(self) -> PolicyVersion | None:
         return self._versions[-1] if self._versions else None
@@ -171,3 +190,16 @@ def decode_version(data: bytes, path: str, seq: int, parent: str | None, *,
             text is not None and sha256_text(text) != entry["policy_hash"]):
         raise bad("the stored policy text does not match the recorded policy hash")
     return dict(entry)
+
+
+def with_unknown_policy(commit: Commit, report: Report) -> Report:
+    """``report`` plus the finding that the policy ``commit`` records is not in the history."""
+    from .policy import Report, Violation
+
+    missing = Violation(
+        rule="policy-history", path="policy", value=commit.policy_hash,
+        expected="a policy of the policy history",
+        message=f"Commit {commit.short_hash} records admission by policy "
+                f"{str(commit.policy_hash)[:12]}, which the policy history does not hold "
+                "(a policy version was deleted or altered)")
+    return Report((*report.violations, missing), report.policy_hash)

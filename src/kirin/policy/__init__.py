@@ -12,7 +12,7 @@ expression language of promotion rules and queries is re-exported from
 from ._patterns import MAX_PATTERN_LENGTH, MAX_TAG_LENGTH
 from .expr import Expr, Failure, check, evaluate, parse, paths
 from .gate import Report, Violation, audit, evaluate_policy, proposal_from_commit
-from .loader import load_policy, load_policy_text
+from .loader import load_policy, load_policy_text, policy_from
 from .model import (
     MessageRules,
     MetadataRules,
@@ -42,6 +42,7 @@ __all__ = [
     "load_policy_text",
     "parse",
     "paths",
+    "policy_from",
     "policy_json_schema",
     "proposal_from_commit",
 ]

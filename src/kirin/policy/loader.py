@@ -40,8 +40,8 @@ from pydantic import BaseModel, ValidationError
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from .._json import MAX_DEPTH, canonical_json, is_text
-from ..errors import ExpressionSyntaxError, PolicyError
+from .._json import MAX_DEPTH, canonical_json, has_type, is_text, plain_str
+from ..errors import ExpressionSyntaxError, InvalidArgumentTypeError, PolicyError
 from . import expr as _expr
 from ._schema_safety import InvalidField, Loc, check_json_schema
 from .model import SCHEMA_RESOLVER, Policy, format_loc, keys_at
@@ -508,3 +508,27 @@ def reload_policy(policy: Policy, *, source: str = "<Policy object>") -> Policy:
                           f"({type(exc).__name__}: {exc}); build it with load_policy() "
                           "or load_policy_text()", file=source) from None
     return load_policy_text(text, source=source)
+
+
+def policy_from(source: object) -> Policy:
+    """A checked policy from what a caller hands ``set_policy``/``create_dataset``.
+
+    A path (``str`` or ``os.PathLike``) to a YAML/JSON file, the policy's
+    text itself (anything with a newline, or starting with ``{``), or a
+    :class:`Policy` object, which is checked again from its canonical text
+    (:func:`reload_policy`): one built with ``model_construct`` or by a
+    subclass could otherwise be stored unchecked and break every later commit
+    in every process.
+    """
+    if isinstance(source, Policy):
+        return reload_policy(source)
+    if has_type(source, os.PathLike):
+        return load_policy(source)
+    if not has_type(source, str):
+        raise InvalidArgumentTypeError(
+            f"policy must be a file path, the policy's text or a Policy, not "
+            f"{type(source).__name__}")
+    text = plain_str(source)
+    if "\n" not in text and not text.lstrip().startswith("{"):
+        return load_policy(text)  # a path (a missing file is reported as such)
+    return load_policy_text(text, source="<policy text>", base_dir=os.getcwd())
