@@ -387,3 +387,24 @@ def commit_same_name(ds: Dataset, count: int, src: Path, file_size: int,
             print(f"    {i + 1} commits, last 100: {median(times[-100:]) * 1000:.2f} ms "
                   "per commit", flush=True)
     return times
+
+
+def committed_large_file(work: Path, size: int, name: str) -> tuple[Dataset, Path]:
+    """A local registry under ``work`` holding one commit of ``size`` random bytes as
+    ``name``: the dataset and the path of the blob (the source is removed, so only the
+    blob is read from then on, and everything is synced to disk)."""
+    from kirin import Dataset
+
+    source = work / "source.bin"
+    print(f"generating {size // MIB} MiB of random data and committing it ...", flush=True)
+    make_random_file(source, size)
+    root = work / "registry"
+    ds = Dataset(root, "big")
+    ds.commit("big model", add_files={name: str(source)}, tags=["baseline"])
+    file = ds.get_file(name)
+    assert file is not None
+    blob = root / "data" / file.hash[:2] / file.hash[2:]  # docs/storage-format.md
+    assert blob.stat().st_size == size
+    source.unlink()
+    sync()
+    return ds, blob

@@ -82,22 +82,9 @@ def main() -> None:
     c.require_space(args.workdir or "/tmp", 6 * size + 64 * c.MIB)
     modes = c.cache_modes(args.cache)
 
-    from kirin import Dataset
-
     with c.workdir(args.workdir, args.keep) as work:
-        source = work / "source.bin"
-        print(f"generating {args.size_mib} MiB of random data and committing it ...",
-              flush=True)
-        c.make_random_file(source, size)
+        _, blob = c.committed_large_file(work, size, NAME)
         root = work / "registry"
-        ds = Dataset(root, "big")
-        ds.commit("big model", add_files={NAME: str(source)}, tags=["baseline"])
-        file = ds.get_file(NAME)
-        assert file is not None
-        blob = root / "data" / file.hash[:2] / file.hash[2:]  # docs/storage-format.md
-        assert blob.stat().st_size == size
-        source.unlink()  # only the blob is read from here on
-        c.sync()
 
         for mode in modes:
             reserve = int(2.25 * size) if args.memory == "recycle" else 0

@@ -59,23 +59,9 @@ def main() -> None:
     c.require_space(args.workdir or "/tmp", 5 * size + 64 * c.MIB)
     modes = c.cache_modes(args.cache)
 
-    from kirin import Dataset
-
     with c.workdir(args.workdir, args.keep) as work:
         tempfile.tempdir = str(work)  # any private copy: on the registry's disk
-        source = work / "source.bin"
-        print(f"generating {args.size_mib} MiB of random data and committing it ...",
-              flush=True)
-        c.make_random_file(source, size)
-        root = work / "registry"
-        ds = Dataset(root, "big")
-        ds.commit("big model", add_files={NAME: str(source)})
-        file = ds.get_file(NAME)
-        assert file is not None
-        blob = root / "data" / file.hash[:2] / file.hash[2:]  # docs/storage-format.md
-        assert blob.stat().st_size == size
-        source.unlink()
-        c.sync()
+        ds, blob = c.committed_large_file(work, size, NAME)
 
         for mode in modes:
             reserve = int(2.25 * size) if args.memory == "recycle" else 0

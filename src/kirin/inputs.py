@@ -109,12 +109,8 @@ def root_argument(value: Any) -> str:
     Every later use (``os.path``, fsspec, the operating system) would raise a
     bare ``ValueError`` or ``ImportError`` for these.
     """
-    root = path_argument(value, "root_dir", "a folder or an fsspec URL (str or os.PathLike)")
-    if "\x00" in root:
-        raise InvalidInputError(f"The root {root!r} contains a NUL character")
-    if "://" in root or "::" in root:
-        check_protocols(root)
-    return root
+    return _location(value, "root_dir", "a folder or an fsspec URL (str or os.PathLike)",
+                     "The root")
 
 
 def _check_text(text: str, what: str, limit: int) -> None:
@@ -129,12 +125,18 @@ def _check_text(text: str, what: str, limit: int) -> None:
 
 def _source(value: Any) -> str:
     """One source of ``add_files`` (a path or URL) as an exact ``str``; URLs checked."""
-    source = path_argument(value, "add_files entries", "paths or URLs")
-    if "\x00" in source:
-        raise InvalidInputError(f"The file to add {source!r} contains a NUL character")
-    if "://" in source or "::" in source:
-        check_protocols(source)
-    return source
+    return _location(value, "add_files entries", "paths or URLs", "The file to add")
+
+
+def _location(value: Any, what: str, expected: str, shown: str) -> str:
+    """A local path or an fsspec URL as an exact ``str``: no NUL, and a protocol that
+    is known and installed (else a bare ``ValueError``/``ImportError`` would come later)."""
+    location = path_argument(value, what, expected)
+    if "\x00" in location:
+        raise InvalidInputError(f"{shown} {location!r} contains a NUL character")
+    if "://" in location or "::" in location:
+        check_protocols(location)
+    return location
 
 
 def _named_sources(add_files: AddFiles | None) -> dict[str, str]:
