@@ -32,6 +32,7 @@ starts with that text and adds its own detail after it.
     ├── ConflictError                       a concurrent writer won every retry
     │   └── DatasetExistsError
     ├── GovernedDatasetError                delete_dataset() of a dataset with a policy
+    ├── ReadOnlyError (PermissionError)     a write through the read-only kirin:// filesystem
     ├── StorageError (OSError)              the storage failed or holds bad data
     │   ├── CorruptObjectError              bytes do not match their hash / format
     │   ├── BucketNotFoundError             the bucket / container of the root is missing
@@ -227,6 +228,10 @@ class GovernedDatasetError(KirinError):
     def __init__(self, message: str, *, name: str) -> None:
         self.name = name
         super().__init__(message)
+
+
+class ReadOnlyError(KirinError, PermissionError):
+    """A write through ``kirin://`` URLs, which are read-only: commits are immutable."""
 
 
 class StorageError(KirinError, OSError):
