@@ -21,7 +21,9 @@ starts with that text and adds its own detail after it.
     │   ├── InvalidMetadataError            metadata is not plain JSON
     │   ├── InvalidTagError                 a tag is not a non-empty string
     │   ├── EmptyCommitError                nothing to add or remove
-    │   └── NotLatestCommitError            commit() after checking out an old commit
+    │   ├── NotLatestCommitError            commit() after checking out an old commit
+    │   ├── GovernedDatasetError            delete_dataset() of a dataset with a policy
+    │   └── ReadOnlyError (PermissionError)  a write through the read-only kirin:// filesystem
     ├── NotFoundError (LookupError)
     │   ├── DatasetNotFoundError (ValueError)
     │   ├── CommitNotFoundError (ValueError)
@@ -31,8 +33,6 @@ starts with that text and adds its own detail after it.
     ├── SourceNotFoundError (FileNotFoundError)   a file given to add_files is missing
     ├── ConflictError                       a concurrent writer won every retry
     │   └── DatasetExistsError
-    ├── GovernedDatasetError                delete_dataset() of a dataset with a policy
-    ├── ReadOnlyError (PermissionError)     a write through the read-only kirin:// filesystem
     ├── StorageError (OSError)              the storage failed or holds bad data
     │   ├── CorruptObjectError              bytes do not match their hash / format
     │   ├── BucketNotFoundError             the bucket / container of the root is missing
@@ -218,7 +218,7 @@ class DatasetExistsError(ConflictError):
     """create_dataset() was asked for a name that is taken."""
 
 
-class GovernedDatasetError(KirinError):
+class GovernedDatasetError(InvalidInputError):
     """``delete_dataset()`` of a dataset that has (had) a policy, without ``governed=True``.
 
     Deleting it would delete its audit trail (the policy versions and the
@@ -230,7 +230,7 @@ class GovernedDatasetError(KirinError):
         super().__init__(message)
 
 
-class ReadOnlyError(KirinError, PermissionError):
+class ReadOnlyError(InvalidInputError, PermissionError):
     """A write through ``kirin://`` URLs, which are read-only: commits are immutable."""
 
 

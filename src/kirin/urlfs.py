@@ -237,7 +237,8 @@ class KirinFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec is un
 
     def ukey(self, path: str) -> str:
         """The content hash: equal keys mean equal bytes, whichever commit or name."""
-        return str(self.info(path).get("hash") or self.info(path).get("commit", ""))
+        info = self.info(path)
+        return str(info.get("hash") or info.get("commit", ""))
 
     # -- writing: refused ---------------------------------------------------
     def _read_only(self, *args: Any, **kwargs: Any) -> Any:
