@@ -1181,7 +1181,10 @@ class TestInfo:
         assert ds.get_info() == {
             "name": "ds", "description": "desc", "root_dir": registry_root.url,
             "commit_count": 0, "current_commit": None, "latest_commit": None,
-            "file_count": 0, "total_size": 0}
+            "file_count": 0, "total_size": 0,
+            # the original Kirin's keys (tests/test_compat.py checks their values)
+            "dataset_name": "ds", "latest_message": None, "latest_timestamp": None,
+            "recent_commits": []}
         first = ds.commit("a", add_files={"a": src("a", b"12345")})
         second = ds.commit("b", add_files={"b": src("b", b"123")})
         ds.checkout(first)

@@ -244,3 +244,66 @@ def test_redacted_source_error_keeps_the_useful_part(workdir: Path) -> None:
     assert leaks(str(info.value)) == [] and leaks(repr(vars(info.value))) == []
     assert isinstance(info.value, FileNotFoundError)
     assert not isinstance(info.value, CorruptObjectError)
+
+
+#: The original Kirin's credential arguments, each holding a secret (the profile and
+#: project names and the account name are not secrets, and are shown as such).
+CREDENTIAL_SECRETS = {
+    "gcs_token": "fake-gcs-token-0a9b8c7d",
+    "azure_account_key": "ZmFrZS1henVyZS1hY2NvdW50LWtleQ==",
+    "azure_connection_string": ("DefaultEndpointsProtocol=https;AccountName=acct;"
+                                "AccountKey=ZmFrZS1jb25uLWtleS1hcmc=;"
+                                "EndpointSuffix=core.windows.net"),
+}
+CREDENTIAL_NEEDLES = [*CREDENTIAL_SECRETS.values(), "ZmFrZS1jb25uLWtleS1hcmc="]
+
+
+def test_credential_arguments_never_leak_on_a_root_they_are_not_for(
+        tmp_path: Path, workdir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """On a local root the original's credential arguments are ignored: they appear in no
+    repr, info, error, log record or stored object."""
+    caplog.set_level(logging.DEBUG)
+    root = tmp_path / "reg"
+    ds = Dataset(root, "ds", aws_profile="prof", gcs_project="proj",
+                 azure_account_name="acct", **CREDENTIAL_SECRETS)
+    ds.commit("c", add_files=[write(workdir, "m.pt", b"m")])
+    catalog = Catalog(root, **CREDENTIAL_SECRETS)
+    seen = Exposure()
+    seen.add("repr", repr(ds) + repr(catalog) + str(ds))
+    seen.add("info", ds.get_info())
+    seen.add("vars", {**vars(ds), **vars(catalog)})
+    seen.error("unknown commit", lambda: ds.checkout("abcdef12"))
+    seen.error("unknown file", lambda: ds.read_file("nope.txt"))
+    seen.error("delete unknown", lambda: catalog.delete_dataset("nope"))
+    assert {w: f for w, t in seen.texts.items() if (f := leaks(t, CREDENTIAL_NEEDLES))} == {}
+    assert [r.getMessage() for r in caplog.records
+            if leaks(r.getMessage(), CREDENTIAL_NEEDLES)] == []
+    for path in root.rglob("*"):
+        if path.is_file():
+            assert leaks(path.read_bytes().decode("utf-8", "replace"), CREDENTIAL_NEEDLES) == []
+
+
+def test_a_refused_azure_credential_argument_is_not_shown(
+        request: pytest.FixtureRequest, workdir: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A wrong key given as ``azure_connection_string`` (mapped to adlfs's option) is
+    refused by the server; the key is in no error, traceback or log record."""
+    from servers import azure_connection_string, cloud_for
+
+    caplog.set_level(logging.DEBUG)
+    cloud = cloud_for(request, "azure")
+    bucket = f"kirin-{uuid.uuid4().hex[:20]}"
+    cloud.create_bucket(bucket)
+    key = "d3JvbmctYXp1cml0ZS1rZXktZm9yLWtpcmlu"
+    url = f"az://{bucket}/reg"
+    good = Dataset(url, "ds", azure_connection_string=azure_connection_string(cloud.endpoint))
+    good.commit("c", add_files=[write(workdir, "m.pt", b"m")])
+    bad = Dataset(url, "ds", azure_connection_string=azure_connection_string(
+        cloud.endpoint, key=key))
+    seen = Exposure()
+    seen.add("repr", repr(bad) + str(vars(bad)))
+    seen.error("refused read", lambda: bad.read_file("m.pt"))
+    seen.error("refused commit", lambda: bad.commit("x", add_files=[
+        write(workdir, "n.pt", b"n")]))
+    assert {w: f for w, t in seen.texts.items() if (f := leaks(t, [key]))} == {}
+    assert [r.getMessage() for r in caplog.records if key in r.getMessage()] == []

@@ -36,6 +36,7 @@ import fsspec.config
 
 from .errors import (
     BucketNotFoundError,
+    InvalidArgumentTypeError,
     InvalidInputError,
     MissingExtraError,
     StorageAccessDeniedError,
@@ -92,6 +93,58 @@ def url_protocols(url: str) -> list[str]:
         elif i < len(links) - 1:  # a bare protocol name before "::"; last: a local path
             found.append(link.lower())
     return found
+
+
+#: The original Kirin's credential arguments of ``Dataset`` and ``Catalog``: the
+#: protocols each is for, and the fsspec storage option it becomes there.
+CREDENTIAL_ARGUMENTS: dict[str, tuple[frozenset[str], str]] = {
+    "aws_profile": (S3, "profile"),
+    "gcs_token": (GCS, "token"),
+    "gcs_project": (GCS, "project"),
+    "azure_account_name": (AZURE, "account_name"),
+    "azure_account_key": (AZURE, "account_key"),
+    "azure_connection_string": (AZURE, "connection_string"),
+}
+
+
+def credential_options(url: str, storage_options: Mapping[str, Any],
+                       credentials: Mapping[str, Any]) -> dict[str, Any]:
+    """``storage_options`` plus the original's credential arguments meant for ``url``'s cloud.
+
+    ``credentials`` maps the argument names of :data:`CREDENTIAL_ARGUMENTS`
+    to values (``None``: not given). Those of another cloud, or of a local
+    root, are ignored, as the original did. In a chained URL
+    (``simplecache::s3://...``) they go to the link of their protocol. The
+    same option also given as a storage option with another value is an
+    error that names the option, never its value.
+    """
+    options = dict(storage_options)
+    protocols = url_protocols(url)
+    chained = len(protocols) > 1
+    for argument, value in credentials.items():
+        if value is None:
+            continue
+        clouds, option = CREDENTIAL_ARGUMENTS[argument]
+        if argument == "gcs_token" and isinstance(value, os.PathLike):
+            value = os.fspath(value)
+        allowed = (str, Mapping) if argument == "gcs_token" else (str,)
+        if not isinstance(value, allowed):
+            raise InvalidArgumentTypeError(
+                f"{argument} must be a str{' or a path' if argument == 'gcs_token' else ''}, "
+                f"not {type(value).__name__}")
+        protocol = next((p for p in protocols if p in clouds), None)
+        if protocol is None:
+            continue
+        target = options
+        if chained:
+            nested = options.get(protocol)
+            target = dict(nested) if isinstance(nested, Mapping) else {}
+            options[protocol] = target
+        if option in target and target[option] != value:
+            raise InvalidInputError(f"{argument} and the storage option {option!r} are both "
+                                    "given, with different values: give one of them")
+        target[option] = value
+    return options
 
 
 def check_protocols(url: str) -> None:

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from . import layout
 from .arguments import text_argument
+from .backends import credential_options
 from .dataset import Dataset
-from .errors import DatasetExistsError, InvalidNameError
+from .errors import (
+    DatasetExistsError,
+    DatasetNotFoundError,
+    GovernedDatasetError,
+    InvalidNameError,
+)
 from .gc import DEFAULT_GRACE, GcReport, collect_garbage
 from .inputs import PathLike, root_argument
 from .naming import validate_dataset_name
@@ -22,12 +30,23 @@ if TYPE_CHECKING:
 
 
 class Catalog:
-    """All datasets stored under ``root_dir`` (local folder or fsspec URL)."""
+    """All datasets stored under ``root_dir`` (local folder or fsspec URL).
+
+    Takes the original Kirin's credential arguments as :class:`Dataset` does.
+    """
 
     def __init__(self, root_dir: PathLike, fs: fsspec.AbstractFileSystem | None = None,
+                 aws_profile: str | None = None, gcs_token: str | PathLike | None = None,
+                 gcs_project: str | None = None, azure_account_name: str | None = None,
+                 azure_account_key: str | None = None,
+                 azure_connection_string: str | None = None,
                  **storage_options: Any) -> None:
         self.root_dir = root_argument(root_dir)
-        self._store = Store(self.root_dir, fs, **storage_options)
+        options = credential_options(self.root_dir, storage_options, {
+            "aws_profile": aws_profile, "gcs_token": gcs_token, "gcs_project": gcs_project,
+            "azure_account_name": azure_account_name, "azure_account_key": azure_account_key,
+            "azure_connection_string": azure_connection_string})
+        self._store = Store(self.root_dir, fs, **options)
         self.fs = self._store.fs
 
     def __repr__(self) -> str:
@@ -92,3 +111,68 @@ class Catalog:
         if not dataset._create(loaded):
             raise DatasetExistsError(f"Dataset {name!r} already exists in {self._store.url}")
         return dataset
+
+    def delete_dataset(self, name: str, *, governed: bool = False) -> None:
+        """Remove dataset ``name``: its description, commit log, checkpoints and policies.
+
+        Afterwards the name is free and the dataset is gone from
+        :meth:`datasets`. Blobs are left for :meth:`gc` to collect: other
+        datasets may share them. A dataset that has ever had a policy keeps
+        its audit trail unless ``governed=True`` is given
+        (:class:`~kirin.errors.GovernedDatasetError`). A name with nothing
+        stored raises :class:`~kirin.errors.DatasetNotFoundError` (a
+        ``ValueError``, as in the original). Stop the dataset's writers
+        first: a commit racing the deletion leaves an entry behind, which
+        fails every reader closed until ``delete_dataset`` is called again.
+
+        Objects go in an order that never shows a shorter, valid-looking
+        history: checkpoints, then the log from its first entry (a reader
+        arriving midway finds a hole and refuses), then the policy versions,
+        then ``dataset.json``. Interrupted, it is finished by calling it again.
+        """
+        name = validate_dataset_name(name)
+        store = self._store
+        folder = store.path(layout.dataset(name))
+        objects = self._objects_under(folder)
+        if not objects:
+            raise DatasetNotFoundError(f"Dataset {name!r} not found in catalog "
+                                       f"{store.url}", name=name)
+        if not governed and Dataset._on_store(store, self.root_dir, name).policy_history():
+            raise GovernedDatasetError(
+                f"Dataset {name!r} is governed by a policy: deleting it deletes its audit "
+                "trail. Pass governed=True to delete it anyway.", name=name)
+        order = [store.path(layout.checkpoints(name)), store.path(layout.commit_log(name)),
+                 store.path(layout.policy_log(name))]
+        info = store.path(layout.dataset_info(name))
+
+        def rank(path: str) -> tuple[int, str]:
+            for i, prefix in enumerate(order):
+                if path.startswith(prefix + "/"):
+                    return i, path
+            return (len(order) + 1 if path == info else len(order)), path
+
+        for path in sorted(objects, key=rank):
+            try:
+                store.remove(path)
+            except FileNotFoundError:
+                continue
+        if store.is_local:  # the emptied folders (object stores have none); never a file
+            for current, _, _ in os.walk(folder, topdown=False):
+                with contextlib.suppress(OSError):
+                    os.rmdir(current)
+
+    def _objects_under(self, folder: str) -> list[str]:
+        """Every object (not folder) below ``folder``, by walking it with ``listdir``."""
+        found: list[str] = []
+        pending = [folder]
+        while pending:
+            current = pending.pop()
+            for entry in self._store.listdir(current):
+                path = f"{current}/{entry}"
+                try:
+                    kind = self._store.info(path).get("type", "file")
+                except FileNotFoundError:  # S3: a "folder" is a key prefix, not an object
+                    kind = "directory"
+                (pending if kind == "directory" else found).append(path)
+        return found
+

@@ -25,7 +25,9 @@ from .arguments import (
     text_argument,
     text_items,
 )
+from .backends import credential_options
 from .errors import (
+    AmbiguousRefError,
     CommitNotFoundError,
     ConflictError,
     CorruptObjectError,
@@ -34,6 +36,7 @@ from .errors import (
     NotLatestCommitError,
     StorageError,
 )
+from .gc import DEFAULT_GRACE, collect_garbage
 from .history import Draft, History, diff_commits
 from .inputs import (
     AddFiles,
@@ -49,7 +52,7 @@ from .naming import lookup_name, safe_local_path, validate_dataset_name
 from .policylog import PolicyLog, PolicyVersion, with_unknown_policy
 from .records import make_record
 from .store import StagedBlob, Store
-from .values import Commit, File, Proposal
+from .values import Commit, File, Proposal, RemovedBlobs
 from .verify import VerifyReport, verify_dataset
 
 if TYPE_CHECKING:
@@ -58,6 +61,7 @@ if TYPE_CHECKING:
     from .policy import Policy, Report
 
 MAX_ATTEMPTS = 200  # commits retried after losing a race before giving up
+RECENT_COMMITS = 10  # commits listed in get_info()["recent_commits"], as in the original
 Entries = dict[str, tuple[str, int]]  # name -> (content hash, size)
 
 
@@ -69,13 +73,29 @@ class Dataset:
     (``s3://``, ``gs://``, ``az://``, ``memory://``); extra keyword arguments
     are passed to the filesystem. Until ``checkout(ref)`` pins a commit, the
     dataset follows the newest commit, including those other writers add.
+
+    The original Kirin's credential arguments are accepted too: ``aws_profile``
+    (s3fs ``profile``), ``gcs_token`` and ``gcs_project`` (gcsfs ``token``,
+    ``project``), ``azure_account_name``, ``azure_account_key`` and
+    ``azure_connection_string`` (adlfs options of the same names). Each is
+    used only for a root of its cloud (ignored otherwise, as in the
+    original) and, like every storage option, never shown or stored.
     """
 
     def __init__(self, root_dir: PathLike, name: str, description: str = "",
-                 fs: fsspec.AbstractFileSystem | None = None, **storage_options: Any) -> None:
+                 fs: fsspec.AbstractFileSystem | None = None,
+                 aws_profile: str | None = None, gcs_token: str | PathLike | None = None,
+                 gcs_project: str | None = None, azure_account_name: str | None = None,
+                 azure_account_key: str | None = None,
+                 azure_connection_string: str | None = None,
+                 **storage_options: Any) -> None:
         name = validate_dataset_name(name)
         root = root_argument(root_dir)
-        self._open(root, Store(root, fs, **storage_options), name,
+        options = credential_options(root, storage_options, {
+            "aws_profile": aws_profile, "gcs_token": gcs_token, "gcs_project": gcs_project,
+            "azure_account_name": azure_account_name, "azure_account_key": azure_account_key,
+            "azure_connection_string": azure_connection_string})
+        self._open(root, Store(root, fs, **options), name,
                    text_argument(description, "description"))
 
     @classmethod
@@ -176,8 +196,8 @@ class Dataset:
             self._pinned = None
             head = self._history.head
             if head is None:
-                raise CommitNotFoundError("latest", self.name,
-                                          f"Dataset {self.name!r} has no commits yet")
+                raise CommitNotFoundError("latest", self.name, "No commits found in dataset "
+                                          f"{self.name!r}: it has no commits yet")
             return head
         commit = self.resolve(ref)
         self._pinned = commit.hash
@@ -249,7 +269,9 @@ class Dataset:
 
     def local_files(self) -> AbstractContextManager[LocalFiles]:
         """Context manager: name -> local path, downloaded on first access, removed on exit."""
-        return local_files(self.files, prefix=f"kirin_{self.name}_")
+        head = self.current_commit
+        return local_files(head.files if head else FrozenDict(), prefix=f"kirin_{self.name}_",
+                           commit=head.hash if head else None)
 
     # -- history -----------------------------------------------------------
     def history(self, limit: int | None = None) -> list[Commit]:
@@ -317,25 +339,53 @@ class Dataset:
         return found
 
     def compare_commits(self, hash1: str, hash2: str) -> dict[str, Any]:
-        """Differences from commit ``hash1`` to ``hash2`` (prefixes and tags accepted)."""
-        return diff_commits(self.resolve(hash1), self.resolve(hash2))
+        """Differences from commit ``hash1`` to ``hash2`` (prefixes and tags accepted).
+
+        A name that matches no commit raises :class:`~kirin.errors.CommitNotFoundError`
+        whose message starts with the original's "One or both commits not found".
+        """
+        commits = []
+        for ref in (hash1, hash2):
+            try:
+                commits.append(self.resolve(ref))
+            except CommitNotFoundError as exc:
+                if isinstance(exc, AmbiguousRefError):
+                    raise
+                detail = str(exc).removeprefix("Commit not found: ")
+                raise CommitNotFoundError(exc.ref, self.name,
+                                          f"One or both commits not found: {detail}") from None
+        return diff_commits(commits[0], commits[1])
 
     def get_info(self) -> dict[str, Any]:
+        """Facts about the dataset, with every key the original Kirin's ``get_info`` had.
+
+        ``recent_commits`` lists the newest 10 commits (``hash``, ``short_hash``,
+        ``message``, ``timestamp`` as ISO text, ``file_count``).
+        """
         head = self.current_commit
         self._refresh()
         latest = self._history.head
+        recent = [{"hash": c.hash, "short_hash": c.short_hash, "message": c.message,
+                   "timestamp": c.timestamp.isoformat(), "file_count": len(c.files)}
+                  for c in self._iter_newest_first(RECENT_COMMITS)]
         return {
             "name": self.name,
+            "dataset_name": self.name,
             "description": self.description,
             "root_dir": self._store.url,  # redacted: a URL may carry user:password@
             "commit_count": len(self._history),
             "current_commit": head.hash if head else None,
             "latest_commit": latest.hash if latest else None,
+            "latest_message": latest.message if latest else None,
+            "latest_timestamp": latest.timestamp.isoformat() if latest else None,
             "file_count": len(head.files) if head else 0,
             "total_size": head.get_total_size() if head else 0,
+            "recent_commits": recent,
         }
 
     def to_dict(self) -> dict[str, Any]:
+        """Same as :meth:`get_info`: it holds every key the original's ``to_dict`` had
+        (``name``, ``description``, ``root_dir``, ``current_commit``, ``commit_count``)."""
         return self.get_info()
 
     def verify(self, progress: Callable[[int], None] | None = None) -> VerifyReport:
@@ -346,6 +396,21 @@ class Dataset:
         called with the number of bytes hashed as it goes.
         """
         return verify_dataset(self._store, self.name, callable_argument(progress, "progress"))
+
+    def cleanup_orphaned_files(self, *, dry_run: bool = False,
+                               grace: timedelta = DEFAULT_GRACE) -> RemovedBlobs:
+        """Remove stored blobs that no commit references, as the original did.
+
+        Blobs are shared by every dataset under the root, so this is the same
+        collection as :meth:`Catalog.gc <kirin.Catalog.gc>`: a blob is removed
+        only if no commit of *any* dataset there references it, and only once
+        it is older than ``grace`` (a commit in progress freshens the blobs it
+        uses). Returns the number removed (an ``int``, as in the original)
+        that also lists their hashes (see :class:`~kirin.values.RemovedBlobs`);
+        ``dry_run`` removes nothing and reports what would go.
+        """
+        report = collect_garbage(self._store, dry_run=dry_run, grace=grace)
+        return RemovedBlobs(report.removed, report.bytes_freed, report.kept_recent)
 
     # -- committing --------------------------------------------------------
     def commit(self, message: str, add_files: AddFiles | None = None,

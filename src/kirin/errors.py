@@ -6,6 +6,11 @@ do", or a narrower class. Where the original Kirin raised a builtin
 file), the class also derives from that builtin, so code written for it keeps
 working. Context is carried as attributes, not only in the message.
 
+Where the original's message is matched on by code (``"Commit not found"``,
+``"No commits found in dataset"``, ``"One or both commits not found"``,
+``"No changes specified"``, ``"File not found: <name>"``), Kirin's message
+starts with that text and adds its own detail after it.
+
 ::
 
     KirinError
@@ -16,12 +21,15 @@ working. Context is carried as attributes, not only in the message.
     │   ├── InvalidMetadataError            metadata is not plain JSON
     │   ├── InvalidTagError                 a tag is not a non-empty string
     │   ├── EmptyCommitError                nothing to add or remove
-    │   └── NotLatestCommitError            commit() after checking out an old commit
+    │   ├── NotLatestCommitError            commit() after checking out an old commit
+    │   ├── GovernedDatasetError            delete_dataset() of a dataset with a policy
+    │   └── ReadOnlyError (PermissionError)  a write through the read-only kirin:// filesystem
     ├── NotFoundError (LookupError)
-    │   ├── DatasetNotFoundError
+    │   ├── DatasetNotFoundError (ValueError)
     │   ├── CommitNotFoundError (ValueError)
     │   │   └── AmbiguousRefError           a name matches several commits
     │   └── FileNotInCommitError (FileNotFoundError)
+    │       └── LocalFileNotFoundError (KeyError)  local_files()[name] for a name not there
     ├── SourceNotFoundError (FileNotFoundError)   a file given to add_files is missing
     ├── ConflictError                       a concurrent writer won every retry
     │   └── DatasetExistsError
@@ -97,7 +105,17 @@ class InvalidTagError(InvalidInputError):
 
 
 class EmptyCommitError(InvalidInputError):
-    """A commit was asked for with nothing to add and nothing to remove."""
+    """A commit was asked for with nothing to add and nothing to remove.
+
+    The message starts with the original Kirin's ``"No changes specified"``.
+    """
+
+    ORIGINAL = "No changes specified"
+
+    def __init__(self, message: str = "") -> None:
+        if not message.startswith(self.ORIGINAL):
+            message = f"{self.ORIGINAL}. {message}" if message else self.ORIGINAL
+        super().__init__(message)
 
 
 class NotLatestCommitError(InvalidInputError):
@@ -120,8 +138,15 @@ class NotFoundError(KirinError, LookupError):
         return str(self.args[0]) if self.args else ""
 
 
-class DatasetNotFoundError(NotFoundError):
-    """No dataset of that name exists in the catalog."""
+class DatasetNotFoundError(NotFoundError, ValueError):
+    """No dataset of that name exists in the catalog.
+
+    Also a ``ValueError``, which the original Kirin's ``delete_dataset`` raised.
+    """
+
+    def __init__(self, message: str, *, name: str | None = None) -> None:
+        self.name = name
+        super().__init__(message)
 
 
 class CommitNotFoundError(NotFoundError, ValueError):
@@ -130,7 +155,8 @@ class CommitNotFoundError(NotFoundError, ValueError):
     def __init__(self, ref: str, dataset: str, message: str | None = None) -> None:
         self.ref = ref
         self.dataset = dataset
-        super().__init__(message or f"No commit matches {ref!r} in dataset {dataset!r}")
+        super().__init__(message or f"Commit not found: no commit matches {ref!r} in dataset "
+                         f"{dataset!r}")
 
 
 class AmbiguousRefError(CommitNotFoundError):
@@ -159,6 +185,20 @@ class FileNotInCommitError(NotFoundError, FileNotFoundError):
         super().__init__(f"File not found: {name!r} is not in {where}")
 
 
+class LocalFileNotFoundError(FileNotInCommitError, KeyError):
+    """``local_files()[name]`` for a name the commit does not have.
+
+    A ``KeyError`` (a mapping lookup failed) whose message starts with the
+    original Kirin's ``"File not found: <name>"``.
+    """
+
+    def __init__(self, name: str, commit: str | None) -> None:
+        super().__init__(name, commit)
+        shown = name if name.isprintable() else repr(name)
+        where = f"commit {commit[:12]}" if commit else "the dataset (it has no commits)"
+        self.args = (f"File not found: {shown} (not in {where})",)
+
+
 class SourceNotFoundError(KirinError, FileNotFoundError):
     """A file given to commit(add_files=...) does not exist."""
 
@@ -176,6 +216,22 @@ class ConflictError(KirinError):
 
 class DatasetExistsError(ConflictError):
     """create_dataset() was asked for a name that is taken."""
+
+
+class GovernedDatasetError(InvalidInputError):
+    """``delete_dataset()`` of a dataset that has (had) a policy, without ``governed=True``.
+
+    Deleting it would delete its audit trail (the policy versions and the
+    commits they admitted), so it takes an explicit yes.
+    """
+
+    def __init__(self, message: str, *, name: str) -> None:
+        self.name = name
+        super().__init__(message)
+
+
+class ReadOnlyError(InvalidInputError, PermissionError):
+    """A write through ``kirin://`` URLs, which are read-only: commits are immutable."""
 
 
 class StorageError(KirinError, OSError):

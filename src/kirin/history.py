@@ -470,13 +470,13 @@ class History(SnapshotSource):
         """
         text = ref.strip() if isinstance(ref, str) else ""
         if not text:
-            raise CommitNotFoundError(str(ref), self.dataset, "A commit reference must be a "
-                                      "hash, a hash prefix or a tag")
+            raise CommitNotFoundError(str(ref), self.dataset, "Commit not found: a commit "
+                                      "reference must be a hash, a hash prefix or a tag")
         if text.startswith(TAG_PREFIX):
             tagged = self.newest_tagged(text[len(TAG_PREFIX):])
             if tagged is None:
-                raise CommitNotFoundError(text, self.dataset, f"No commit is tagged "
-                                          f"{text[len(TAG_PREFIX):]!r} in dataset "
+                raise CommitNotFoundError(text, self.dataset, "Commit not found: No commit is "
+                                          f"tagged {text[len(TAG_PREFIX):]!r} in dataset "
                                           f"{self.dataset!r}")
             return tagged
         digest = text.lower()
@@ -497,10 +497,10 @@ class History(SnapshotSource):
         if matches:
             return self.commit(self._index[matches[0]])
         if not self._rows:
-            raise CommitNotFoundError(text, self.dataset,
-                                      f"Dataset {self.dataset!r} has no commits yet")
-        raise CommitNotFoundError(text, self.dataset, f"No commit hash or tag matches "
-                                  f"{text!r} in dataset {self.dataset!r}")
+            raise CommitNotFoundError(text, self.dataset, f"Commit not found: {text!r} "
+                                      f"(dataset {self.dataset!r} has no commits yet)")
+        raise CommitNotFoundError(text, self.dataset, "Commit not found: No commit hash or tag "
+                                  f"matches {text!r} in dataset {self.dataset!r}")
 
     def _prefixed(self, prefix: str) -> list[str]:
         """Every commit hash starting with ``prefix``, in order."""

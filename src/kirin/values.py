@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import json
 import mimetypes
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import FrozenInstanceError, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -235,6 +235,11 @@ class Commit:
         return self.hash[:SHORT_HASH_LENGTH]
 
     @property
+    def is_initial(self) -> bool:
+        """``True`` for the dataset's first commit (it has no parent), as in the original."""
+        return self.parent_hash is None
+
+    @property
     def files(self) -> FrozenDict:
         """Every file of this commit by name (the full snapshot, not the change)."""
         cached = self._files_cache
@@ -315,3 +320,33 @@ class Proposal:
     metadata: FrozenDict
     tags: FrozenList
     author: str = ""
+
+
+class RemovedBlobs(int):
+    """What ``Dataset.cleanup_orphaned_files()`` removed: the number, as in the original.
+
+    An ``int`` (the original returned the count, so ``== 0`` and ``> 0`` keep
+    working) that also says what it removed: ``removed`` holds the blob
+    hashes (iterating yields them), ``bytes_freed`` their size and
+    ``kept_recent`` the unreferenced blobs spared by the grace period.
+    """
+
+    removed: tuple[str, ...]
+    bytes_freed: int
+    kept_recent: int
+
+    def __new__(cls, removed: tuple[str, ...], bytes_freed: int = 0,
+                kept_recent: int = 0) -> RemovedBlobs:
+        value = super().__new__(cls, len(removed))
+        value.removed = tuple(removed)
+        value.bytes_freed = bytes_freed
+        value.kept_recent = kept_recent
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.removed)
+
+    def __repr__(self) -> str:
+        return (f"RemovedBlobs({int(self)} removed, {self.bytes_freed} bytes freed, "
+                f"{self.kept_recent} kept as recent)")
+

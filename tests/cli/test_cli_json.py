@@ -138,7 +138,8 @@ def test_github_format_emits_one_annotation_per_violation(reg: Registry) -> None
     # other errors become one annotation
     missing = invoke("promote", "nope", "-t", "production", "-f", "github", *reg.args())
     assert error_lines(missing.stdout) == [
-        "::error title=Kirin error::No commit hash or tag matches 'nope' in dataset 'models'"]
+        "::error title=Kirin error::Commit not found: No commit hash or tag matches 'nope' "
+        "in dataset 'models'"]
 
 
 def test_github_annotations_escape_newlines_and_percent_signs() -> None:
