@@ -697,7 +697,7 @@ class TestCheckout:
     def test_non_hex_ref(self, ds: Dataset, src: Source, ref: str) -> None:
         """A ref that is neither a hash nor a tag raises CommitNotFoundError saying so."""
         commit_n(ds, src, 1)
-        with pytest.raises(CommitNotFoundError, match="must be a hash|No commit hash or tag"):
+        with pytest.raises(CommitNotFoundError, match=r"must be a hash|No commit hash or tag"):
             ds.checkout(ref)
 
     def test_ambiguous_prefix(self, ds: Dataset, src: Source) -> None:
