@@ -52,7 +52,7 @@ FORBIDDEN: dict[str, set[str]] = {
 CLI_ONLY = {"typer", "rich", "click"}
 #: What ``import kirin`` must not load.
 HEAVY = ["pydantic", "jsonschema", "yaml", "referencing", "s3fs", "gcsfs", "adlfs", "typer",
-         "rich", "botocore", "aiohttp"]
+         "rich", "botocore", "aiohttp", "fsspec"]
 
 
 def module_name(path: Path) -> str:

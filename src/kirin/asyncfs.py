@@ -11,11 +11,16 @@ import asyncio
 from collections.abc import Generator, Sequence
 from typing import Any
 
-import fsspec.asyn
-
 from .sources import PART_SIZE
 
 DOWNLOAD_WINDOW = 4  # ranged reads in flight when downloading a large blob
+
+
+def _sync(fs: Any, call: Any, *args: Any, **kwargs: Any) -> Any:
+    """``call(*args, **kwargs)`` run to its end in ``fs``'s event loop, from this thread."""
+    from fsspec.asyn import sync  # loaded already: ``fs`` is an fsspec filesystem
+
+    return sync(fs.loop, call, *args, **kwargs)
 
 
 def cat_many(fs: Any, paths: Sequence[str], options: dict[str, Any]
@@ -29,7 +34,7 @@ def cat_many(fs: Any, paths: Sequence[str], options: dict[str, Any]
         return list(await asyncio.gather(*(fs._cat_file(p, **options) for p in paths),
                                          return_exceptions=True))
 
-    results = fsspec.asyn.sync(fs.loop, gather)
+    results = _sync(fs, gather)
     return {p: (r if isinstance(r, BaseException) else bytes(r))
             for p, r in zip(paths, results, strict=True)}
 

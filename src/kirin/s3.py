@@ -19,14 +19,14 @@ import hashlib
 import io
 import os
 from collections.abc import Callable, Generator
-from typing import Any
-
-import fsspec
-import fsspec.asyn
+from typing import TYPE_CHECKING, Any
 
 from . import backends, progress
 from .sources import StagedBlob, changed_source, open_source, part_size, read_part, source_label
 from .verified import READ_BLOCK
+
+if TYPE_CHECKING:
+    import fsspec
 
 UPLOAD_WINDOW = 2  # parts in flight when uploading a large blob to S3
 #: ``cat_file`` options for a small object: s3fs asks for the size first (HEAD,
@@ -34,10 +34,17 @@ UPLOAD_WINDOW = 2  # parts in flight when uploading a large blob to S3
 ONE_GET: dict[str, Any] = {"max_concurrency": 1}
 
 
+def _sync(fs: Any, call: Any, *args: Any, **kwargs: Any) -> Any:
+    """``call(*args, **kwargs)`` run to its end in ``fs``'s event loop, from this thread."""
+    from fsspec.asyn import sync  # loaded already: ``fs`` is an fsspec filesystem
+
+    return sync(fs.loop, call, *args, **kwargs)
+
+
 def head(fs: Any, path: str) -> dict[str, Any]:
     """An object's ``info()`` from one HEAD; FileNotFoundError if absent."""
     bucket, key, _ = fs.split_path(path)
-    answer = fsspec.asyn.sync(fs.loop, fs._call_s3, "head_object",
+    answer = _sync(fs, fs._call_s3, "head_object",
                               getattr(fs, "kwargs", {}), Bucket=bucket, Key=key)
     return {"name": f"{bucket}/{key}", "type": "file", "size": answer["ContentLength"],
             "LastModified": answer.get("LastModified"), "ETag": answer.get("ETag", "")}
@@ -65,7 +72,7 @@ def names_after(fs: Any, folder: str, after: str, *, every_page: bool) -> list[s
         names = (key[len(prefix):].rstrip("/") for key in keys)
         return sorted(n for n in names if n > after)  # "sub/" comes after "sub"
 
-    return list(fsspec.asyn.sync(fs.loop, listing))
+    return list(_sync(fs, listing))
 
 
 def put(fs: Any, staged: StagedBlob, final: str, src_fs: fsspec.AbstractFileSystem,
@@ -107,7 +114,7 @@ def put(fs: Any, staged: StagedBlob, final: str, src_fs: fsspec.AbstractFileSyst
                 raise translate_boto_error(exc) from exc
 
         try:
-            fsspec.asyn.sync(fs.loop, put)
+            _sync(fs, put)
         except BaseException:
             if body.changed:
                 raise changed_source(staged) from None
@@ -133,7 +140,7 @@ def put_in_parts(fs: Any, staged: StagedBlob, final: str, src_fs: fsspec.Abstrac
     size = 0
 
     def call(method: str, **kwargs: Any) -> Any:
-        return fsspec.asyn.sync(fs.loop, fs._call_s3, method, Bucket=bucket, Key=key,
+        return _sync(fs, fs._call_s3, method, Bucket=bucket, Key=key,
                                 **kwargs)
 
     upload_id = call("create_multipart_upload")["UploadId"]
@@ -203,7 +210,7 @@ def stream(fs: Any, path: str, start: int) -> Generator[bytes, None, None]:
             got += len(piece)
         return b"".join(pieces)
 
-    body = fsspec.asyn.sync(fs.loop, open_body)
+    body = _sync(fs, open_body)
     if body is None:
         return
     pending = asyncio.run_coroutine_threadsafe(read_block(body), fs.loop)

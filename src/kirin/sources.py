@@ -18,14 +18,14 @@ import stat
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import IO, Any
-
-import fsspec
-from fsspec.implementations.local import LocalFileSystem
+from typing import IO, TYPE_CHECKING, Any
 
 from . import backends, progress
 from .errors import SourceNotFoundError, StorageError
 from .verified import CHUNK
+
+if TYPE_CHECKING:
+    import fsspec
 
 KERNEL_COPY_BLOCK = 8 << 20  # local staging: copied in the kernel while the last block is hashed
 #: Parts of multipart uploads and read-ahead blocks on object stores: memory per
@@ -57,11 +57,17 @@ class StagedBlob:
 
 
 def is_local(fs: fsspec.AbstractFileSystem) -> bool:
+    """Whether ``fs`` is the local disk (fsspec is loaded by then: ``fs`` came from it)."""
+    from fsspec.implementations.local import LocalFileSystem
+
     return isinstance(fs, LocalFileSystem)
 
 
 def source_fs(source: str) -> tuple[fsspec.AbstractFileSystem, str]:
     """The filesystem of a source and its path there (with the source's own options)."""
+    import fsspec.core
+    from fsspec.implementations.local import LocalFileSystem
+
     if "://" in source or "::" in source:
         fs, path = fsspec.core.url_to_fs(source)
         return fs, str(path)
@@ -89,7 +95,7 @@ def open_source(fs: fsspec.AbstractFileSystem, path: str, source: str) -> Iterat
     # the library's error repeats the path: it is not chained when that holds a secret
     chain = shown == source
     try:
-        if isinstance(fs, LocalFileSystem):
+        if is_local(fs):
             if os.path.isdir(path):
                 raise IsADirectoryError(path)
             handle: Any = open(path, "rb", buffering=0)  # noqa: SIM115
@@ -113,7 +119,7 @@ def check_source(source: str, fs: fsspec.AbstractFileSystem, path: str,
             return "file"
         return "folder" if fs.isdir(path) else "missing"
 
-    if isinstance(fs, LocalFileSystem):
+    if is_local(fs):
         shown, found = source, look()
     else:
         shown = backends.redact(source, secrets)
@@ -216,7 +222,7 @@ def _readinto(reader: Any, buffer: bytearray) -> int:
 
 def _size_or_none(fs: fsspec.AbstractFileSystem, path: str) -> int | None:
     try:
-        return int(os.path.getsize(path) if isinstance(fs, LocalFileSystem) else fs.size(path))
+        return int(os.path.getsize(path) if is_local(fs) else fs.size(path))
     except (OSError, TypeError, ValueError):
         return None
 

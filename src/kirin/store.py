@@ -27,6 +27,7 @@ themselves are in the storage layer's other modules:
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import logging
 import os
@@ -35,11 +36,7 @@ import uuid
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any, TypeVar
-
-import fsspec
-import fsspec.asyn
-from fsspec.implementations.local import LocalFileSystem
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from . import asyncfs, backends, creates, layout, progress, s3
 from .creates import ALLOW_UNSAFE_ENV, lost_race
@@ -57,6 +54,7 @@ from .sources import (
     PART_SIZE,
     StagedBlob,
     check_source,
+    is_local,
     part_size,
     source_fs,
     source_label,
@@ -69,6 +67,9 @@ __all__ = ["ALLOW_UNSAFE_ENV", "CHUNK", "FRESHEN_AFTER", "MAX_PARTS", "PART_SIZE
            "SINGLE_PUT_MAX", "SPOOL_MAX", "StagedBlob", "Store", "modified_time", "part_size",
            "source_label"]
 
+if TYPE_CHECKING:
+    import fsspec
+
 log = logging.getLogger("kirin")
 T = TypeVar("T")
 
@@ -79,6 +80,8 @@ FRESHEN_AFTER = 10 * 60
 #: parts. s3fs's ``put_file`` draws the same line (twice its 50 MiB chunk); a
 #: failed PUT is sent again whole, so the line also bounds what a retry resends.
 SINGLE_PUT_MAX = 100 << 20
+
+
 def _not_found(exc: BaseException) -> bool:
     return isinstance(exc, FileNotFoundError)
 
@@ -88,6 +91,9 @@ class Store:
 
     def __init__(self, root: str | os.PathLike[str], fs: fsspec.AbstractFileSystem | None = None,
                  **storage_options: Any) -> None:
+        import fsspec  # imported by the first store: ``import kirin`` stays light
+        from fsspec.implementations.local import LocalFileSystem
+
         root_str = os.fspath(root)
         if fs is not None and not isinstance(fs, fsspec.AbstractFileSystem):
             raise InvalidArgumentTypeError(
@@ -363,7 +369,7 @@ class Store:
         still fails names it (without credentials).
         """
         src_fs, src_path = self._source_fs(source)
-        if isinstance(src_fs, LocalFileSystem):
+        if is_local(src_fs):
             return self._stage(source, src_fs, src_path, keep)
         return backends.with_retries(
             lambda: self._stage(source, src_fs, src_path, keep), what="read a file to commit",
@@ -429,17 +435,14 @@ class Store:
         # (s3fs, gcsfs, adlfs) is read from this thread instead.
         src_fs, src_path = self._source_fs(staged.source)
         streamable = not getattr(src_fs, "async_impl", False)
+        upload: Callable[..., None]
         if self.kind == "s3" and staged.size < SINGLE_PUT_MAX and streamable:
             upload = s3.put
         elif self.kind == "s3" and staged.size > PART_SIZE:
             upload = s3.put_in_parts
-        else:
-            visible = self.kind not in backends.OBJECT_STORE_KINDS  # e.g. memory
-
-            def upload(fs: Any, staged: StagedBlob, final: str,
-                       src_fs: fsspec.AbstractFileSystem, src_path: str) -> None:
-                upload_streamed(fs, staged, final, src_fs, src_path,
-                                        visible_at_once=visible)
+        else:  # where a write is visible at once (memory), a failed one is removed
+            upload = functools.partial(
+                upload_streamed, visible_at_once=self.kind not in backends.OBJECT_STORE_KINDS)
         self._io("upload a file", lambda: upload(self.fs, staged, final, src_fs, src_path))
 
     def _source_fs(self, source: str) -> tuple[fsspec.AbstractFileSystem, str]:
