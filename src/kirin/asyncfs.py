@@ -7,7 +7,6 @@ back in order; nothing here retries or checks bytes (the caller does both).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Generator, Sequence
 from typing import Any
 
@@ -30,6 +29,8 @@ def cat_many(fs: Any, paths: Sequence[str], options: dict[str, Any]
     Not ``fs.cat(list)``, which first expands every path (a HEAD and a LIST
     each on s3fs) to support globs.
     """
+    import asyncio  # with fsspec's async filesystems, not with ``import kirin``
+
     async def gather() -> list[Any]:
         return list(await asyncio.gather(*(fs._cat_file(p, **options) for p in paths),
                                          return_exceptions=True))
@@ -45,6 +46,8 @@ def ranged_reads(fs: Any, path: str, start: int, size: int) -> Generator[bytes, 
     The last range asks for one byte past ``size``, so that an object
     longer than recorded shows up.
     """
+    import asyncio
+
     async def get(offset: int) -> bytes:
         end = offset + PART_SIZE if offset + PART_SIZE < size else size + 1
         return bytes(await fs._cat_file(path, start=offset, end=end))

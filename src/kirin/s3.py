@@ -12,7 +12,6 @@ Callers retry (:meth:`kirin.store.Store._io`); nothing here does.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import hashlib
@@ -134,6 +133,8 @@ def put_in_parts(fs: Any, staged: StagedBlob, final: str, src_fs: fsspec.Abstrac
     digest; on any failure it is aborted, so nothing appears at the blob's
     address.
     """
+    import asyncio  # with fsspec's async filesystems, not with ``import kirin``
+
     bucket, key, _ = fs.split_path(final)
     size_of_part = part_size(staged.size)
     digest = hashlib.sha256()
@@ -191,6 +192,8 @@ def stream(fs: Any, path: str, start: int) -> Generator[bytes, None, None]:
     each range out of the whole object (moto does) stay fast, and a
     dropped connection is resumed from ``start`` by the caller's retry.
     """
+    import asyncio
+
     bucket, key, _ = fs.split_path(path)
     extra = {"Range": f"bytes={start}-"} if start else {}
 
