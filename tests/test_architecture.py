@@ -28,7 +28,8 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src" / "kirin"
 
 #: Modules of the storage layer: the only ones allowed to import fsspec when they run.
-STORAGE = {"kirin.store", "kirin.backends", "kirin.urlfs"}
+STORAGE = {"kirin.store", "kirin.backends", "kirin.s3", "kirin.asyncfs", "kirin.sources",
+           "kirin.creates", "kirin.urlfs"}
 #: What each part of the package must never import (prefixes match submodules).
 FORBIDDEN: dict[str, set[str]] = {
     "kirin.policy": {"kirin.store", "kirin.backends", "kirin.logs", "kirin.journal",
@@ -54,7 +55,7 @@ FORBIDDEN: dict[str, set[str]] = {
 CLI_ONLY = {"typer", "rich", "click"}
 #: What ``import kirin`` must not load.
 HEAVY = ["pydantic", "jsonschema", "yaml", "referencing", "s3fs", "gcsfs", "adlfs", "typer",
-         "rich", "botocore", "aiohttp"]
+         "rich", "botocore", "aiohttp", "fsspec"]
 
 
 def module_name(path: Path) -> str:

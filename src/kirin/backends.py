@@ -1,8 +1,9 @@
 """What Kirin knows about each storage backend: opening it, its guarantees, its errors.
 
-Used by :mod:`kirin.store` only (which stays the one module that calls fsspec
-for data). Three concerns live here, so that the store reads as a storage
-layer rather than a list of quirks:
+Used by the storage layer only (:mod:`kirin.store` and the modules it
+dispatches to, the only ones that call fsspec for data). fsspec is imported
+when a URL is first opened, not with ``kirin``. Three concerns live here, so
+that the store reads as a storage layer rather than a list of quirks:
 
 * **Opening** a root URL with the storage options the user gave, the way each
   fsspec library expects them (``s3fs``: ``key``/``secret``/``profile``/
@@ -29,10 +30,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
-
-import fsspec
-import fsspec.config
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .errors import (
     BucketNotFoundError,
@@ -44,6 +42,9 @@ from .errors import (
     StorageUnavailableError,
     UnsafeConcurrencyWarning,
 )
+
+if TYPE_CHECKING:
+    import fsspec
 
 T = TypeVar("T")
 
@@ -154,6 +155,8 @@ def check_protocols(url: str) -> None:
     the errors here name the URL (redacted) and, for a cloud protocol, the
     extra to install.
     """
+    import fsspec  # imported when a URL is first opened: ``import kirin`` stays light
+
     for protocol in url_protocols(url):
         try:
             fsspec.get_filesystem_class(protocol)
@@ -182,6 +185,8 @@ def open_url(url: str, storage_options: Mapping[str, Any]) -> tuple[fsspec.Abstr
     protocol = url.split("://", 1)[0].split("::")[-1].lower() if "://" in url else ""
     if protocol in GCS:
         _prepare_gcsfs(storage_options)
+    import fsspec.core
+
     fs, path = fsspec.core.url_to_fs(url, **storage_options)
     return fs, str(path)
 
@@ -194,6 +199,8 @@ def _prepare_gcsfs(options: Mapping[str, Any]) -> None:
     stalls for about a minute. The switch is read when gcsfs is imported, so
     it can only be set before that, and only if the user has not set it.
     """
+    import fsspec.config
+
     configured = {**fsspec.config.conf.get("gcs", {}), **fsspec.config.conf.get("gs", {})}
     endpoint = str(options.get("endpoint_url") or configured.get("endpoint_url")
                    or os.environ.get("STORAGE_EMULATOR_HOST") or "")

@@ -8,7 +8,6 @@ first problem so one run reports them all.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from .logs import EntryLog
 from .policylog import decode_version
 from .records import check_record, decode_record, tree_hash
 from .store import Store
+from .verified import BlobCheck
 
 
 @dataclass(frozen=True)
@@ -259,20 +259,14 @@ def _snapshots_holding(records: dict[int, dict[str, Any]], digests: set[str]
 
 def _hash_blob(store: Store, path: str, digest: str, size: int,
                progress: Progress | None) -> str | None:
-    hasher = hashlib.sha256()
-    seen = 0
+    check = BlobCheck(digest, size)
     try:
         for chunk in store.iter_object(path):
-            hasher.update(chunk)
-            seen += len(chunk)
+            check.count(chunk)
             if progress:
                 progress(len(chunk))
     except FileNotFoundError:
         return f"Blob {digest[:12]} is missing"
     except (IsADirectoryError, NotADirectoryError):
         return f"Blob {digest[:12]} is not an object (a folder is in its place)"
-    if seen != size:
-        return f"Blob {digest[:12]} holds {seen} bytes, expected {size} (truncated or altered)"
-    if hasher.hexdigest() != digest:
-        return f"Blob {digest[:12]} does not match its hash (altered)"
-    return None
+    return check.problem()
