@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 # Fixtures shared by the storage-touching tests: one run per storage backend.
-from backends import memory_source, pytest_collection_modifyitems, registry_root  # noqa: F401
+from roots import memory_source, pytest_collection_modifyitems, registry_root  # noqa: F401
 
 # Session fixtures starting the object-storage servers (once, on first use).
 from servers import azurite_server, gcs_server, moto_server  # noqa: F401

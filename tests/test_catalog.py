@@ -9,8 +9,8 @@ import pytest
 from kirin import Catalog, Dataset
 from kirin.errors import ConflictError, DatasetExistsError, InvalidNameError, KirinError
 
-from backends import RegistryRoot
 from conftest import write
+from roots import RegistryRoot
 
 BAD_NAMES = [
     pytest.param("", id="empty"),

@@ -1,7 +1,7 @@
 """The Dataset API on real storage, every public method and its errors.
 
 Every test that touches storage takes ``registry_root`` and so runs once per
-backend in ``backends.BACKENDS`` (local disk and ``memory://`` today).
+backend in ``roots.BACKENDS`` (local disk and ``memory://`` today).
 """
 
 from __future__ import annotations
@@ -44,8 +44,8 @@ from kirin.errors import (
 from kirin.history import encode_record, make_record, record_hash, tree_hash
 from kirin.store import Store
 
-from backends import RegistryRoot
 from conftest import write
+from roots import RegistryRoot
 
 HEX64 = re.compile(r"[0-9a-f]{64}")
 Source = Callable[..., Path]

@@ -1,7 +1,7 @@
 """The storage layer, written once as a contract and run on every backend.
 
 As in fsspec's own test suite, :class:`StoreContract` holds the tests and
-each backend is a one-line subclass naming its entry in ``backends.BACKENDS``.
+each backend is a one-line subclass naming its entry in ``roots.BACKENDS``.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from kirin.errors import (
 )
 from kirin.store import Store
 
-from backends import RegistryRoot, open_backend
 from conftest import write
+from roots import RegistryRoot, open_backend
 
 
 def sha(data: bytes) -> str:
