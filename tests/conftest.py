@@ -6,6 +6,9 @@ from pathlib import Path
 
 import pytest
 
+# The Dataset API tests' (test_dataset_*.py) dataset and source files.
+from dataset_helpers import ds, src  # noqa: F401
+
 # Fixtures shared by the storage-touching tests: one run per storage backend.
 from roots import memory_source, pytest_collection_modifyitems, registry_root  # noqa: F401
 
