@@ -226,6 +226,16 @@ CLOUD_ONLY_ON: dict[str, tuple[tuple[str, ...], str]] = {
 }
 
 
+def backend_of(item: pytest.Item) -> str | None:
+    """The backend a test item runs on: its ``registry_root`` parameter, or the
+    ``backend`` of its class (the ``StoreContract`` subclasses); None if neither."""
+    callspec = getattr(item, "callspec", None)
+    backend = callspec.params.get("registry_root") if callspec else None
+    if backend is None:
+        backend = getattr(getattr(item, "cls", None), "backend", None)
+    return backend if isinstance(backend, str) else None
+
+
 #: The one backend a ``storage_free`` test runs on.
 STORAGE_FREE_BACKEND = "memory"
 
@@ -255,8 +265,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     keep: list[pytest.Item] = []
     dropped: list[pytest.Item] = []
     for item in items:
-        callspec = getattr(item, "callspec", None)
-        backend = callspec.params.get("registry_root") if callspec else None
+        backend = backend_of(item)
         if backend is None or _runs_on(item, backend):
             keep.append(item)
         else:

@@ -65,6 +65,7 @@ class StoreContract:
         assert store.blob_path(digest) == root.blob_path(digest)
         assert store.path("a", "b") == root.join("a", "b")
 
+    @pytest.mark.storage_free
     def test_repr_shows_url_only(self, root: RegistryRoot) -> None:
         """repr shows the URL and never the storage options (they may hold secrets)."""
         store = Store(root.url, fs=root.fs)
@@ -270,6 +271,7 @@ class StoreContract:
         assert info.value.file == "gone.bin"
 
     @pytest.mark.parametrize("digest", ["", "abc", "g" * 64, "AB" * 32, "../" * 21 + "a"])
+    @pytest.mark.storage_free
     def test_open_blob_refuses_invalid_digest(self, store: Store, digest: str) -> None:
         """A content hash that is not 64 lowercase hex digits is refused before any read."""
         with pytest.raises(CorruptObjectError, match="invalid content hash"):
