@@ -577,6 +577,9 @@ RULES: list[tuple[str, list[tuple[str, Any, bool, str]]]] = [
     ("tags > accuracy",
      [("tags", ["gpu", "staging", 3], False, "tags is ['gpu', 'staging', 3] (a list), "
        "expected a number for tags > accuracy")]),
+    ("accuracy > tags",
+     [("tags", ["gpu", "staging", 3], False, "tags is ['gpu', 'staging', 3] (a list), "
+       "expected a number for accuracy > tags")]),
     ("tags <= hyperparameters",
      [("tags", ["gpu", "staging", 3], False, "tags is ['gpu', 'staging', 3] (a list), "
        "expected a number or a string for tags <= hyperparameters")]),
