@@ -29,4 +29,6 @@ fi
 lint_paths=()
 for d in src tests benchmarks examples scripts; do [ -d "$d" ] && lint_paths+=("$d"); done
 .venv/bin/ruff check "${lint_paths[@]}"
-.venv/bin/python -m pytest "$@"
+# Two workers: the suite waits on servers and subprocesses much of the time. Each worker
+# starts its own servers (session fixtures); pass -n 0 to run in one process.
+.venv/bin/python -m pytest -n 2 "$@"
