@@ -6,8 +6,11 @@ from pathlib import Path
 
 import pytest
 
+# The Dataset API tests' (test_dataset_*.py) dataset and source files.
+from dataset_helpers import ds, src  # noqa: F401
+
 # Fixtures shared by the storage-touching tests: one run per storage backend.
-from backends import memory_source, pytest_collection_modifyitems, registry_root  # noqa: F401
+from roots import memory_source, pytest_collection_modifyitems, registry_root  # noqa: F401
 
 # Session fixtures starting the object-storage servers (once, on first use).
 from servers import azurite_server, gcs_server, moto_server  # noqa: F401

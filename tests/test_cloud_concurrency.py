@@ -15,8 +15,8 @@ import pytest
 
 from kirin import Dataset
 
-from backends import CLOUD_BACKENDS
 from registry_checks import assert_consistent
+from roots import CLOUD_BACKENDS
 from servers import cloud_for
 from test_concurrency import run_writers
 

@@ -28,8 +28,8 @@ from kirin.errors import (
 )
 from kirin.store import Store
 
-from backends import CLOUD_BACKENDS
 from conftest import write
+from roots import CLOUD_BACKENDS
 from servers import (
     AZURITE_KEY,
     S3_ACCESS_DENIED,

@@ -23,9 +23,9 @@ import kirin.store
 from kirin import Dataset
 from kirin.errors import StorageError, StorageUnavailableError
 
-from backends import CLOUD_BACKENDS
 from conftest import write
 from registry_checks import assert_consistent
+from roots import CLOUD_BACKENDS
 from servers import (
     S3_SLOW_DOWN,
     Cloud,

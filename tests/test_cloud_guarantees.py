@@ -38,9 +38,9 @@ from kirin.backends import CREATE_IF_ABSENT, create_guarantee
 from kirin.errors import UnsafeConcurrencyWarning, UnsafeStorageError
 from kirin.store import ALLOW_UNSAFE_ENV, Store
 
-from backends import BACKENDS, RegistryRoot
 from conftest import write
 from registry_checks import assert_consistent
+from roots import BACKENDS, RegistryRoot
 from servers import Cloud, Fault, fault_proxy, make_cloud
 
 

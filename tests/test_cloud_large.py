@@ -25,7 +25,7 @@ import pytest
 
 from kirin.store import Store
 
-from backends import CLOUD_BACKENDS
+from roots import CLOUD_BACKENDS
 from servers import FaultProxy, cloud_for, fault_proxy, make_cloud
 
 SIZE = 64 << 20

@@ -12,7 +12,7 @@ import pytest
 from kirin import Dataset
 from kirin.errors import SourceNotFoundError
 
-from backends import CLOUD_BACKENDS
+from roots import CLOUD_BACKENDS
 from servers import cloud_for
 
 pytestmark = pytest.mark.parametrize("kind", CLOUD_BACKENDS)

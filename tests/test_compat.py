@@ -30,8 +30,8 @@ from kirin.errors import (
     StorageError,
 )
 
-from backends import RegistryRoot
 from conftest import write
+from roots import RegistryRoot
 from servers import S3_KEY, S3_SECRET, azure_connection_string, cloud_for
 
 POLICY = """\

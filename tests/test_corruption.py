@@ -1,6 +1,7 @@
-"""Corruption beyond what ``tests/test_dataset.py`` covers (reads of damaged blobs, records and
-checkpoints): ``verify`` finding every problem in one run, damage hidden behind checkpoints,
-holes in the log, hostile JSON in stored objects, and gc on a damaged registry.
+"""Corruption beyond what ``tests/test_dataset_corruption.py`` and
+``test_dataset_checkpoints.py`` cover (reads of damaged blobs, records and checkpoints):
+``verify`` finding every problem in one run, damage hidden behind checkpoints, holes in the
+log, hostile JSON in stored objects, and gc on a damaged registry.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ import pytest
 from kirin import Catalog, Dataset
 from kirin.errors import CorruptObjectError, DatasetExistsError, PolicyViolationError
 
-from backends import RegistryRoot, open_backend
+from roots import RegistryRoot, open_backend
 
 LAX = "version: 1\nmetadata:\n  schema:\n    type: object\n"
 STRICT = textwrap.dedent("""\
@@ -101,6 +101,7 @@ def test_gc_still_removes_unreferenced_blobs_of_a_sound_log(
     assert len(blobs(registry_root)) == 2
 
 
+@pytest.mark.storage_free
 def test_gc_grace_must_be_a_timedelta(registry_root: RegistryRoot) -> None:
     with pytest.raises(ValueError, match="timedelta") as caught:
         registry_root.catalog().gc(grace=5)  # type: ignore[arg-type]

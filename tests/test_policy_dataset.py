@@ -15,8 +15,8 @@ from kirin.errors import (
 )
 from kirin.policy import Policy, load_policy
 
-from backends import RegistryRoot
 from conftest import write
+from roots import RegistryRoot
 
 REPO = Path(__file__).resolve().parent.parent
 TEAM_POLICY = REPO / "examples" / "policy" / "team-policy.yaml"

@@ -1,7 +1,7 @@
 """The storage layer, written once as a contract and run on every backend.
 
 As in fsspec's own test suite, :class:`StoreContract` holds the tests and
-each backend is a one-line subclass naming its entry in ``backends.BACKENDS``.
+each backend is a one-line subclass naming its entry in ``roots.BACKENDS``.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from kirin.errors import (
 )
 from kirin.store import Store
 
-from backends import RegistryRoot, open_backend
 from conftest import write
+from roots import RegistryRoot, open_backend
 
 
 def sha(data: bytes) -> str:
@@ -65,6 +65,7 @@ class StoreContract:
         assert store.blob_path(digest) == root.blob_path(digest)
         assert store.path("a", "b") == root.join("a", "b")
 
+    @pytest.mark.storage_free
     def test_repr_shows_url_only(self, root: RegistryRoot) -> None:
         """repr shows the URL and never the storage options (they may hold secrets)."""
         store = Store(root.url, fs=root.fs)
@@ -270,6 +271,7 @@ class StoreContract:
         assert info.value.file == "gone.bin"
 
     @pytest.mark.parametrize("digest", ["", "abc", "g" * 64, "AB" * 32, "../" * 21 + "a"])
+    @pytest.mark.storage_free
     def test_open_blob_refuses_invalid_digest(self, store: Store, digest: str) -> None:
         """A content hash that is not 64 lowercase hex digits is refused before any read."""
         with pytest.raises(CorruptObjectError, match="invalid content hash"):

@@ -38,8 +38,8 @@ from kirin.errors import (
 )
 from kirin.urlfs import KirinFileSystem
 
-from backends import RegistryRoot
 from conftest import write
+from roots import RegistryRoot
 
 REPO = Path(__file__).resolve().parents[1]
 CSV_V1 = b"customer,churned\n1,0\n2,1\n"
@@ -212,7 +212,7 @@ def test_writes_are_refused(root: Path, workdir: Path) -> None:
 def test_root_storage_options_reach_the_root_and_stay_hidden(
         request: pytest.FixtureRequest, workdir: Path) -> None:
     """The root's credentials go in ``root_storage_options``; repr never shows them."""
-    from backends import open_backend
+    from roots import open_backend
 
     with open_backend("azure", request, workdir) as root:
         populate(root.dataset("churn_data"), workdir)

@@ -23,8 +23,8 @@ from kirin import Dataset
 from kirin.errors import CorruptObjectError, InvalidInputError
 from kirin.store import SPOOL_MAX
 
-from backends import RegistryRoot
 from conftest import write
+from roots import RegistryRoot
 
 NAME = "model.bin"
 CONTENT = b"honest bytes, as committed\n" * 150  # ASCII, so text mode decodes it

@@ -226,19 +226,50 @@ CLOUD_ONLY_ON: dict[str, tuple[tuple[str, ...], str]] = {
 }
 
 
+def backend_of(item: pytest.Item) -> str | None:
+    """The backend a test item runs on: its ``registry_root`` parameter, or the
+    ``backend`` of its class (the ``StoreContract`` subclasses); None if neither."""
+    callspec = getattr(item, "callspec", None)
+    backend = callspec.params.get("registry_root") if callspec else None
+    if backend is None:
+        backend = getattr(getattr(item, "cls", None), "backend", None)
+    return backend if isinstance(backend, str) else None
+
+
+#: The one backend a ``storage_free`` test runs on.
+STORAGE_FREE_BACKEND = "memory"
+
+
+def _runs_on(item: pytest.Item, backend: str) -> bool:
+    """Whether ``item``, parametrized with ``backend``, is part of the run.
+
+    * ``@pytest.mark.storage_free`` on a test (or class) whose assertion does not
+      depend on the storage behind it (argument and value checks refused before
+      anything is read or written, value objects): it runs on
+      :data:`STORAGE_FREE_BACKEND` only. A case of such a test marked
+      ``every_backend`` (``pytest.param(..., marks=pytest.mark.every_backend)``)
+      still runs everywhere: one representative per matrix, typically the
+      "a refused commit writes nothing" check.
+    * :data:`CLOUD_ONLY_ON`: classes that run on only some cloud backends.
+    """
+    if (item.get_closest_marker("storage_free") is not None
+            and item.get_closest_marker("every_backend") is None):
+        return backend == STORAGE_FREE_BACKEND
+    cls = getattr(item, "cls", None)
+    rule = CLOUD_ONLY_ON.get(cls.__name__) if cls is not None else None
+    return not (backend in CLOUD_BACKENDS and rule is not None and backend not in rule[0])
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Deselect (never skip) the cloud runs that :data:`CLOUD_ONLY_ON` leaves out."""
+    """Deselect (never skip) the backend runs that :func:`_runs_on` leaves out."""
     keep: list[pytest.Item] = []
     dropped: list[pytest.Item] = []
     for item in items:
-        callspec = getattr(item, "callspec", None)
-        backend = callspec.params.get("registry_root") if callspec else None
-        cls = getattr(item, "cls", None)
-        rule = CLOUD_ONLY_ON.get(cls.__name__) if cls is not None else None
-        if backend in CLOUD_BACKENDS and rule is not None and backend not in rule[0]:
-            dropped.append(item)
-        else:
+        backend = backend_of(item)
+        if backend is None or _runs_on(item, backend):
             keep.append(item)
+        else:
+            dropped.append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = keep
