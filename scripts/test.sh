@@ -30,6 +30,7 @@ lint_paths=()
 for d in src tests benchmarks examples scripts; do [ -d "$d" ] && lint_paths+=("$d"); done
 .venv/bin/ruff check "${lint_paths[@]}"
 .venv/bin/mypy  # src, --strict with the pydantic plugin (pyproject.toml)
+.venv/bin/mypy --config-file tests/mypy.ini tests  # the tests, at default strictness
 # Two workers: the suite waits on servers and subprocesses much of the time. Each worker
 # starts its own servers (session fixtures); pass -n 0 to run in one process.
 .venv/bin/python -m pytest -n 2 "$@"

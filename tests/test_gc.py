@@ -40,7 +40,9 @@ def orphan(root: Path, workdir: Path, content: bytes) -> str:
     """Store a blob that no commit references (as a rejected or crashed commit leaves)."""
     ds = Dataset(root, "scratch")
     digest = ds.commit("tmp", add_files={"x": write(workdir, "orphan", content)})
-    file_hash = ds.get_file("x").hash
+    file = ds.get_file("x")
+    assert file is not None
+    file_hash = file.hash
     log = root / "datasets" / "scratch"
     for path in sorted(log.rglob("*"), reverse=True):
         path.unlink() if path.is_file() else path.rmdir()
@@ -52,7 +54,9 @@ def test_gc_removes_old_unreferenced_blobs_only(root: Path, workdir: Path) -> No
     """Old orphans go; referenced blobs and young orphans stay; verify stays clean."""
     ds = Dataset(root, "models")
     ds.commit("keep", add_files={"m.pt": write(workdir, "m", b"kept")})
-    kept = ds.get_file("m.pt").hash
+    kept_file = ds.get_file("m.pt")
+    assert kept_file is not None
+    kept = kept_file.hash
     old, young = orphan(root, workdir, b"old orphan"), orphan(root, workdir, b"young orphan")
     age(blob(root, old), 2 * 3600)
     age(blob(root, kept), 2 * 3600)

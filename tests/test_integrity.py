@@ -158,13 +158,15 @@ def test_a_deleted_newest_policy_version_refuses_every_commit(
         ds.commit("bad", add_files=[str(bad)], metadata={"accuracy": 0.1})
     with pytest.raises(CorruptObjectError, match="missing from the policy history"):
         ds.validate("bad", add_files=[str(bad)], metadata={"accuracy": 0.1})
+    head = ds.current_commit
+    assert head is not None
     with pytest.raises(CorruptObjectError, match="missing from the policy history"):
-        ds.promote(ds.current_commit.hash, ["release"])
+        ds.promote(head.hash, ["release"])
     assert registry_root.objects() == before
     problems = [p for p in ds.verify().problems if p.kind == "policy"]
-    assert len(problems) == 1 and problems[0].commits == (ds.current_commit.hash,)
+    assert len(problems) == 1 and problems[0].commits == (head.hash,)
     (commit, report), = ds.audit()
-    assert commit.hash == ds.current_commit.hash
+    assert commit.hash == head.hash
     assert [v.rule for v in report.violations] == ["policy-history"]
 
 

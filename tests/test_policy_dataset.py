@@ -41,6 +41,13 @@ message:
 """
 
 
+def policy_hash(ds: Dataset) -> str:
+    """The hash of the policy in force (the test has set one)."""
+    policy = ds.policy
+    assert policy is not None
+    return policy.hash
+
+
 @pytest.fixture
 def model(workdir: Path) -> Path:
     return write(workdir, "model.pt", b"weights-1")
@@ -62,20 +69,21 @@ class TestStoringThePolicy:
         ds = registry_root.dataset()
         assert ds.policy is None
         ds.commit("x", add_files=[model], metadata={"anything": [1, 2]}, tags=["whatever"])
-        assert ds.current_commit.policy_hash is None
+        head = ds.current_commit
+        assert head is not None and head.policy_hash is None
         assert ds.validate("y", add_files=[model]).ok
 
     @pytest.mark.parametrize("form", ["path", "str-path", "text", "loaded"])
     def test_policy_can_be_given_as_path_text_or_value(self, registry_root: RegistryRoot,
                                                        form: str) -> None:
         """A path, a path string, YAML text or a loaded Policy all set the same policy."""
-        given = {"path": TEAM_POLICY, "str-path": str(TEAM_POLICY),
+        given: object = {"path": TEAM_POLICY, "str-path": str(TEAM_POLICY),
                  "text": TEAM_POLICY.read_text().replace(
                      "schema_file: schemas/model-card.schema.json",
                      "schema: {type: object}"),
                  "loaded": load_policy(TEAM_POLICY)}[form]
         ds = registry_root.dataset()
-        digest = ds.set_policy(given)
+        digest = ds.set_policy(given)  # type: ignore[arg-type]  # each form set_policy takes
         assert isinstance(ds.policy, Policy)
         assert ds.policy.hash == digest
         assert Dataset(registry_root.url, "ds", **registry_root.storage_options).policy == ds.policy
@@ -102,6 +110,7 @@ class TestStoringThePolicy:
             self, governed: Dataset) -> None:
         """Each change adds a version (newest first); setting the same policy again does not."""
         first = governed.policy
+        assert first is not None
         governed.set_policy(SMALL_POLICY)
         assert len(governed.policy_history()) == 1
         governed.set_policy(SMALL_POLICY.replace("min_length: 5", "min_length: 6"),
@@ -117,13 +126,13 @@ class TestStoringThePolicy:
     def test_every_commit_records_the_policy_that_admitted_it(
             self, governed: Dataset, model: Path) -> None:
         """The policy hash in each commit is the policy in force when it was made."""
-        first = governed.policy.hash
+        first = policy_hash(governed)
         governed.commit("first model", add_files=[model], metadata={"accuracy": 0.5})
         governed.set_policy(SMALL_POLICY.replace("min_length: 5", "min_length: 7"))
         governed.commit("second model", add_files=[model], metadata={"accuracy": 0.6})
         older, newer = reversed(governed.history())
         assert older.policy_hash == first
-        assert newer.policy_hash == governed.policy.hash != first
+        assert newer.policy_hash == policy_hash(governed) != first
 
     def test_a_policy_set_by_another_writer_applies_at_once(
             self, registry_root: RegistryRoot, model: Path) -> None:
@@ -205,7 +214,7 @@ class TestTheGate:
         assert info.value.violations == report.violations
         good = governed.validate("fine model", add_files=[model], metadata={"accuracy": 0.95},
                                  tags=["production"])
-        assert good.ok and good.policy_hash == governed.policy.hash
+        assert good.ok and good.policy_hash == policy_hash(governed)
 
     def test_validate_judges_a_promotion_with_no_file_changes(
             self, governed: Dataset, model: Path) -> None:

@@ -16,5 +16,6 @@ def test_commit_then_read_back(root: Path, workdir: Path) -> None:
     digest = ds.commit(message="Initial baseline", add_files=[model],
                        metadata={"accuracy": 0.87}, tags=["baseline"])
     assert len(digest) == 64
-    assert ds.get_file("model.pt").read_bytes() == b"\x00weights\xff"
+    file = ds.get_file("model.pt")
+    assert file is not None and file.read_bytes() == b"\x00weights\xff"
     assert Catalog(root).datasets() == ["sentiment_classifier"]

@@ -96,7 +96,8 @@ class RegistryModel(RuleBasedStateMachine):
         expected = self.current()
         assert sorted(self.ds.list_files()) == sorted(expected)
         for name, data in expected.items():
-            assert self.ds.get_file(name).read_bytes() == data
+            file = self.ds.get_file(name)
+            assert file is not None and file.read_bytes() == data
 
     @invariant()
     def history_agrees(self) -> None:

@@ -98,7 +98,8 @@ def test_verdict_of_each_supported_format(name: str, value: str, expected: bool)
 @pytest.mark.parametrize("name", SUPPORTED_FORMATS)
 def test_a_format_applies_to_strings_only(name: str) -> None:
     policy = policy_with({"properties": {"x": {"format": name}}})
-    assert all(verdict(policy, v) for v in (1, 1.5, None, True, [], {}))
+    values: tuple[object, ...] = (1, 1.5, None, True, [], {})
+    assert all(verdict(policy, v) for v in values)
 
 
 @given(st.text(max_size=40))

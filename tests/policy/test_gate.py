@@ -345,6 +345,7 @@ near_cards = st.fixed_dictionaries(
 def test_schema_verdict_equals_jsonschema(metadata: dict[str, Any]) -> None:
     """For any metadata, the gate's schema verdict and error count equal jsonschema's."""
     schema = CARD.metadata.json_schema
+    assert schema is not None
     validator = Draft202012Validator(schema, format_checker=FORMAT_CHECKER)
     report = judge(CARD, metadata=metadata)
     schema_violations = [v for v in report.violations if v.rule == "metadata.schema"]

@@ -120,7 +120,8 @@ class LiarList(list):  # type: ignore[type-arg]
 def judge(metadata: Any, tags: Any = (), history: Any = ()) -> Report:
     proposal = Proposal(message="A clear message", files=FrozenDict({"m.pt": "0" * 64}),
                         added=("m.pt",), removed=(), metadata=metadata,
-                        tags=tags if isinstance(tags, list) else FrozenList(tags),
+                        # a plain (hostile) list on purpose: the gate must read any list
+                        tags=tags if isinstance(tags, list) else FrozenList(tags),  # type: ignore[arg-type]
                         author="ci")
     return evaluate_policy(POLICY, proposal, history)
 

@@ -86,7 +86,7 @@ def test_base_policy_loads_into_models() -> None:
     assert policy.metadata.json_schema["properties"]["accuracy"]["maximum"] == 1
     assert policy.message.forbidden == ("Changes",)
     with pytest.raises(ValidationError):
-        policy.version = 2  # type: ignore[misc]
+        policy.version = 2  # type: ignore[misc,assignment]  # assigning a frozen field, on purpose
     with pytest.raises(TypeError):
         policy.promotion["dev"] = policy.promotion["production"]  # type: ignore[index]
     with pytest.raises(TypeError):
