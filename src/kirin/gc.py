@@ -21,7 +21,12 @@ from datetime import timedelta
 from typing import Any
 
 from . import layout
-from .errors import CorruptObjectError, InvalidInputError, InvalidNameError
+from .errors import (
+    CorruptObjectError,
+    InvalidArgumentTypeError,
+    InvalidInputError,
+    InvalidNameError,
+)
 from .logs import EntryLog
 from .naming import validate_dataset_name
 from .records import decode_record
@@ -112,8 +117,9 @@ def collect_garbage(store: Store, *, dry_run: bool = False,
                     grace: timedelta = DEFAULT_GRACE) -> GcReport:
     """Remove unreferenced blobs older than ``grace`` (report only, with ``dry_run``)."""
     if not isinstance(grace, timedelta):
-        raise InvalidInputError(f"grace must be a datetime.timedelta, not {type(grace).__name__} "
-                                f"{grace!r}: e.g. timedelta(hours=1)")
+        raise InvalidArgumentTypeError(f"grace must be a datetime.timedelta, not "
+                                       f"{type(grace).__name__} {grace!r}: e.g. "
+                                       "timedelta(hours=1)")
     if grace.total_seconds() < 0:
         raise InvalidInputError("The grace period cannot be negative")
     started = time.time()
