@@ -63,7 +63,8 @@ def test_json_of_every_command_matches_its_shape(reg: Registry, tmp_path: Path) 
     seen["verify"] = json_of("verify", *args)
     seen["gc"] = json_of("gc", "--root", reg.root, "--dry-run")
     seen["catalog list"] = json_of("catalog", "list", "--root", reg.root)
-    assert sorted(seen) == sorted(COMMANDS)
+    # the import commands' documents are checked in their own tests/cli/test_cli_import_*.py
+    assert sorted(seen) == sorted(c for c in COMMANDS if not c.startswith("import "))
     for command, document in seen.items():
         assert_shape(command, document)
     # and they say what happened

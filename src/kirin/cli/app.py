@@ -1,7 +1,7 @@
-"""The typer applications: ``kirin`` and its ``policy`` and ``catalog`` groups.
+"""The typer applications: ``kirin`` and its ``policy``, ``catalog`` and ``import`` groups.
 
-Commands are registered on them by :mod:`kirin.cli.commands` and
-:mod:`kirin.cli.admin`.
+Commands are registered on them by :mod:`kirin.cli.commands`,
+:mod:`kirin.cli.admin` and :mod:`kirin.cli.importing`.
 """
 
 from __future__ import annotations
@@ -44,8 +44,12 @@ policy_app = typer.Typer(
 catalog_app = typer.Typer(name="catalog", rich_markup_mode=None, no_args_is_help=True,
                           context_settings=CONTEXT,
                           help="The datasets under a registry root.")
+import_app = typer.Typer(name="import", rich_markup_mode=None, no_args_is_help=True,
+                         context_settings=CONTEXT,
+                         help="Bring existing history in: from MLflow, from the original Kirin.")
 app.add_typer(policy_app, name="policy")
 app.add_typer(catalog_app, name="catalog")
+app.add_typer(import_app, name="import")
 
 
 def _version(value: bool) -> None:

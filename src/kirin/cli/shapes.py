@@ -90,12 +90,20 @@ COMMANDS: dict[str, Shape] = {
            "blobs_referenced": "int", "removed": ["str"], "bytes_freed": "int",
            "kept_recent": "int", "temp_removed": "int"},
     "catalog list": {"root": "str", "datasets": [{"name": "str", "description": "str"}]},
+    "import mlflow": {"dataset": "str", "model": "str", "dry_run": "bool", "ok": "bool",
+                      "policy_hash": "str | null",
+                      "imported": [{"version": "int", "commit": "<commit> | null"}],
+                      "skipped": ["int"],
+                      "rejected": [{"version": "int", "violations": ["<violation>"]}],
+                      "pending": ["int"]},
 }
 
 #: Variants a command prints instead of its own shape.
 VARIANTS: dict[str, str] = {
     "commit": "with --dry-run: the document of kirin validate",
     "promote": "with --dry-run: the document of kirin validate",
+    "import mlflow": "with --dry-run: imported lists the versions that would be imported "
+                     "(commit null), rejected every version the policy would reject",
 }
 
 
