@@ -63,6 +63,9 @@ def test_json_of_every_command_matches_its_shape(reg: Registry, tmp_path: Path) 
     seen["verify"] = json_of("verify", *args)
     seen["gc"] = json_of("gc", "--root", reg.root, "--dry-run")
     seen["catalog list"] = json_of("catalog", "list", "--root", reg.root)
+    (tmp_path / "kirin0" / "datasets" / "empty").mkdir(parents=True)  # an original registry
+    seen["import kirin-0.0"] = json_of("import", "kirin-0.0", tmp_path / "kirin0", "--root",
+                                       tmp_path / "imported")
     assert sorted(seen) == sorted(COMMANDS)
     for command, document in seen.items():
         assert_shape(command, document)

@@ -90,6 +90,10 @@ COMMANDS: dict[str, Shape] = {
            "blobs_referenced": "int", "removed": ["str"], "bytes_freed": "int",
            "kept_recent": "int", "temp_removed": "int"},
     "catalog list": {"root": "str", "datasets": [{"name": "str", "description": "str"}]},
+    "import kirin-0.0": {"source": "str", "root": "str", "dry_run": "bool",
+                         "datasets": [{"name": "str", "commits": "int", "imported": "int",
+                                       "skipped": "int", "files_checked": "int",
+                                       "bytes_checked": "int", "hashes": ["str"]}]},
 }
 
 #: Variants a command prints instead of its own shape.

@@ -48,6 +48,7 @@ from ..errors import (
 )
 from ..inputs import PathLike, prepare
 from ..naming import validate_dataset_name, validate_file_name
+from ..store import Store
 
 #: The metadata key under which the original's own fields are kept.
 KEY = "kirin0"
@@ -130,19 +131,18 @@ class _Original:
     """Read access to an original registry (any fsspec URL or local folder)."""
 
     def __init__(self, root: str) -> None:
-        import fsspec
-
-        self.fs, path = fsspec.core.url_to_fs(root)
-        self.root = path.rstrip("/") or path
-        self.url = root
+        store = Store(root)  # for its filesystem and root path; it writes nothing
+        self.fs = store.fs
+        self.root = store.root
+        self.url = store.url
+        self.is_local = store.is_local
 
     def path(self, *parts: str) -> str:
         return "/".join([self.root, *parts])
 
     def source(self, path: str) -> str:
         """What ``Dataset.commit`` is given to read ``path`` (a URL unless local)."""
-        protocol = self.fs.protocol if isinstance(self.fs.protocol, str) else self.fs.protocol[0]
-        return path if protocol in ("file", "local") else self.fs.unstrip_protocol(path)
+        return path if self.is_local else str(self.fs.unstrip_protocol(path))
 
     def dataset_names(self) -> list[str]:
         folder = self.path("datasets")
