@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -55,3 +56,26 @@ def test_import_kirin0_of_a_corrupt_registry_fails_cleanly(source: Original,
     assert not (tmp_path / "new").exists() or Catalog(tmp_path / "new").datasets() == []
     missing = invoke("import", "kirin-0.0", tmp_path / "nothing", "--root", tmp_path / "new")
     assert missing.code == 2 and "not an original Kirin registry" in missing.stderr
+
+
+def test_export_writes_jsonl_and_parquet(source: Original, tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    original, history = source
+    root = tmp_path / "new"
+    assert invoke("import", "kirin-0.0", original, "--root", root).code == 0
+    done = invoke("export", "--root", root, "-o", tmp_path / "c.jsonl", "--format", "json")
+    assert done.code == 0, done.stderr
+    assert_shape("export", done.json())
+    rows = [json.loads(x) for x in (tmp_path / "c.jsonl").read_text().splitlines()]
+    assert [r["metadata.kirin0.hash"] for r in rows] == [
+        c["hash"] for name in ("models", "notes") for c in history[name]]
+    assert rows[1]["metadata.metrics.accuracy"] == 0.9
+    table = invoke("export", "--root", root, "-o", tmp_path / "c.data", "--to", "parquet",
+                   "--dataset", "models")
+    assert table.code == 0, table.stderr
+    assert "Wrote 3 commits of 1 datasets" in table.stdout
+    assert pq.read_table(tmp_path / "c.data").column("metadata.kirin0.timestamp").to_pylist() \
+        == [c["timestamp"] for c in history["models"]]
+    bad = invoke("export", "--root", root, "-o", tmp_path / "c.x", "--to", "csv")
+    assert bad.code == 2 and "Unknown export format" in bad.stderr

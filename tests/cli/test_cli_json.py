@@ -66,6 +66,7 @@ def test_json_of_every_command_matches_its_shape(reg: Registry, tmp_path: Path) 
     (tmp_path / "kirin0" / "datasets" / "empty").mkdir(parents=True)  # an original registry
     seen["import kirin-0.0"] = json_of("import", "kirin-0.0", tmp_path / "kirin0", "--root",
                                        tmp_path / "imported")
+    seen["export"] = json_of("export", "--root", reg.root, "-o", tmp_path / "commits.jsonl")
     assert sorted(seen) == sorted(COMMANDS)
     for command, document in seen.items():
         assert_shape(command, document)

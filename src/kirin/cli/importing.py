@@ -5,13 +5,14 @@ Each command is one call into :mod:`kirin.importers` (or the catalog export).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from . import views
-from .app import app, import_app  # noqa: F401 - the commands below register on them
+from .app import app, import_app
 from .commands import AuthorOption
 from .output import Outcome
 from .runner import Scope, Session, command
@@ -57,3 +58,36 @@ def import_kirin0(session: Session, *,
     return Outcome({"source": report.source, "root": session.location.root,
                     "dry_run": report.dry_run,
                     "datasets": [d.to_dict() for d in report.datasets]}, [table, summary])
+
+
+# -- kirin export ----------------------------------------------------------------------
+@command(app, "export", scope=Scope.ROOT, shape="export")
+def export(session: Session, *,
+           output: Annotated[Path, typer.Option(
+               "--output", "-o", metavar="FILE", show_default=False,
+               help="File to write (replaced only once complete).")],
+           file_format: Annotated[str | None, typer.Option(
+               "--to", metavar="jsonl|parquet",
+               help="File format (default: parquet for a .parquet or .pq FILE, else "
+               "jsonl). Parquet needs pyarrow.")] = None,
+           names: Annotated[list[str] | None, typer.Option(
+               "--dataset", metavar="NAME",
+               help="Export only this dataset (repeatable; default: all).")] = None
+           ) -> Outcome:
+    """Write every commit's metadata under the root to FILE, for analysis.
+
+    One row per commit: dataset, hash, seq, parent_hash, timestamp, author,
+    message, tags, policy_hash, and the metadata flattened to dotted paths
+    (metadata.metrics.accuracy). JSON Lines rows are written one at a time;
+    Parquet gets one typed column per metadata path (two passes over the
+    histories; lists, objects and mixed types as JSON text).
+    """
+    from ..importers.export import export_catalog
+
+    report = export_catalog(session.catalog(), output, file_format, datasets=names)
+    summary = views.line(f"Wrote {report.rows} commits of {report.datasets} datasets to "
+                         f"{report.path} ({report.format}, {len(report.columns)} columns).",
+                         "green")
+    return Outcome({"root": session.location.root, "output": report.path,
+                    "format": report.format, "datasets": report.datasets, "rows": report.rows,
+                    "columns": list(report.columns)}, [summary])

@@ -94,6 +94,8 @@ COMMANDS: dict[str, Shape] = {
                          "datasets": [{"name": "str", "commits": "int", "imported": "int",
                                        "skipped": "int", "files_checked": "int",
                                        "bytes_checked": "int", "hashes": ["str"]}]},
+    "export": {"root": "str", "output": "str", "format": "str", "datasets": "int",
+               "rows": "int", "columns": ["str"]},
 }
 
 #: Variants a command prints instead of its own shape.
