@@ -369,7 +369,11 @@ def _commit(original: _Original, catalog: Catalog, plan: _Plan,
     previous: dict[str, OriginalFile] = plan.commits[plan.skip - 1].files if plan.skip else {}
     todo = plan.commits[plan.skip:]
     hashes: list[str] = []
-    total = sum(f.size for c in todo for f in c.files.values())
+    total, before = 0, previous
+    for commit in todo:  # the bytes the commits below will copy, for the progress bar
+        total += sum(f.size for n, f in commit.files.items()
+                     if n not in before or before[n].hash != f.hash)
+        before = commit.files
     with progress.transfer(f"Importing {plan.name}", total) as advance:
         for commit in todo:
             added = {n: f for n, f in commit.files.items()
