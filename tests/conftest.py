@@ -9,6 +9,9 @@ import pytest
 # The Dataset API tests' (test_dataset_*.py) dataset and source files.
 from dataset_helpers import ds, src  # noqa: F401
 
+# The original Kirin's registry, built once per session by the original package.
+from kirin0_helpers import original_registry  # noqa: F401
+
 # Fixtures shared by the storage-touching tests: one run per storage backend.
 from roots import memory_source, pytest_collection_modifyitems, registry_root  # noqa: F401
 

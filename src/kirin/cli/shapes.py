@@ -96,6 +96,12 @@ COMMANDS: dict[str, Shape] = {
                       "skipped": ["int"],
                       "rejected": [{"version": "int", "violations": ["<violation>"]}],
                       "pending": ["int"]},
+    "import kirin-0.0": {"source": "str", "root": "str", "dry_run": "bool",
+                         "datasets": [{"name": "str", "commits": "int", "imported": "int",
+                                       "skipped": "int", "files_checked": "int",
+                                       "bytes_checked": "int", "hashes": ["str"]}]},
+    "export": {"root": "str", "output": "str", "format": "str", "datasets": "int",
+               "rows": "int", "columns": ["str"]},
 }
 
 #: Variants a command prints instead of its own shape.
