@@ -9,12 +9,8 @@ from pathlib import Path
 import pytest
 
 from kirin import Catalog, Dataset
-from kirin.errors import MissingExtraError
-from kirin.importers.mlflow import (
-    MlflowModelNotFoundError,
-    MlflowSourceError,
-    import_mlflow,
-)
+from kirin.errors import MissingExtraError, MlflowModelNotFoundError, MlflowSourceError
+from kirin.importers.mlflow import import_mlflow
 
 from mlflow_helpers import MODEL, VERSIONS, MlflowRegistry, build_mlflow
 

@@ -28,8 +28,9 @@ starts with that text and adds its own detail after it.
     │   ├── DatasetNotFoundError (ValueError)
     │   ├── CommitNotFoundError (ValueError)
     │   │   └── AmbiguousRefError           a name matches several commits
-    │   └── FileNotInCommitError (FileNotFoundError)
-    │       └── LocalFileNotFoundError (KeyError)  local_files()[name] for a name not there
+    │   ├── FileNotInCommitError (FileNotFoundError)
+    │   │   └── LocalFileNotFoundError (KeyError)  local_files()[name] for a name not there
+    │   └── MlflowModelNotFoundError        kirin import mlflow: no such registered model
     ├── SourceNotFoundError (FileNotFoundError)   a file given to add_files is missing
     ├── ConflictError                       a concurrent writer won every retry
     │   └── DatasetExistsError
@@ -38,7 +39,8 @@ starts with that text and adds its own detail after it.
     │   ├── BucketNotFoundError             the bucket / container of the root is missing
     │   ├── StorageAccessDeniedError (PermissionError)  credentials refused
     │   ├── StorageUnavailableError         unreachable or failing after bounded retries
-    │   └── UnsafeStorageError              the server ignores create-if-absent
+    │   ├── UnsafeStorageError              the server ignores create-if-absent
+    │   └── MlflowSourceError               kirin import mlflow: the store or artifacts failed
     ├── PolicyError (ValueError)            a policy file or expression is invalid
     │   └── ExpressionSyntaxError           an expression does not parse (has .column)
     └── PolicyViolationError                a commit breaks the policy (.violations)
@@ -346,6 +348,25 @@ class StorageUnavailableError(StorageError):
 
 class UnsafeStorageError(StorageError):
     """The storage does not honour create-if-absent, so Kirin refuses to write to it."""
+
+
+class MlflowSourceError(StorageError):
+    """The MLflow store, or a version's artifacts, could not be read.
+
+    ``version`` is the version that failed (``None``: before any version),
+    ``imported`` the versions committed before the failure.
+    """
+
+    def __init__(self, message: str, *, model: str, version: int | None = None,
+                 imported: tuple[int, ...] = ()) -> None:
+        self.model = model
+        self.version = version
+        self.imported = imported
+        super().__init__(message)
+
+
+class MlflowModelNotFoundError(NotFoundError):
+    """The MLflow registry has no registered model of that name."""
 
 
 class UnsafeConcurrencyWarning(UserWarning):

@@ -42,9 +42,9 @@ from .. import progress
 from ..errors import (
     ConflictError,
     MissingExtraError,
-    NotFoundError,
+    MlflowModelNotFoundError,
+    MlflowSourceError,
     PolicyViolationError,
-    StorageError,
 )
 
 if TYPE_CHECKING:
@@ -53,25 +53,6 @@ if TYPE_CHECKING:
 
 #: Top-level metadata keys of an imported commit; metrics of these names are not copied up.
 RESERVED = frozenset({"mlflow", "params", "metrics", "tags"})
-
-
-class MlflowSourceError(StorageError):
-    """The MLflow store, or a version's artifacts, could not be read.
-
-    ``version`` is the version that failed (``None``: before any version),
-    ``imported`` the versions committed before the failure.
-    """
-
-    def __init__(self, message: str, *, model: str, version: int | None = None,
-                 imported: tuple[int, ...] = ()) -> None:
-        self.model = model
-        self.version = version
-        self.imported = imported
-        super().__init__(message)
-
-
-class MlflowModelNotFoundError(NotFoundError):
-    """The MLflow registry has no registered model of that name."""
 
 
 @dataclass(frozen=True)
