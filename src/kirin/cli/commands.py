@@ -82,8 +82,10 @@ def init(session: Session, *,
              "--root or --dataset.")] = False) -> Outcome:
     """Create a dataset, optionally with a policy.
 
-    The policy file is checked before anything is created. Fails with exit
-    code 4 if the dataset exists (change its policy with kirin policy apply).
+    The policy file is checked before anything is created, and stored before
+    the dataset becomes visible. Fails with exit code 4 if the dataset exists
+    (change its policy with kirin policy apply); run again, it completes a
+    creation that was interrupted before the policy was stored.
     """
     location = session.location
     folder = Path.cwd()
