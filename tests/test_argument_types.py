@@ -4,10 +4,7 @@ Ints, ``None``, bytes and arbitrary objects where strings, paths, iterables
 or mappings are expected: each call must raise a :class:`~kirin.KirinError`
 subclass (which also derives from the builtin Python would have raised), not
 a bare ``TypeError``/``AttributeError``/``ValueError`` from deep inside.
-
-Cases marked ``needs`` wait for a one-line argument check in a module this
-test's author does not own (the check function is in :mod:`kirin.inputs`);
-they are strict xfails, so they fail loudly once the line is added.
+The checks themselves live in :mod:`kirin.arguments` and :mod:`kirin.inputs`.
 """
 
 from __future__ import annotations
