@@ -14,25 +14,29 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from .._json import FrozenDict, FrozenList
+from .._json import (
+    FrozenDict,
+    FrozenList,
+    has_type,
+    plain_float,
+    plain_int,
+    sequence_items,
+)
+from .._json import plain_str as exact_str
 from ..errors import InvalidInputError
 
 
 def plain_str(value: Any, what: str = "a tag") -> str:
     """``value`` as an exact ``str``, read from its storage, never from its methods."""
-    if type(value) is str:
-        return value
-    if isinstance(value, str):
-        return str.__str__(value)  # the real text of a subclass, as an exact str
+    if has_type(value, str):
+        return exact_str(value)
     raise InvalidInputError(f"{what} must be a string, not {type(value).__name__}")
 
 
 def stored_items(sequence: Any) -> Iterable[Any]:
     """The items a list or tuple holds, read from its storage (not its ``__iter__``)."""
-    if isinstance(sequence, list):
-        return list.__iter__(sequence)
-    if isinstance(sequence, tuple):
-        return tuple.__iter__(sequence)
+    if has_type(sequence, list | tuple):
+        return sequence_items(sequence)
     raise InvalidInputError(f"expected a list of strings, not {type(sequence).__name__}")
 
 
@@ -41,27 +45,24 @@ def plain_value(value: Any, where: str) -> Any:
 
     Subclasses of ``str``, ``int``, ``float``, ``dict``, ``list`` and
     ``tuple`` are read through the builtin's own methods (their overrides are
-    never called); any other type is refused with ``InvalidInputError``
-    naming where it is.
+    never called; see :mod:`kirin._json`, which copies commit inputs the same
+    way); any other type is refused with ``InvalidInputError`` naming where it is.
     """
-    kind = type(value)
-    if value is None or kind in (bool, str, int, float):
+    if value is None or value is True or value is False:
         return value
-    if isinstance(value, str):
-        return str.__str__(value)
-    if isinstance(value, bool):  # pragma: no cover - bool cannot be subclassed
-        return bool(value)
-    if isinstance(value, int):
-        return int.__int__(value)
-    if isinstance(value, float):
-        return float.__float__(value)
-    if isinstance(value, dict):
+    if has_type(value, str):
+        return exact_str(value)
+    if has_type(value, int):
+        return plain_int(value)
+    if has_type(value, float):
+        return plain_float(value)
+    if has_type(value, dict):
         return FrozenDict((plain_str(k, f"a key of {where or 'the metadata'}"),
                            plain_value(v, f"{where}.{plain_str(k)}" if where else
-                                  plain_str(k)))
+                                       plain_str(k)))
                           for k, v in dict.items(value))
-    if isinstance(value, list | tuple):
+    if has_type(value, list | tuple):
         return FrozenList(plain_value(v, f"{where}[{i}]")
-                          for i, v in enumerate(stored_items(value)))
-    raise InvalidInputError(f"{where or 'the value'} is a {kind.__name__}, which a policy "
-                            "cannot judge: proposals hold plain JSON values only")
+                          for i, v in enumerate(sequence_items(value)))
+    raise InvalidInputError(f"{where or 'the value'} is a {type(value).__name__}, which a "
+                            "policy cannot judge: proposals hold plain JSON values only")
