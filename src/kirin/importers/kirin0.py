@@ -31,7 +31,6 @@ commits already there (matched by ``kirin0.hash``) are skipped.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -49,10 +48,10 @@ from ..errors import (
 from ..inputs import PathLike, prepare
 from ..naming import validate_dataset_name, validate_file_name
 from ..store import Store
+from ..verified import CHUNK, BlobCheck
 
 #: The metadata key under which the original's own fields are kept.
 KEY = "kirin0"
-CHUNK = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -341,21 +340,20 @@ def _verify_blobs(original: _Original, plan: _Plan) -> None:
                     f"Corrupt original registry: {where}: its blob {entry.hash} is missing; "
                     "nothing was imported", path=original.path("data", entry.hash[:2]),
                     commit=commit.hash, file=entry.name)
-            hasher, size = hashlib.sha256(), 0
+            check = BlobCheck(entry.hash, entry.size)
             with original.fs.open(path, "rb") as stream:
                 while chunk := stream.read(CHUNK):
-                    hasher.update(chunk)
-                    size += len(chunk)
+                    check.count(chunk)
                     advance(len(chunk))
-            if hasher.hexdigest() != entry.hash or size != entry.size:
+            problem = check.problem()
+            if problem is not None:
                 raise CorruptObjectError(
                     f"Corrupt original registry: {where}: blob {path} does not match the "
-                    f"recorded hash {entry.hash} and size {entry.size} (found "
-                    f"{hasher.hexdigest()}, {size} bytes); nothing was imported",
-                    path=path, commit=commit.hash, file=entry.name)
+                    f"recorded hash {entry.hash} and size {entry.size} ({problem}); nothing "
+                    "was imported", path=path, commit=commit.hash, file=entry.name)
             plan.blobs[key] = path
             plan.files_checked += 1
-            plan.bytes_checked += size
+            plan.bytes_checked += check.seen
 
 
 # -- pass 2: commit ------------------------------------------------------------------
