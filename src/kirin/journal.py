@@ -164,10 +164,26 @@ class Journal:
 
 def _checkpoint_records(data: bytes | None, path: str, last: int
                         ) -> list[tuple[dict[str, Any], str | None]] | None:
-    """The verified records of a checkpoint, each with its canonical JSON when that proved
-    its hash (else ``None``), or ``None`` if the checkpoint cannot be trusted."""
+    """:func:`read_checkpoint`, or ``None`` if the checkpoint is missing or cannot be trusted."""
     if data is None:
         return None
+    try:
+        return read_checkpoint(data, path, last)
+    except CorruptObjectError:
+        return None
+
+
+def read_checkpoint(data: bytes, path: str, last: int
+                    ) -> list[tuple[dict[str, Any], str | None]]:
+    """The verified records of checkpoint ``last``, each with its canonical JSON when that
+    proved its hash (else ``None``); CorruptObjectError saying why it cannot be trusted.
+
+    The one reader of checkpoints: opening takes what it returns, ``verify``
+    reports what it raises.
+    """
+    def bad(reason: str) -> CorruptObjectError:
+        return CorruptObjectError(f"Checkpoint {path} is unusable ({reason})", path=path)
+
     try:
         split = _split_checkpoint(data, last)
         if split is not None:
@@ -179,12 +195,15 @@ def _checkpoint_records(data: bytes | None, path: str, last: int
         first, records = body["first"], body["records"]
         if (body.get("last") != last or not isinstance(first, int) or not isinstance(records, list)
                 or len(records) != last - first + 1 or not records):
-            return None
+            raise bad(f"it does not hold commits up to #{last}")
         return [(check_record(r, where=f"{path}[{first + i}]", seq=first + i), None)
                 for i, r in enumerate(records)]
-    except (ValueError, KeyError, TypeError, AttributeError, RecursionError,
-            CorruptObjectError):
-        return None
+    except CorruptObjectError as exc:
+        if exc.path == path:
+            raise
+        raise bad(str(exc)) from exc
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+        raise bad(f"{type(exc).__name__}: {exc}") from exc
 
 
 _CHECKPOINT_HEAD = re.compile(r'\{"first":(0|[1-9][0-9]*),"kirin":1,"last":(0|[1-9][0-9]*),'

@@ -8,16 +8,16 @@ first problem so one run reports them all.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import layout
 from .errors import CorruptObjectError
+from .journal import read_checkpoint
 from .logs import EntryLog
 from .policylog import decode_version
-from .records import check_record, decode_record, tree_hash
+from .records import decode_record, tree_hash
 from .store import Store
 from .verified import BlobCheck
 
@@ -175,19 +175,12 @@ def _read_checkpoints(store: Store, dataset: str, problems: list[Problem]
             continue
         path = f"{folder}/{name}"
         try:
-            body = json.loads(store.read(path) or b"")
-            first = body["first"]
-            if body.get("last") != last or not isinstance(first, int):
-                raise ValueError(f"it does not hold commits up to #{last}")
-            records = [check_record(raw, where=f"{path}[{first + i}]", seq=first + i)
-                       for i, raw in enumerate(body["records"])]
-            if first + len(records) - 1 != last:
-                raise ValueError(f"it does not hold commits #{first}-#{last}")
-            found[last] = (path, records)
-        except (ValueError, KeyError, TypeError, AttributeError, RecursionError,
-                CorruptObjectError) as exc:
-            problems.append(Problem("checkpoint", path, f"Checkpoint {path} is unusable "
-                                    f"({exc}); opening falls back to the log"))
+            records = read_checkpoint(store.read(path) or b"", path, last)
+        except CorruptObjectError as exc:  # damaged, or not an object (a folder in its place)
+            problems.append(Problem("checkpoint", path, f"{exc}; opening falls back to the "
+                                    "log"))
+            continue
+        found[last] = (path, [record for record, _ in records])
     return found
 
 
