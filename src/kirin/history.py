@@ -27,6 +27,7 @@ from .errors import (
 from .records import (
     _RECORD_KEYS,
     FORMAT_VERSION,
+    GOVERNANCE_KEYS,
     _encode_str,
     check_folder_clash,
     decode_record,
@@ -43,7 +44,7 @@ TAG_PREFIX = "tag:"
 
 #: Field positions in a stored row (see :func:`_row`).
 (_HASH, _PARENT, _TREE, _ADD, _REMOVE, _TAGS, _MESSAGE, _METADATA, _TIMESTAMP, _AUTHOR,
- _POLICY, _RAW) = range(12)
+ _POLICY, _RAW, _GOVERNANCE) = range(13)
 #: A verified record as :class:`History` keeps it: a tuple of strings, numbers and tuples
 #: of them, which CPython's garbage collector stops tracking after one collection.
 Row = tuple[Any, ...]
@@ -58,7 +59,8 @@ def _row(record: Mapping[str, Any], text: str | None = None) -> Row:
     and frozen only when a commit's metadata is read; ``text``, the record's
     canonical JSON when the caller has it, saves re-encoding it. A record
     holding keys Kirin does not write keeps its whole canonical text, so a
-    checkpoint repeats it exactly.
+    checkpoint repeats it exactly; so does a version 2 record, whose
+    governance keys are also kept apart as canonical JSON, for its Commit.
     """
     changes = record["changes"]
     add = changes["add"]
@@ -66,12 +68,14 @@ def _row(record: Mapping[str, Any], text: str | None = None) -> Row:
              and type(record["kirin"]) is int and type(record["seq"]) is int
              and type(record["tree"]) is str and all(len(entry) == 2 for entry in add.values()))
     metadata = _metadata_slice(text) if plain and text is not None else None
+    governance = {k: record[k] for k in GOVERNANCE_KEYS if k in record}
     return (record["hash"], record["parent"], record["tree"],
             tuple([(name, entry["hash"], entry["size"]) for name, entry in add.items()]),
             tuple(changes["remove"]), tuple(record["tags"]), record["message"],
             canonical_json(record["metadata"]) if metadata is None else metadata,
             record["timestamp"], record["author"], record["policy"],
-            None if plain else canonical_json(record))
+            None if plain else canonical_json(record),
+            canonical_json(governance) if governance else None)
 
 
 def _record_of(seq: int, row: Row) -> dict[str, Any]:
@@ -415,7 +419,8 @@ class History(SnapshotSource):
                                      path=f"#{seq}", commit=row[_HASH]) from exc
         # metadata and tags go in stored form: Commit freezes them on first use
         return Commit(row[_HASH], row[_PARENT], row[_MESSAGE], row[_METADATA], row[_TAGS],
-                      timestamp, row[_AUTHOR], seq, row[_POLICY], self)
+                      timestamp, row[_AUTHOR], seq, row[_POLICY], self,
+                      governance=row[_GOVERNANCE])
 
     def files_of(self, seq: int, commit_hash: str) -> dict[str, File]:
         return {name: File(name, h, s, commit_hash, self._reader)

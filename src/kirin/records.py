@@ -24,6 +24,15 @@ from .errors import CorruptObjectError, InvalidNameError
 from .naming import validate_file_name
 
 FORMAT_VERSION = 1
+#: Records that carry any of :data:`GOVERNANCE_KEYS` are written as version 2, so a
+#: Kirin that predates them refuses the record instead of misreading a withdrawal
+#: or an override as a plain commit.
+GOVERNANCE_VERSION = 2
+READ_VERSIONS = (FORMAT_VERSION, GOVERNANCE_VERSION)
+#: What a promotion, rollback or withdrawal did; the rules a commit was let past;
+#: the root policy that also judged it.
+GOVERNANCE_KEYS = frozenset({"action", "override", "root_policy"})
+ACTION_KINDS = ("promotion", "rollback", "withdrawal")
 #: (content hash, size) of each file of a snapshot, by name.
 Snapshot = Mapping[str, tuple[str, int]]
 
@@ -65,18 +74,25 @@ def record_hash(record: Mapping[str, Any]) -> str:
 def make_record(*, seq: int, parent: str | None, snapshot: Snapshot | None = None,
                 added: Mapping[str, tuple[str, int]], removed: Iterable[str], message: str,
                 metadata: Any, tags: Sequence[str], timestamp: datetime, author: str,
-                policy: str | None, tree: str | None = None) -> dict[str, Any]:
+                policy: str | None, tree: str | None = None,
+                governance: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """A complete commit record, hash included.
 
     ``tree`` is the snapshot's :func:`tree_hash` when the caller has it (see
     :class:`Draft`); otherwise it is computed from ``snapshot``.
+    ``governance`` holds the :data:`GOVERNANCE_KEYS` the commit needs (none
+    for a plain commit, which stays a version 1 record).
     """
+    extra = {k: v for k, v in (governance or {}).items() if v is not None}
+    unknown = extra.keys() - GOVERNANCE_KEYS
+    if unknown:
+        raise TypeError(f"make_record: unknown governance keys {sorted(unknown)}")
     if tree is None:
         if snapshot is None:
             raise TypeError("make_record needs the snapshot or its tree hash")
         tree = tree_hash(snapshot)
     record: dict[str, Any] = {
-        "kirin": FORMAT_VERSION,
+        "kirin": GOVERNANCE_VERSION if extra else FORMAT_VERSION,
         "seq": seq,
         "parent": parent,
         "tree": tree,
@@ -90,6 +106,7 @@ def make_record(*, seq: int, parent: str | None, snapshot: Snapshot | None = Non
         "timestamp": timestamp.isoformat(),
         "author": author,
         "policy": policy,
+        **extra,
     }
     record["hash"] = record_hash(record)
     return record
@@ -169,12 +186,14 @@ def _check_record(record: Any, where: str, seq: int | None, text: str | None) ->
 
     if not isinstance(record, dict):
         raise bad("not a JSON object")
-    if record.get("kirin") != FORMAT_VERSION:
-        raise bad(f"unknown format version {record.get('kirin')!r} "
-                  f"(this Kirin reads version {FORMAT_VERSION})")
+    version = record.get("kirin")
+    if type(version) is not int or version not in READ_VERSIONS:
+        raise bad(f"unknown format version {version!r} (this Kirin reads versions "
+                  f"{', '.join(map(str, READ_VERSIONS))}; a newer Kirin wrote it)")
     missing = _RECORD_KEYS - record.keys()
     if missing:
         raise bad(f"missing {', '.join(sorted(missing))}")
+    _check_governance(record, version, bad)
     if seq is not None and record["seq"] != seq:
         raise bad(f"it says it is commit #{record['seq']}, expected #{seq}")
     changes = record["changes"]
@@ -211,6 +230,59 @@ def _check_record(record: Any, where: str, seq: int | None, text: str | None) ->
             f"{str(record['hash'])[:12]} but its content hashes to {actual[:12]}; "
             "it was altered after it was written", path=where, commit=str(record["hash"]))
     return False
+
+
+def _check_governance(record: dict[str, Any], version: int,
+                      bad: Callable[[str], CorruptObjectError]) -> None:
+    """Version 2 keys: present only in version 2 records, and each well-formed.
+
+    A version 1 record carrying one would be read as a plain commit by the
+    Kirin that wrote version 1 only: refused, as is a key no version defines.
+    """
+    present = GOVERNANCE_KEYS & record.keys()
+    if version == FORMAT_VERSION:
+        if present:
+            raise bad(f"a version 1 record cannot carry {', '.join(sorted(present))}")
+        return
+    if not present:
+        raise bad("a version 2 record must carry action, override or root_policy")
+    unknown = record.keys() - _RECORD_KEYS - GOVERNANCE_KEYS - {"hash"}
+    if unknown:
+        raise bad(f"unknown keys {', '.join(sorted(unknown))} (written by a newer Kirin?)")
+    if "root_policy" in record and not is_digest(record["root_policy"]):
+        raise bad("'root_policy' must be a hash")
+    if "action" in record:
+        _check_action(record["action"], bad)
+    if "override" in record:
+        _check_override(record["override"], bad)
+
+
+def _check_action(action: Any, bad: Callable[[str], CorruptObjectError]) -> None:
+    if not isinstance(action, dict) or action.get("kind") not in ACTION_KINDS:
+        raise bad(f"'action' must be an object whose kind is one of {', '.join(ACTION_KINDS)}")
+    kind = action["kind"]
+    needs = {"promotion": {"source"}, "rollback": {"source", "held", "policy"},
+             "withdrawal": {"stage", "holder"}}[kind]
+    if set(action) != needs | {"kind"}:
+        raise bad(f"a {kind} action holds exactly: kind, {', '.join(sorted(needs))}")
+    for key in needs & {"source", "held", "policy", "holder"}:
+        if not is_digest(action[key]):
+            raise bad(f"'action.{key}' must be a commit or policy hash")
+    if kind == "withdrawal" and not (isinstance(action["stage"], str) and action["stage"]):
+        raise bad("'action.stage' must be a stage name")
+
+
+def _check_override(override: Any, bad: Callable[[str], CorruptObjectError]) -> None:
+    if not (isinstance(override, dict) and set(override) == {"reason", "violations"}
+            and isinstance(override["reason"], str)
+            and isinstance(override["violations"], list) and override["violations"]):
+        raise bad("'override' must hold a 'reason' and the non-empty list of 'violations' "
+                  "it let past")
+    for item in override["violations"]:
+        if not (isinstance(item, dict) and set(item) == {"rule", "path", "source", "message"}
+                and all(isinstance(v, str) for v in item.values())):
+            raise bad("each overridden violation holds the strings rule, path, source and "
+                      "message")
 
 
 def check_folder_clash(snapshot: Mapping[str, Any]) -> None:

@@ -166,6 +166,7 @@ class Commit:
     __slots__ = (
         "_files",
         "_files_cache",
+        "_governance",
         "_metadata",
         "_tags",
         "author",
@@ -188,12 +189,13 @@ class Commit:
     _tags: FrozenList | tuple[str, ...]
     _files: Callable[[], Mapping[str, File]] | SnapshotSource | None
     _files_cache: Any
+    _governance: FrozenDict | str | None
 
     def __init__(self, hash: str, parent_hash: str | None, message: str,
                  metadata: FrozenDict | str, tags: FrozenList | tuple[str, ...],
                  timestamp: datetime, author: str, seq: int, policy_hash: str | None = None,
-                 _files: Callable[[], Mapping[str, File]] | SnapshotSource | None = None
-                 ) -> None:
+                 _files: Callable[[], Mapping[str, File]] | SnapshotSource | None = None,
+                 *, governance: Mapping[str, Any] | str | None = None) -> None:
         init = object.__setattr__
         init(self, "hash", hash)
         init(self, "parent_hash", parent_hash)
@@ -206,6 +208,8 @@ class Commit:
         init(self, "policy_hash", policy_hash)
         init(self, "_files", _files)
         init(self, "_files_cache", _MISSING)
+        init(self, "_governance", governance if governance is None or isinstance(
+            governance, str) else freeze(dict(governance)))
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise FrozenInstanceError(f"cannot assign to field {name!r}")
@@ -233,6 +237,60 @@ class Commit:
     @property
     def short_hash(self) -> str:
         return self.hash[:SHORT_HASH_LENGTH]
+
+    # -- governance (version 2 records; see docs/storage-format.md) ---------
+    def _governed(self, key: str) -> Any:
+        value = self._governance
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = freeze(json.loads(value))
+            object.__setattr__(self, "_governance", value)
+        return value.get(key)
+
+    @property
+    def kind(self) -> str:
+        """``commit``, or the action the record took: promotion, rollback, withdrawal.
+
+        Records written before version 2 are all ``commit``.
+        """
+        action = self._governed("action")
+        return str(action["kind"]) if action is not None else "commit"
+
+    @property
+    def promoted_from(self) -> str | None:
+        """The full hash of the commit a promotion or rollback promoted (its provenance)."""
+        action = self._governed("action")
+        source = action.get("source") if action is not None else None
+        return str(source) if source is not None else None
+
+    @property
+    def withdrawal(self) -> FrozenDict | None:
+        """For a withdrawal: ``{"stage": ..., "holder": <hash of the commit retired>}``."""
+        action = self._governed("action")
+        if action is None or action["kind"] != "withdrawal":
+            return None
+        return FrozenDict(stage=action["stage"], holder=action["holder"])
+
+    @property
+    def rollback(self) -> FrozenDict | None:
+        """For a rollback: the earlier holder (``held``) and the ``policy`` it was judged by."""
+        action = self._governed("action")
+        if action is None or action["kind"] != "rollback":
+            return None
+        return FrozenDict(held=action["held"], policy=action["policy"])
+
+    @property
+    def override(self) -> FrozenDict | None:
+        """Break-glass: ``{"reason": ..., "violations": [...]}`` the gate was told to let past."""
+        value: FrozenDict | None = self._governed("override")
+        return value
+
+    @property
+    def root_policy_hash(self) -> str | None:
+        """The hash of the registry's root policy that judged this commit, if there was one."""
+        value = self._governed("root_policy")
+        return str(value) if value is not None else None
 
     @property
     def is_initial(self) -> bool:
@@ -296,6 +354,12 @@ class Commit:
             "timestamp": self.timestamp.isoformat(),
             "author": self.author,
             "policy_hash": self.policy_hash,
+            "root_policy_hash": self.root_policy_hash,
+            "kind": self.kind,
+            "promoted_from": self.promoted_from,
+            "withdrawal": thaw(self.withdrawal),
+            "rollback": thaw(self.rollback),
+            "override": thaw(self.override),
             "files": {name: f.to_dict() for name, f in self.files.items()},
         }
 
@@ -320,6 +384,9 @@ class Proposal:
     metadata: FrozenDict
     tags: FrozenList
     author: str = ""
+    #: ``commit``, ``promotion``, ``rollback`` or ``withdrawal``: a withdrawal admits
+    #: no content, so only the rules about every record (the message) judge it.
+    kind: str = "commit"
 
 
 class RemovedBlobs(int):
