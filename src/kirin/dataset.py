@@ -7,6 +7,7 @@ This module orchestrates; it owns no format. Records are built in
 from __future__ import annotations
 
 import json
+import os
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -26,6 +27,7 @@ from .arguments import (
     text_items,
 )
 from .backends import credential_options
+from .digests import is_digest
 from .errors import (
     AmbiguousRefError,
     CommitNotFoundError,
@@ -34,9 +36,21 @@ from .errors import (
     FileNotInCommitError,
     InvalidInputError,
     NotLatestCommitError,
+    PolicyRequiredError,
+    StaleRefError,
     StorageError,
 )
 from .gc import DEFAULT_GRACE, collect_garbage
+from .governance import (
+    Request,
+    StageStatus,
+    Tenure,
+    apply_override,
+    earlier_holder,
+    override_record,
+    tenures,
+    version_tags,
+)
 from .history import Draft, History, diff_commits
 from .inputs import (
     AddFiles,
@@ -61,6 +75,8 @@ if TYPE_CHECKING:
     from .policy import Policy, Report
 
 MAX_ATTEMPTS = 200  # commits retried after losing a race before giving up
+#: Set to 1 (or true/yes) to make commits to ungoverned datasets fail (see require_policy).
+REQUIRE_POLICY_ENV = "KIRIN_REQUIRE_POLICY"
 RECENT_COMMITS = 10  # commits listed in get_info()["recent_commits"], as in the original
 Entries = dict[str, tuple[str, int]]  # name -> (content hash, size)
 
@@ -80,6 +96,11 @@ class Dataset:
     ``azure_connection_string`` (adlfs options of the same names). Each is
     used only for a root of its cloud (ignored otherwise, as in the
     original) and, like every storage option, never shown or stored.
+
+    ``require_policy=True`` (default: the ``KIRIN_REQUIRE_POLICY``
+    environment variable) refuses every commit, promotion and withdrawal
+    when neither this dataset nor the registry root has a policy, so a
+    misspelt root or dataset name cannot start an ungoverned dataset.
     """
 
     def __init__(self, root_dir: PathLike, name: str, description: str = "",
@@ -88,6 +109,7 @@ class Dataset:
                  gcs_project: str | None = None, azure_account_name: str | None = None,
                  azure_account_key: str | None = None,
                  azure_connection_string: str | None = None,
+                 require_policy: bool | None = None,
                  **storage_options: Any) -> None:
         name = validate_dataset_name(name)
         root = root_argument(root_dir)
@@ -96,7 +118,7 @@ class Dataset:
             "azure_account_name": azure_account_name, "azure_account_key": azure_account_key,
             "azure_connection_string": azure_connection_string})
         self._open(root, Store(root, fs, **options), name,
-                   text_argument(description, "description"))
+                   text_argument(description, "description"), require_policy)
 
     @classmethod
     def _on_store(cls, store: Store, root_dir: str, name: str, description: str = ""
@@ -106,7 +128,8 @@ class Dataset:
         dataset._open(root_dir, store, validate_dataset_name(name), description)
         return dataset
 
-    def _open(self, root_dir: str, store: Store, name: str, description: str) -> None:
+    def _open(self, root_dir: str, store: Store, name: str, description: str,
+              require_policy: bool | None = None) -> None:
         self.name = name
         self.root_dir = root_dir
         self._store = store
@@ -116,7 +139,15 @@ class Dataset:
         self._history = History(self.name, self._store)
         self._journal = Journal(self._store, self.name, self._history)
         self._policies = PolicyLog(self._store, self.name)
+        self._root_policies = PolicyLog(self._store, None)
         self._pinned: str | None = None
+        if require_policy is None:
+            require_policy = os.environ.get(REQUIRE_POLICY_ENV, "").strip().lower() in (
+                "1", "true", "yes", "on")
+        elif type(require_policy) is not bool:
+            raise InvalidInputError(f"require_policy must be True or False, not "
+                                    f"{require_policy!r}")
+        self.require_policy = require_policy
 
     # -- identity ----------------------------------------------------------
     def __repr__(self) -> str:
@@ -416,23 +447,32 @@ class Dataset:
     def commit(self, message: str, add_files: AddFiles | None = None,
                remove_files: Iterable[str] | None = None,
                metadata: Mapping[str, Any] | None = None,
-               tags: Iterable[str] | None = None, *, author: str | None = None) -> str:
+               tags: Iterable[str] | None = None, *, author: str | None = None,
+               replace: bool = False, override: bool = False,
+               reason: str | None = None) -> str:
         """Record a new commit on top of the newest one and return its full hash.
 
         Everything, the policy included, is checked before anything is
         written; a rejected commit raises :class:`~kirin.errors.PolicyViolationError`
         listing every violation. If another writer commits first, this one is
         rebuilt on the new head, judged again, and retried.
+
+        Files of the newest commit that ``add_files`` does not name are carried
+        over; ``replace=True`` makes the commit hold exactly ``add_files``.
+        ``override=True`` with a ``reason`` admits a commit whose violations
+        the policy's ``overrides:`` let past; the record keeps the reason, the
+        author and the violations overridden.
         """
+        request = self._request(override, reason, replace=replace, removes=remove_files)
         inputs = prepare(message, add_files, remove_files, metadata, tags, author)
         self._refresh()
         self._check_latest()
         self._store.check_sources(inputs.sources.values())
         judged: dict[str, StagedBlob] = {}
-        if self.policy is not None:  # re-reads the policy log (a fresh Dataset has not yet)
+        if self._governed():  # re-reads the policy logs (a fresh Dataset has not yet)
             # judge on hashes alone first, so a rejected commit writes nothing at all
             judged = {n: self._store.stage(src, keep=False) for n, src in inputs.sources.items()}
-            self._admit(inputs, self._snapshot_after(inputs, judged))
+            self._admit(inputs, self._snapshot_after(inputs, judged, request=request), request)
         staged: dict[str, StagedBlob] = {}
         try:
             for name, source in inputs.sources.items():
@@ -440,7 +480,7 @@ class Dataset:
                 if name in judged and judged[name].digest != staged[name].digest:
                     raise StorageError(f"{source} changed while it was being committed; "
                                        "nothing was committed — try again once it is stable")
-            return self._publish(inputs, staged)
+            return self._publish(inputs, staged, request=request)
         finally:
             for blob in staged.values():
                 self._store.discard(blob)
@@ -448,7 +488,9 @@ class Dataset:
     def validate(self, message: str, add_files: AddFiles | None = None,
                  remove_files: Iterable[str] | None = None,
                  metadata: Mapping[str, Any] | None = None,
-                 tags: Iterable[str] | None = None, *, author: str | None = None) -> Report:
+                 tags: Iterable[str] | None = None, *, author: str | None = None,
+                 replace: bool = False, override: bool = False,
+                 reason: str | None = None) -> Report:
         """Dry run of :meth:`commit`: the policy's verdict, with nothing written.
 
         Same arguments, same checks, same code path; returns the report
@@ -456,51 +498,64 @@ class Dataset:
         every well-formed commit). A commit with no file changes is judged
         too, so a promotion (new tags only) can be checked.
         """
-        from .policy import Report
-
+        request = self._request(override, reason, replace=replace, removes=remove_files)
         inputs = prepare(message, add_files, remove_files, metadata, tags, author,
                          allow_empty=True)
         self._refresh()
         self._check_latest()
         self._store.check_sources(inputs.sources.values())
         hashed = {n: self._store.stage(src, keep=False) for n, src in inputs.sources.items()}
-        proposal = self._propose(inputs, hashed)
-        policy = self.policy  # re-reads the policy log: a fresh Dataset has not read it yet
-        if policy is None:
-            return Report((), None)
-        return self._judge(policy, proposal)
+        draft = self._snapshot_after(inputs, hashed, request=request)
+        return self._verdict(self._proposal(inputs, draft, request), request)
+
+    def _request(self, override: bool, reason: str | None, *, replace: bool = False,
+                 removes: Iterable[str] | None = None, kind: str = "commit",
+                 action: Mapping[str, Any] | None = None) -> Request:
+        for value, what in ((override, "override"), (replace, "replace")):
+            if type(value) is not bool:
+                raise InvalidInputError(f"{what} must be True or False, not {value!r}")
+        reason = optional_text_argument(reason, "reason")
+        if reason is not None and not override:
+            raise InvalidInputError("reason is the reason for an override: give override=True "
+                                    "too (--override --reason TEXT)")
+        if replace and removes is not None:
+            raise InvalidInputError("replace=True already removes every file not given; "
+                                    "leave remove_files out")
+        return Request(kind, action, override, reason, replace)
 
     def _check_latest(self) -> None:
         head = self._history.head_hash
         if self._pinned is not None and head is not None and self._pinned != head:
             raise NotLatestCommitError(self._pinned, head)
 
-    def _propose(self, inputs: CommitInputs, blobs: Mapping[str, StagedBlob]) -> Proposal:
-        """The proposal ``inputs`` make on top of the current head."""
-        return self._proposal(inputs, self._snapshot_after(inputs, blobs))
-
-    def _proposal(self, inputs: CommitInputs, draft: Draft) -> Proposal:
+    def _proposal(self, inputs: CommitInputs, draft: Draft, request: Request) -> Proposal:
         """What the policy judges: built only when there is a policy (it lists every file)."""
         return Proposal(
             message=inputs.message,
             files=FrozenDict((n, h) for n, (h, _) in draft.files().items()),
             added=tuple(draft.added), removed=draft.removed, metadata=inputs.metadata,
-            tags=inputs.tags, author=inputs.author)
+            tags=inputs.tags, author=inputs.author,
+            kind="withdrawal" if request.kind == "withdrawal" else "commit")
 
     def _snapshot_after(self, inputs: CommitInputs, blobs: Mapping[str, StagedBlob],
-                        exact: Entries | None = None) -> Draft:
+                        exact: Entries | None = None, *, request: Request) -> Draft:
         """The snapshot ``inputs`` make on the current head, checked for folder clashes.
 
         ``exact`` (a promotion) is the whole snapshot wanted, whatever the head
-        holds: the changes are computed against the head. A :class:`Draft`
-        rather than a new dict, so that a commit touching a few files of a
-        large snapshot costs O(changes).
+        holds: the changes are computed against the head; so is the snapshot
+        of a ``replace`` commit, exactly its blobs. A :class:`Draft` rather
+        than a new dict, so that a commit touching a few files of a large
+        snapshot costs O(changes).
         """
         head = self._history.head
         seq = head.seq if head else -1
         base = self._history.snapshot(seq)
+        if exact is None and request.replace:
+            exact = {n: (b.digest, b.size) for n, b in blobs.items()}
         if exact is not None:
             added = {n: v for n, v in exact.items() if base.get(n) != v}
+            if request.replace:  # the files given are this commit's, even if unchanged
+                added = {n: (b.digest, b.size) for n, b in blobs.items()}
             removed = tuple(sorted(n for n in base if n not in exact))
             draft = self._history.draft(seq, added, removed, dict(exact))
         else:
@@ -513,16 +568,19 @@ class Dataset:
         return draft
 
     def _publish(self, inputs: CommitInputs, staged: Mapping[str, StagedBlob],
-                 exact: Entries | None = None) -> str:
+                 exact: Entries | None = None, *, request: Request,
+                 expect: Callable[[], None] | None = None) -> str:
         blobs_written = False
         reused: list[StagedBlob] = []
         for attempt in range(MAX_ATTEMPTS):
             if attempt:
                 self._refresh()
                 self._check_latest()
+            if expect is not None:  # judged again after every lost race, as the gate is
+                expect()
             head = self._history.head
-            draft = self._snapshot_after(inputs, staged, exact)
-            policy_hash = self._admit(inputs, draft)
+            draft = self._snapshot_after(inputs, staged, exact, request=request)
+            governance = self._admit(inputs, draft, request)
             if not blobs_written:
                 if not head:
                     self._ensure_info()
@@ -531,11 +589,12 @@ class Dataset:
             now = datetime.now(timezone.utc)
             if head is not None and now <= head.timestamp:
                 now = head.timestamp + timedelta(microseconds=1)
+            policy = governance.pop("policy")
             record = make_record(
                 seq=len(self._history), parent=head.hash if head else None,
                 tree=draft.tree(), added=draft.added, removed=draft.removed,
                 message=inputs.message, metadata=thaw(inputs.metadata), tags=list(inputs.tags),
-                timestamp=now, author=inputs.author, policy=policy_hash)
+                timestamp=now, author=inputs.author, policy=policy, governance=governance)
             if self._journal.publish(record, draft):
                 for blob in reused:  # a concurrent gc may have judged them unreferenced
                     self._store.restore(blob)
@@ -547,67 +606,134 @@ class Dataset:
             f"Gave up committing to dataset {self.name!r} after {MAX_ATTEMPTS} attempts: "
             "other writers kept committing first. Nothing of this commit is in the history.")
 
-    def _admit(self, inputs: CommitInputs, draft: Draft) -> str | None:
-        """Judge the commit against the policy in force now; return that policy's hash.
+    def _admit(self, inputs: CommitInputs, draft: Draft, request: Request) -> dict[str, Any]:
+        """Judge the commit by the policies in force now; return what its record keeps.
 
-        The policy log is re-read first, so a policy another writer just set
-        applies. Without a policy every well-formed commit is admitted.
+        The policy logs are re-read first, so a policy another writer just set
+        applies. Returns the record's ``policy`` and governance keys.
         """
-        policy = self.policy
-        if policy is None:
-            return None
-        self._judge(policy, self._proposal(inputs, draft)).raise_for_violations(dataset=self.name)
-        return policy.hash
+        own, root = self._in_force()
+        action = dict(request.action) if request.action is not None else None
+        if own is None and root is None and request.under is None:
+            self._check_governed()
+            return {"policy": None, "action": action}
+        report = self._verdict(self._proposal(inputs, draft, request), request, (own, root))
+        report.raise_for_violations(dataset=self.name)
+        return {"policy": own.hash if own else None,
+                "root_policy": root.hash if root else None,
+                "action": action, "override": override_record(report, request.reason)}
 
-    def _judge(self, policy: Policy, proposal: Proposal) -> Report:
-        from .policy import evaluate_policy
+    def _in_force(self) -> tuple[Policy | None, Policy | None]:
+        """(the dataset's policy, the root's policy) in force now, read afresh; fail closed."""
+        head = self._history.head
+        return self._policies.in_force(head), self._root_policies.in_force(head)
 
-        return evaluate_policy(policy, proposal, self._history.commits())
+    def _governed(self) -> bool:
+        own, root = self._in_force()
+        return own is not None or root is not None
+
+    def _check_governed(self) -> None:
+        if self.require_policy:
+            raise PolicyRequiredError(
+                f"Dataset {self.name!r} under {self._store.url} has no policy, and neither "
+                "has the registry root, but a policy is required (require_policy / "
+                f"{REQUIRE_POLICY_ENV}). Is the root or the dataset name misspelt? Nothing "
+                "was written.", dataset=self.name, root=self._store.url)
+
+    def _verdict(self, proposal: Proposal, request: Request,
+                 policies: tuple[Policy | None, Policy | None] | None = None) -> Report:
+        """The report on ``proposal`` by the dataset's and the root's policies, both.
+
+        A rollback is judged by the policies that admitted the earlier
+        holder; an override lets past what the policies' ``overrides:`` allow.
+        """
+        from .policy import Report, evaluate_policy
+
+        own, root = request.under or policies or self._in_force()
+        if own is None and root is None:
+            self._check_governed()
+            return Report((), None)
+        history = self._history.commits()
+        report = evaluate_policy(own, proposal, history) if own else Report((), None)
+        if root is not None:
+            judged = evaluate_policy(root, proposal, history)
+            report = report.combined(Report(
+                tuple(v.from_source("root") for v in judged.violations), root.hash))
+        if request.override:
+            report = apply_override(report, {"dataset": own, "root": root},
+                                    author=proposal.author, reason=request.reason)
+        return report
 
     # -- promotion ---------------------------------------------------------
     def promote(self, ref: str, tags: Iterable[str], message: str | None = None,
-                author: str | None = None, *, metadata: Mapping[str, Any] | None = None
-                ) -> str:
+                author: str | None = None, *, metadata: Mapping[str, Any] | None = None,
+                expect: str | None = None, override: bool = False, reason: str | None = None,
+                rollback: bool = False) -> str:
         """Record a new commit with the files and metadata of ``ref``, carrying ``tags``.
 
-        Nothing is uploaded: the new commit names the blobs ``ref`` stored.
+        Nothing is uploaded: the new commit names the blobs ``ref`` stored,
+        and records ``ref``'s full hash as where it was promoted from
+        (:attr:`Commit.promoted_from <kirin.values.Commit.promoted_from>`).
         Tags are never inherited, so the new commit carries ``tags`` only;
         ``metadata`` adds or replaces top-level keys (a fact learnt since,
         such as ``{"validated": True}``). The promotion passes the policy
         gate like any commit (it raises
         :class:`~kirin.errors.PolicyViolationError` listing every violation)
         and returns the new commit's full hash.
+
+        ``expect`` (a full hash) refuses with :class:`~kirin.errors.StaleRefError`
+        if ``ref`` no longer names that commit, so what a CI gate judged is
+        what is promoted. ``rollback=True`` promotes a commit whose content
+        once held the stage again, judged by the policies that admitted it
+        then, where the policy in force declares ``rollback: allowed``.
+        ``override``/``reason``: see :meth:`commit`.
         """
-        inputs, snapshot = self._promotion(ref, tags, message, author, metadata)
-        return self._publish(inputs, {}, snapshot)
+        inputs, snapshot, request, check = self._promotion(
+            ref, tags, message, author, metadata, expect, override, reason, rollback)
+        return self._publish(inputs, {}, snapshot, request=request, expect=check)
 
     def validate_promotion(self, ref: str, tags: Iterable[str], message: str | None = None,
                            author: str | None = None, *,
-                           metadata: Mapping[str, Any] | None = None) -> Report:
+                           metadata: Mapping[str, Any] | None = None,
+                           expect: str | None = None, override: bool = False,
+                           reason: str | None = None, rollback: bool = False) -> Report:
         """Dry run of :meth:`promote`: the policy's verdict, with nothing written."""
-        from .policy import Report
-
-        inputs, snapshot = self._promotion(ref, tags, message, author, metadata)
-        policy = self.policy
-        if policy is None:
-            return Report((), None)
-        draft = self._snapshot_after(inputs, {}, snapshot)
-        return self._judge(policy, self._proposal(inputs, draft))
+        inputs, snapshot, request, _ = self._promotion(
+            ref, tags, message, author, metadata, expect, override, reason, rollback)
+        draft = self._snapshot_after(inputs, {}, snapshot, request=request)
+        return self._verdict(self._proposal(inputs, draft, request), request)
 
     def _promotion(self, ref: str, tags: Iterable[str], message: str | None,
-                   author: str | None, metadata: Mapping[str, Any] | None
-                   ) -> tuple[CommitInputs, Entries]:
-        """The commit inputs and exact snapshot of promoting ``ref`` with ``tags``."""
+                   author: str | None, metadata: Mapping[str, Any] | None,
+                   expect: str | None, override: bool, reason: str | None, rollback: bool
+                   ) -> tuple[CommitInputs, Entries, Request, Callable[[], None]]:
+        """The inputs, exact snapshot and request of promoting ``ref`` with ``tags``."""
         wanted = text_items(tags, "tags")
         if not wanted:
             raise InvalidInputError("A promotion needs at least one tag")
         if metadata is not None and not isinstance(metadata, Mapping):
             raise InvalidInputError("metadata must be a mapping (a JSON object)")
+        if type(rollback) is not bool:
+            raise InvalidInputError(f"rollback must be True or False, not {rollback!r}")
+        ref = text_argument(ref, "ref")
+        expected = self._expected(expect)
         self._refresh()
         self._check_latest()
         source = self._history.resolve(ref)
+
+        def check() -> None:
+            if expected is not None:
+                actual = self._history.resolve(ref)
+                if actual.hash != expected:
+                    raise StaleRefError(
+                        f"{ref!r} now names commit {actual.short_hash}, not the expected "
+                        f"{expected[:12]} (another commit took it since it was checked); "
+                        "nothing was promoted", ref=ref, expected=expected, actual=actual.hash)
+
+        check()
         if message is None:
-            message = f"Promote {source.short_hash} to {', '.join(map(str, wanted))}"
+            verb = "Roll back" if rollback else "Promote"
+            message = f"{verb} {source.short_hash} to {', '.join(map(str, wanted))}"
         merged = {**thaw(source.metadata), **dict(metadata or {})}
         inputs = prepare(message, None, None, merged, wanted, author, allow_empty=True)
         missing = [f for f in source.files.values() if not self._store.has_blob(f.hash)]
@@ -617,7 +743,151 @@ class Dataset:
                 f"({missing[0].hash[:12]}) is missing from storage; run verify",
                 path=self._store.blob_path(missing[0].hash), commit=source.hash,
                 file=missing[0].name)
-        return inputs, {n: (f.hash, f.size) for n, f in source.files.items()}
+        request = self._request(override, reason, kind="promotion",
+                                action={"kind": "promotion", "source": source.hash})
+        if rollback:
+            request = self._rollback(source, list(inputs.tags), request)
+        return inputs, {n: (f.hash, f.size) for n, f in source.files.items()}, request, check
+
+    @staticmethod
+    def _expected(expect: str | None) -> str | None:
+        if expect is None:
+            return None
+        expect = text_argument(expect, "expect").strip().lower()
+        if not is_digest(expect):
+            raise InvalidInputError(f"expect must be a full commit hash (64 hex digits), not "
+                                    f"{expect!r}: the hash the gate judged")
+        return expect
+
+    def _rollback(self, source: Commit, tags: list[str], request: Request) -> Request:
+        """The request of promoting ``source`` back to the stage it once held."""
+        from .errors import PolicyViolationError
+        from .policy import Violation
+
+        own, root = self._in_force()
+        if own is None and root is None:
+            raise InvalidInputError("A rollback is judged by the policy that admitted the "
+                                    "earlier holder; this dataset has no policy: promote "
+                                    "without --rollback")
+        if len(tags) != 1:
+            raise InvalidInputError("A rollback restores one stage at a time: give one tag")
+        stage = tags[0]
+        refused = [Violation("rollback", "rollback", policy.rollback, "rollback: allowed",
+                             f"The {where} policy does not allow rollbacks (it would need "
+                             "'rollback: allowed').", where)
+                   for where, policy in (("root", root), ("dataset", own))
+                   if policy is not None and not policy.allows_rollback]
+        commits = self._history.commits()
+        trees = {c.hash: self._history.tree_of(c.seq) for c in commits}
+        held = earlier_holder(commits, stage, trees[source.hash], trees)
+        if held is None:
+            refused.append(Violation(
+                "rollback", stage, source.hash, f"an earlier holder of {stage!r} with these "
+                "files", f"No commit with the files of {source.short_hash} ever held "
+                f"{stage!r}: only a former holder can be rolled back to.", "dataset"))
+        elif held.policy_hash is None and held.root_policy_hash is None:
+            refused.append(Violation(
+                "rollback", stage, held.hash, "an earlier holder admitted by a policy",
+                f"Commit {held.short_hash} held {stage!r} before any policy governed it; "
+                "there is no policy to judge the rollback by.", "dataset"))
+        if refused or held is None:
+            raise PolicyViolationError(refused, dataset=self.name)
+        under = (self._policies.policy_of(held.policy_hash),
+                 self._root_policies.policy_of(held.root_policy_hash))
+        action = {"kind": "rollback", "source": source.hash, "held": held.hash,
+                  "policy": held.policy_hash, "root_policy": held.root_policy_hash}
+        return Request("rollback", action, request.override, request.reason, under=under)
+
+    # -- stages ------------------------------------------------------------
+    def withdraw(self, stage: str, message: str, author: str | None = None, *,
+                 expect: str | None = None, override: bool = False,
+                 reason: str | None = None) -> str:
+        """Retire the commit holding ``stage`` without replacing it; return the record's hash.
+
+        The withdrawal is a record of the history (same files as the newest
+        commit, no metadata, no tags) naming the stage and the commit retired,
+        judged by the policy like any commit: it admits no content, so the
+        rules about every record (the message) apply. ``expect`` (a full
+        hash) refuses if the stage is no longer held by that commit.
+        """
+        stage = text_argument(stage, "stage").strip()
+        expected = self._expected(expect)
+        self._refresh()
+        self._check_latest()
+        self._check_stage(stage)
+        current = self._holder(stage)
+        if expected is not None and current.hash != expected:
+            raise StaleRefError(f"Stage {stage!r} is held by {current.short_hash}, not the "
+                                f"expected {expected[:12]}; nothing was withdrawn",
+                                ref=stage, expected=expected, actual=current.hash)
+        inputs = prepare(message, None, None, None, None, author, allow_empty=True)
+        request = self._request(override, reason, kind="withdrawal", action={
+            "kind": "withdrawal", "stage": stage, "holder": current.hash})
+
+        def still_held() -> None:
+            now = self._holder(stage)
+            if now.hash != current.hash:
+                raise StaleRefError(f"Stage {stage!r} changed hands while it was being "
+                                    f"withdrawn (now {now.short_hash}); nothing was "
+                                    "withdrawn", ref=stage, expected=current.hash,
+                                    actual=now.hash)
+
+        head = self._history.head
+        assert head is not None  # the stage has a holder
+        snapshot = dict(self._history.snapshot(head.seq))
+        return self._publish(inputs, {}, snapshot, request=request, expect=still_held)
+
+    def _check_stage(self, stage: str) -> None:
+        names = self._stage_names()
+        if names and stage not in names:
+            raise InvalidInputError(f"{stage!r} is not a stage of dataset {self.name!r}; "
+                                    f"its policy declares: {', '.join(names)}")
+
+    def _holder(self, stage: str) -> Commit:
+        current, withdrawn = self._history.holder(stage)
+        if current is None:
+            why = (f"it was withdrawn by {withdrawn.short_hash} ({withdrawn.message!r})"
+                   if withdrawn is not None else "no commit has held it")
+            raise CommitNotFoundError(stage, self.name, f"Commit not found: stage {stage!r} "
+                                      f"of dataset {self.name!r} has no holder: {why}")
+        return current
+
+    def _stage_names(self) -> tuple[str, ...]:
+        """The stages the policy in force declares (the dataset's, else the root's)."""
+        own, root = self._in_force()
+        for policy in (own, root):
+            if policy is not None and policy.stage_names:
+                return policy.stage_names
+        return ()
+
+    def stages(self) -> list[StageStatus]:
+        """For each stage the policy declares, in order: who holds it now, since when.
+
+        Each :class:`~kirin.governance.StageStatus` gives the holding commit
+        (``None`` if nobody holds it, with the withdrawal that emptied it),
+        ``since``, ``by``, ``promoted_from`` and the version tags it goes by.
+        Without declared stages, the tags of the policy's promotion rules.
+        """
+        self._refresh()
+        names = self._stage_names()
+        if not names:
+            own, root = self._in_force()
+            names = tuple(dict.fromkeys(
+                t for p in (root, own) if p is not None for t in p.promotion))
+        commits = self._history.commits()
+        by_hash = {c.hash: c for c in commits}
+        found = []
+        for stage in names:
+            current, withdrawn = self._history.holder(stage)
+            tags = version_tags(current, by_hash, names) if current is not None else ()
+            found.append(StageStatus(stage, current, tags, withdrawn))
+        return found
+
+    def stage_history(self, stage: str) -> list[Tenure]:
+        """Every commit that held ``stage``, oldest first, with when and how it ended."""
+        stage = text_argument(stage, "stage").strip()
+        self._refresh()
+        return tenures(self._history.commits(), stage)
 
     # -- policy ------------------------------------------------------------
     @property
@@ -629,6 +899,15 @@ class Dataset:
         commit (its newest versions were deleted).
         """
         return self._policies.in_force(self._history.head)
+
+    @property
+    def root_policy(self) -> Policy | None:
+        """The registry root's policy in force, which judges every commit here too.
+
+        Set it with :meth:`Catalog.set_policy <kirin.Catalog.set_policy>`.
+        Fails closed like :attr:`policy`.
+        """
+        return self._root_policies.in_force(self._history.head)
 
     def set_policy(self, policy: PathLike | Policy | None, *, message: str = "",
                    author: str | None = None) -> str | None:

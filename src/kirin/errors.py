@@ -33,7 +33,8 @@ starts with that text and adds its own detail after it.
     │   └── MlflowModelNotFoundError        kirin import mlflow: no such registered model
     ├── SourceNotFoundError (FileNotFoundError)   a file given to add_files is missing
     ├── ConflictError                       a concurrent writer won every retry
-    │   └── DatasetExistsError
+    │   ├── DatasetExistsError
+    │   └── StaleRefError                   promote(expect=...): REF now names another commit
     ├── StorageError (OSError)              the storage failed or holds bad data
     │   ├── CorruptObjectError              bytes do not match their hash / format
     │   ├── BucketNotFoundError             the bucket / container of the root is missing
@@ -43,7 +44,8 @@ starts with that text and adds its own detail after it.
     │   └── MlflowSourceError               kirin import mlflow: the store or artifacts failed
     ├── PolicyError (ValueError)            a policy file or expression is invalid
     │   └── ExpressionSyntaxError           an expression does not parse (has .column)
-    └── PolicyViolationError                a commit breaks the policy (.violations)
+    ├── PolicyViolationError                a commit breaks the policy (.violations)
+    └── PolicyRequiredError                 require_policy: the dataset and root have none
 
     UnsafeConcurrencyWarning (UserWarning)  a filesystem whose create-if-absent is unknown
 """
@@ -220,6 +222,20 @@ class DatasetExistsError(ConflictError):
     """create_dataset() was asked for a name that is taken."""
 
 
+class StaleRefError(ConflictError):
+    """``promote(ref, expect=HASH)``: ``ref`` no longer names the commit ``HASH``.
+
+    Another commit took the stage or tag between the check and the promotion;
+    nothing was written. ``ref``, ``expected`` and ``actual`` say which.
+    """
+
+    def __init__(self, message: str, *, ref: str, expected: str, actual: str) -> None:
+        self.ref = ref
+        self.expected = expected
+        self.actual = actual
+        super().__init__(message)
+
+
 class GovernedDatasetError(InvalidInputError):
     """``delete_dataset()`` of a dataset that has (had) a policy, without ``governed=True``.
 
@@ -332,6 +348,19 @@ class PolicyViolationError(KirinError):
         super().__init__(
             f"Commit rejected by policy{where}: {n} violation{'s' if n != 1 else ''}\n{lines}"
         )
+
+
+class PolicyRequiredError(KirinError):
+    """``require_policy`` is on and neither the dataset nor its root has a policy.
+
+    The setting a CI job uses so that a typo in a root URL or dataset name,
+    which would otherwise start a new, ungoverned dataset, fails instead.
+    """
+
+    def __init__(self, message: str, *, dataset: str, root: str) -> None:
+        self.dataset = dataset
+        self.root = root
+        super().__init__(message)
 
 
 class BucketNotFoundError(StorageError):

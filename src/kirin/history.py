@@ -390,6 +390,17 @@ class History(SnapshotSource):
     def records(self) -> list[dict[str, Any]]:
         return [self.record(i) for i in range(len(self._rows))]
 
+    def tree_of(self, seq: int) -> str:
+        """The tree hash commit ``seq`` records (its snapshot's :func:`tree_hash`)."""
+        return self._rows[seq][_TREE]  # type: ignore[no-any-return]
+
+    def withdrawn_at(self, seq: int) -> str | None:
+        """The stage commit ``seq`` withdrew, if it is a withdrawal (version 2 records only)."""
+        if self._rows[seq][_GOVERNANCE] is None:
+            return None
+        withdrawal = self.commit(seq).withdrawal
+        return str(withdrawal["stage"]) if withdrawal is not None else None
+
     def tags_of(self, seq: int) -> tuple[str, ...]:
         """The tags of commit ``seq``, without building the commit."""
         return self._rows[seq][_TAGS]  # type: ignore[no-any-return]
@@ -464,11 +475,13 @@ class History(SnapshotSource):
             del self._snapshots[oldest]
 
     def resolve(self, ref: str) -> Commit:
-        """The commit ``ref`` names: a full hash, a unique hash prefix, or a tag.
+        """The commit ``ref`` names: a full hash, a unique hash prefix, a tag or a stage.
 
-        The one resolver of commit names (``Dataset.checkout``, ``get_commit``,
-        ``compare_commits``, ``promote`` and every CLI ``REF`` use it). A tag
-        names the newest commit carrying it; ``tag:NAME`` always means the tag.
+        A stage is a tag whose holder can be withdrawn: a bare tag names the
+        newest commit carrying it unless a withdrawal of it was recorded
+        since (then nothing). The one resolver of commit names
+        (``Dataset.checkout``, ``get_commit``, ``compare_commits``, ``promote``
+        and every CLI ``REF`` use it); ``tag:NAME`` always means the tag.
         A word that is both a tag and a hash prefix must name the same commit,
         or :class:`~kirin.errors.AmbiguousRefError` asks which; so does a prefix
         matching several commits. Hashes are compared case-insensitively.
@@ -488,7 +501,13 @@ class History(SnapshotSource):
         if digest in self._index:
             return self.commit(self._index[digest])
         matches = self._prefixed(digest) if is_hex_prefix(digest) else []
-        tagged = self.newest_tagged(text)
+        tagged, withdrawn = self.holder(text)
+        if withdrawn is not None and not matches:
+            raise CommitNotFoundError(
+                text, self.dataset, f"Commit not found: stage {text!r} of dataset "
+                f"{self.dataset!r} was withdrawn by {withdrawn.short_hash} "
+                f"({withdrawn.message!r}) and has no holder; write {TAG_PREFIX}{text} for "
+                "the last commit that carried the tag")
         if tagged is not None:
             if not matches or matches == [tagged.hash]:
                 return tagged
@@ -525,6 +544,16 @@ class History(SnapshotSource):
             if tag in self._rows[seq][_TAGS]:
                 return self.commit(seq)
         return None
+
+    def holder(self, tag: str) -> tuple[Commit | None, Commit | None]:
+        """(the newest commit carrying ``tag``, or ``None`` if a withdrawal of it came after;
+        that withdrawal)."""
+        for seq in range(len(self._rows) - 1, -1, -1):
+            if tag in self._rows[seq][_TAGS]:
+                return self.commit(seq), None
+            if self.withdrawn_at(seq) == tag:
+                return None, self.commit(seq)
+        return None, None
 
     def seq_of(self, digest: str) -> int | None:
         return self._index.get(digest)

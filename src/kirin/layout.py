@@ -16,6 +16,7 @@ absolute.
     datasets/<name>/log/<seq>.json          commit records (write-once)
     datasets/<name>/checkpoints/<last>.json blocks of commit records
     datasets/<name>/policy/<seq>.json       policy versions (write-once)
+    policy/<seq>.json                       root policy versions: govern every dataset
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 DATA = "data"
 TEMP = "tmp"
 DATASETS = "datasets"
+ROOT_POLICY = "policy"
 #: Width of the zero-padded number of a log entry: names sort in numeric order.
 SEQ_DIGITS = 20
 _SUFFIX = ".json"
@@ -64,6 +66,10 @@ def checkpoints(name: str) -> str:
 
 def policy_log(name: str) -> str:
     return f"{DATASETS}/{name}/policy"
+
+
+def root_policy_log() -> str:
+    return ROOT_POLICY
 
 
 def entry_name(seq: int) -> str:

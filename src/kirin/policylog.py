@@ -54,7 +54,7 @@ class PolicyVersion:
 
 
 class PolicyLog:
-    """Reads and extends one dataset's policy history.
+    """Reads and extends one dataset's policy history, or the root's (``dataset`` ``None``).
 
     It fails closed: a hole in the history (a version deleted while later
     ones remain) is a CorruptObjectError on every read, so nothing is judged
@@ -62,10 +62,13 @@ class PolicyLog:
     is gone.
     """
 
-    def __init__(self, store: Store, dataset: str) -> None:
+    def __init__(self, store: Store, dataset: str | None) -> None:
         self.store = store
         self.dataset = dataset
-        self.log = EntryLog(store, layout.policy_log(dataset), "Policy version")
+        self.folder = (layout.policy_log(dataset) if dataset is not None
+                       else layout.root_policy_log())
+        self.what = f"dataset {dataset!r}" if dataset is not None else "the registry root"
+        self.log = EntryLog(store, self.folder, "Policy version")
         self._entries: list[dict[str, Any]] = []
         self._versions: list[PolicyVersion] = []
         self._loaded: dict[int, Policy | None] = {}
@@ -104,15 +107,34 @@ class PolicyLog:
         deleted, and the older one left would judge in their place.
         """
         self.refresh()
-        if head is not None and head.policy_hash not in self.hashes():
-            folder = self.store.path(layout.policy_log(self.dataset))
+        recorded = self.recorded_by(head) if head is not None else None
+        if head is not None and recorded not in self.hashes():
+            folder = self.store.path(self.folder)
             raise CorruptObjectError(
-                f"Commit {head.short_hash} of dataset {self.dataset!r} was admitted by policy "
-                f"{str(head.policy_hash)[:12]}, which is missing from the policy history "
-                f"({folder}): a policy version was deleted, so the policy in force is "
-                "unknown and nothing is judged until it is restored. Run `kirin verify` to "
-                "see what is affected.", path=folder, commit=head.hash)
+                f"Commit {head.short_hash} was admitted by policy {str(recorded)[:12]} of "
+                f"{self.what}, which is missing from its policy history ({folder}): a "
+                "policy version was deleted, so the policy in force is unknown and nothing "
+                "is judged until it is restored. Run `kirin verify` to see what is affected.",
+                path=folder, commit=head.hash)
         return self.current_policy()
+
+    def recorded_by(self, commit: Commit) -> str | None:
+        """The hash of this log's policy that ``commit`` records having admitted it."""
+        return commit.policy_hash if self.dataset is not None else commit.root_policy_hash
+
+    def policy_of(self, digest: str | None) -> Policy | None:
+        """The version with hash ``digest`` (``None``: no policy); CorruptObjectError if absent."""
+        if digest is None:
+            return None
+        self.refresh()
+        for version in reversed(self._versions):
+            if version.policy_hash == digest:
+                if version.seq not in self._loaded:
+                    self._loaded[version.seq] = version.load()
+                return self._loaded[version.seq]
+        raise CorruptObjectError(
+            f"Policy {digest[:12]} is not in the policy history of {self.what} "
+            f"({self.store.path(self.folder)})", path=self.store.path(self.folder))
 
     def current(self) -> PolicyVersion | None:
         return self._versions[-1] if self._versions else None
@@ -150,8 +172,8 @@ class PolicyLog:
                 if policy is not None:
                     self._loaded[seq] = policy
                 return self._versions[-1]
-        raise ConflictError(f"Could not record the policy of dataset {self.dataset!r}: other "
-                            "writers kept changing it at the same time")
+        raise ConflictError(f"Could not record the policy of {self.what}: other writers kept "
+                            "changing it at the same time")
 
 
 def decode_version(data: bytes, path: str, seq: int, parent: str | None, *,

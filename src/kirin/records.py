@@ -261,13 +261,18 @@ def _check_action(action: Any, bad: Callable[[str], CorruptObjectError]) -> None
     if not isinstance(action, dict) or action.get("kind") not in ACTION_KINDS:
         raise bad(f"'action' must be an object whose kind is one of {', '.join(ACTION_KINDS)}")
     kind = action["kind"]
-    needs = {"promotion": {"source"}, "rollback": {"source", "held", "policy"},
+    needs = {"promotion": {"source"}, "rollback": {"source", "held", "policy", "root_policy"},
              "withdrawal": {"stage", "holder"}}[kind]
     if set(action) != needs | {"kind"}:
         raise bad(f"a {kind} action holds exactly: kind, {', '.join(sorted(needs))}")
-    for key in needs & {"source", "held", "policy", "holder"}:
+    for key in needs & {"source", "held", "holder"}:
         if not is_digest(action[key]):
-            raise bad(f"'action.{key}' must be a commit or policy hash")
+            raise bad(f"'action.{key}' must be a commit hash")
+    if kind == "rollback":
+        judged = [action["policy"], action["root_policy"]]
+        if not all(p is None or is_digest(p) for p in judged) or judged == [None, None]:
+            raise bad("a rollback names the policy hashes it was judged by "
+                      "('policy', 'root_policy': a hash or null, not both null)")
     if kind == "withdrawal" and not (isinstance(action["stage"], str) and action["stage"]):
         raise bad("'action.stage' must be a stage name")
 

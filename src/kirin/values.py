@@ -274,11 +274,16 @@ class Commit:
 
     @property
     def rollback(self) -> FrozenDict | None:
-        """For a rollback: the earlier holder (``held``) and the ``policy`` it was judged by."""
+        """For a rollback: the earlier holder (``held``) and the policies it was judged by.
+
+        ``policy`` and ``root_policy`` are the hashes of the dataset's and the
+        root's policies that admitted ``held`` then (``None``: there was none).
+        """
         action = self._governed("action")
         if action is None or action["kind"] != "rollback":
             return None
-        return FrozenDict(held=action["held"], policy=action["policy"])
+        return FrozenDict(held=action["held"], policy=action["policy"],
+                          root_policy=action["root_policy"])
 
     @property
     def override(self) -> FrozenDict | None:

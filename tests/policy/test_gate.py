@@ -396,7 +396,8 @@ def test_violations_are_immutable_hashable_and_json_ready() -> None:
         listed.value.append("b")
     decoded = json.loads(json.dumps(report.to_dict()))
     assert decoded["ok"] is False and decoded["policy_hash"] == PROMO.hash
-    assert set(decoded["violations"][0]) == {"rule", "path", "value", "expected", "message"}
+    assert set(decoded["violations"][0]) == {"rule", "path", "value", "expected", "message",
+                                                 "source"}
 
 
 def test_raise_for_violations() -> None:

@@ -13,6 +13,7 @@ from ..errors import (
     KirinError,
     NotFoundError,
     PolicyError,
+    PolicyRequiredError,
     PolicyViolationError,
     SourceNotFoundError,
     StorageError,
@@ -35,7 +36,8 @@ Exit codes:
 
 \b
   0  success
-  1  policy violations, or verification failures (the check ran and said no)
+  1  policy violations, or verification failures (the check ran and said no);
+     a commit to an ungoverned dataset when a policy is required
   2  usage error: bad arguments or options, bad input, an invalid policy file
   3  not found: dataset, commit or tag, file in a commit, file to commit
   4  conflict or storage error: a concurrent writer, an existing dataset,
@@ -45,6 +47,7 @@ Exit codes:
 #: Checked in order; the first class an exception is an instance of wins.
 _MAPPING: tuple[tuple[type[BaseException], ExitCode], ...] = (
     (PolicyViolationError, ExitCode.FAILED),
+    (PolicyRequiredError, ExitCode.FAILED),
     (InvalidInputError, ExitCode.USAGE),
     (PolicyError, ExitCode.USAGE),
     (NotFoundError, ExitCode.NOT_FOUND),

@@ -25,10 +25,17 @@ OBJECTS: dict[str, Shape] = {
         "hash": "str", "short_hash": "str", "parent_hash": "str | null", "seq": "int",
         "message": "str", "metadata": "object", "tags": ["str"],
         "timestamp": "str", "author": "str", "policy_hash": "str | null",
+        "root_policy_hash": "str | null", "kind": "str", "promoted_from": "str | null",
+        "withdrawal": "<withdrawal> | null", "rollback": "<rollback> | null",
+        "override": "<override> | null",
     },
+    "withdrawal": {"stage": "str", "holder": "str"},
+    "rollback": {"held": "str", "policy": "str | null", "root_policy": "str | null"},
+    "override": {"reason": "str", "violations": [{"rule": "str", "path": "str",
+                                                  "source": "str", "message": "str"}]},
     "file": {"name": "str", "hash": "str", "size": "int", "content_type": "str"},
     "violation": {"rule": "str", "path": "str", "value": "any", "expected": "str",
-                  "message": "str"},
+                  "message": "str", "source": "str"},
     "problem": {"kind": "str", "path": "str", "message": "str", "commits": ["str"],
                 "files": ["str"]},
     "policy_version": {"seq": "int", "policy_hash": "str | null", "timestamp": "str",
@@ -41,13 +48,20 @@ OBJECTS: dict[str, Shape] = {
 }
 
 OBJECT_NOTES: dict[str, str] = {
-    "commit": "A commit (timestamps are ISO 8601 with offset; policy_hash is the policy "
-              "that admitted it).",
+    "commit": "A commit (timestamps are ISO 8601 with offset; policy_hash and "
+              "root_policy_hash are the dataset's and the root's policies that admitted it). "
+              "kind is commit, promotion, rollback or withdrawal; promoted_from is the full "
+              "hash a promotion or rollback promoted.",
+    "withdrawal": "What a withdrawal retired: the stage and the commit that held it.",
+    "rollback": "What a rollback restored: the earlier holder, and the hashes of the "
+                "policies that admitted it then (the rollback was judged by them).",
+    "override": "Break-glass: the reason given and every violation the override let past.",
     "file": "A file of a commit: its name in the registry, SHA-256 and size in bytes.",
     "violation": "One broken policy rule. rule is a stable id such as metadata.schema, "
                  "tags.allowed, tags.unique, tags.exclusive, promotion.<tag>.when, "
                  "promotion.<tag>.required_files, promotion.<tag>.requires_stage, "
-                 "message.min_length.",
+                 "message.min_length, overrides.rules. source says which policy the rule "
+                 "came from: dataset, or root (the registry's root policy).",
     "problem": "One thing kirin verify found wrong (kind: record, snapshot, checkpoint or "
                "blob) and the commits and files it affects.",
     "policy_version": "One version of a dataset's policy (policy_hash null: no policy).",
@@ -58,7 +72,8 @@ OBJECT_NOTES: dict[str, str] = {
 }
 
 REPORT: Shape = {"dataset": "str", "ok": "bool", "policy_hash": "str | null",
-                 "violations": ["<violation>"]}
+                 "root_policy_hash": "str | null", "violations": ["<violation>"],
+                 "overridden": ["<violation>"]}
 
 COMMANDS: dict[str, Shape] = {
     "init": {"dataset": "str", "root": "str", "description": "str",

@@ -98,6 +98,10 @@ def commit_details(commit: Commit) -> Group:
     grid.add_row("tags", tags_text(commit.tags) if commit.tags else text("-"))
     grid.add_row("message", text(commit.message))
     grid.add_row("policy", text(commit.policy_hash[:12] if commit.policy_hash else "-"))
+    if commit.root_policy_hash:
+        grid.add_row("root policy", text(commit.root_policy_hash[:12]))
+    for label, value in governance_rows(commit):
+        grid.add_row(label, text(value, style="bold yellow" if label == "override" else ""))
     if not commit.metadata:
         return Group(grid)
     metadata = Table.grid(padding=(0, 2))
@@ -108,24 +112,48 @@ def commit_details(commit: Commit) -> Group:
     return Group(grid, Text(""), text("metadata", style="bold"), metadata)
 
 
+def governance_rows(commit: Commit) -> list[tuple[str, str]]:
+    """What a promotion, rollback, withdrawal or override did, as (label, text) rows."""
+    rows = []
+    if commit.kind in ("promotion", "rollback"):
+        rows.append(("promoted from", str(commit.promoted_from)))
+    if commit.rollback is not None:
+        rows.append(("rollback", f"of {str(commit.rollback['held'])[:12]}, judged by the "
+                                 "policy that admitted it then"))
+    if commit.withdrawal is not None:
+        rows.append(("withdrew", f"stage {commit.withdrawal['stage']} from "
+                                 f"{str(commit.withdrawal['holder'])[:12]}"))
+    if commit.override is not None:
+        rules = ", ".join(str(v["rule"]) for v in commit.override["violations"])
+        rows.append(("override", f"{rules} (reason: {commit.override['reason']})"))
+    return rows
+
+
 def violations_table(violations: Sequence[Violation]) -> Table:
     table = Table(show_edge=False, pad_edge=False)
     table.add_column("rule", style="magenta", no_wrap=True)
     table.add_column("problem")
     for v in violations:
-        table.add_row(text(v.rule), text(v.message))
+        rule = v.rule if v.source == "dataset" else f"{v.rule} ({v.source})"
+        table.add_row(text(rule), text(v.message))
     return table
 
 
 # -- outcomes -------------------------------------------------------------------
 def report(dataset: str, verdict: Report, *, subject: str = "The commit") -> Outcome:
     """``validate`` (and the ``--dry-run`` of commit and promote)."""
-    data = {"dataset": dataset, "ok": verdict.ok, "policy_hash": verdict.policy_hash,
-            "violations": [v.to_dict() for v in verdict.violations]}
-    policy = f"policy {verdict.policy_hash[:12]}" if verdict.policy_hash else "no policy"
+    data = {"dataset": dataset, **verdict.to_dict()}
+    hashes = [f"{what}policy {digest[:12]}" for what, digest in
+              (("", verdict.policy_hash), ("root ", verdict.root_policy_hash)) if digest]
+    policy = " and ".join(hashes) or "no policy"
     if verdict.ok:
         human: list[RenderableType] = [line(f"OK: {subject.lower()} would be admitted "
                                             f"({policy}).", "green")]
+        if verdict.overridden:
+            human = [violations_table(verdict.overridden),
+                     line(f"OK: {subject.lower()} would be admitted by an override of the "
+                          f"{len(verdict.overridden)} violation(s) above ({policy}).",
+                          "yellow")]
         return Outcome(data, human)
     n = len(verdict.violations)
     human = [violations_table(verdict.violations),

@@ -25,7 +25,7 @@ import ast
 import json
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fnmatch import fnmatchcase
 from functools import lru_cache
 from typing import Any
@@ -50,6 +50,9 @@ class Violation:
 
     ``path`` is a dotted metadata path (``hyperparameters.learning_rate``), a
     tag, a file name or glob, or ``message`` — whatever the rule is about.
+    ``source`` says which policy the rule came from: ``dataset`` (the
+    dataset's own) or ``root`` (the registry's root policy, which governs
+    every dataset under it).
     """
 
     rule: str
@@ -57,21 +60,31 @@ class Violation:
     value: Any
     expected: str
     message: str
+    source: str = "dataset"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "value", freeze(self.value))  # hashable, read-only
 
     def to_dict(self) -> dict[str, Any]:
         return {"rule": self.rule, "path": self.path, "value": self.value,
-                "expected": self.expected, "message": self.message}
+                "expected": self.expected, "message": self.message, "source": self.source}
+
+    def from_source(self, source: str) -> Violation:
+        return replace(self, source=source)
 
 
 @dataclass(frozen=True)
 class Report:
-    """The verdict on one proposed commit: every violation found (none means OK)."""
+    """The verdict on one proposed commit: every violation found (none means OK).
+
+    ``overridden`` lists the violations a break-glass override let past (the
+    commit is admitted despite them, and its record keeps them).
+    """
 
     violations: tuple[Violation, ...] = ()
     policy_hash: str | None = field(default=None, compare=False)
+    root_policy_hash: str | None = field(default=None, compare=False)
+    overridden: tuple[Violation, ...] = field(default=(), compare=False)
 
     @property
     def ok(self) -> bool:
@@ -79,7 +92,14 @@ class Report:
 
     def to_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "policy_hash": self.policy_hash,
-                "violations": [v.to_dict() for v in self.violations]}
+                "root_policy_hash": self.root_policy_hash,
+                "violations": [v.to_dict() for v in self.violations],
+                "overridden": [v.to_dict() for v in self.overridden]}
+
+    def combined(self, other: Report) -> Report:
+        """This (dataset) report and ``other`` (the root policy's): both must pass."""
+        return Report((*other.violations, *self.violations), self.policy_hash,
+                      other.policy_hash, (*other.overridden, *self.overridden))
 
     def raise_for_violations(self, *, dataset: str = "") -> None:
         """Raise :class:`~kirin.errors.PolicyViolationError` unless the report is OK."""
@@ -104,6 +124,7 @@ def _plain_proposal(proposal: Proposal) -> Proposal:
         metadata=plain_value(proposal.metadata, ""),
         tags=FrozenList(plain_str(t) for t in stored_items(proposal.tags)),
         author=plain_str(proposal.author, "the author"),
+        kind=plain_str(proposal.kind, "the kind of record"),
     )
 
 
@@ -347,6 +368,8 @@ def _message_violations(policy: Policy, message: str) -> list[Violation]:
 
 def _evaluate(policy: Policy, proposal: Proposal, index: _HistoryIndex) -> Report:
     proposal = _plain_proposal(proposal)
+    if proposal.kind == "withdrawal":  # admits no content: only the rules about every record apply
+        return Report(tuple(_message_violations(policy, proposal.message)), policy.hash)
     tags = list(dict.fromkeys(proposal.tags))
     violations = [
         *_schema_violations(policy, proposal.metadata),
@@ -380,6 +403,7 @@ def proposal_from_commit(commit: Commit, parent: Commit | None) -> Proposal:
         metadata=commit.metadata,
         tags=commit.tags,
         author=commit.author,
+        kind="withdrawal" if commit.kind == "withdrawal" else "commit",
     )
 
 

@@ -249,6 +249,49 @@ class MessageRules(_Model):
         return self
 
 
+#: The families of rule names (see :mod:`.gate`) an ``overrides.rules`` entry may name.
+RULE_FAMILIES = ("metadata.", "tags.", "promotion.", "message.")
+RuleGlob = Annotated[
+    StrictStr, StringConstraints(min_length=1, max_length=MAX_GLOB_LENGTH),
+    Field(description="A rule name as violations report it (e.g. "
+                      "'promotion.production.when'), or an fnmatch glob of them "
+                      "('promotion.*.required_files')."),
+]
+
+
+class OverrideRules(_Model):
+    """Break-glass: which violations a commit may be admitted despite, by whom, why."""
+
+    rules: tuple[RuleGlob, ...] = Field(
+        min_length=1, description="The rules an override may let past; every other "
+                                  "violation still refuses the commit.")
+    authors: tuple[Annotated[StrictStr, StringConstraints(min_length=1)], ...] | None = Field(
+        default=None, description="Authors who may override (compared after stripping "
+                                  "whitespace); omitted: any author.")
+    reason_required: bool | None = Field(
+        default=None, description="Whether an override needs a reason (default: true). "
+                                  "The reason is stored in the commit.")
+
+    @model_validator(mode="after")
+    def _rule_names(self) -> OverrideRules:
+        for index, rule in enumerate(self.rules):
+            if rule != "*" and not rule.startswith(RULE_FAMILIES):
+                raise InvalidField(f"{rule!r} names no rule: rule names start with "
+                                   f"{', '.join(RULE_FAMILIES)} (or use '*')",
+                                   loc=("rules", index))
+        return self
+
+    def covers(self, rule: str) -> bool:
+        """Whether a violation of ``rule`` may be overridden."""
+        from fnmatch import fnmatchcase
+
+        return any(fnmatchcase(rule, glob) for glob in self.rules)
+
+    @property
+    def needs_reason(self) -> bool:
+        return self.reason_required is not False
+
+
 def _check_version(value: Any) -> Any:
     if type(value) is not int:  # Literal[1] alone would also take True and 1.0
         raise InvalidField(f"version must be the integer {POLICY_FORMAT_VERSION}; got "
@@ -274,6 +317,18 @@ class Policy(_Model):
         Field(default_factory=FrozenDict,
               description="Per tag: what a commit must satisfy to carry it."))
     message: MessageRules = MessageRules()
+    stages: tuple[TagName, ...] | None = Field(
+        default=None, description="The registry's stages in order (e.g. [dev, staging, "
+                                  "production]): tags naming which commit holds each "
+                                  "stage, shown by `kirin status` and retired by "
+                                  "`kirin withdraw`.")
+    overrides: OverrideRules | None = Field(
+        default=None, description="Break-glass: who may admit a commit despite which "
+                                  "violations (--override --reason).")
+    rollback: Literal["allowed", "forbidden"] | None = Field(
+        default=None, description="'allowed': a commit that once held a stage may be "
+                                  "promoted to it again under the policy that admitted it "
+                                  "then (promote --rollback). Default: forbidden.")
 
     @model_validator(mode="after")
     def _names_in_vocabulary(self) -> Policy:
@@ -300,7 +355,25 @@ class Policy(_Model):
                     raise InvalidField(f"tag {tag!r} cannot require an earlier commit "
                                        "tagged with itself",
                                        loc=("promotion", tag, "requires_stage"))
+        for index, stage in enumerate(self.stages or ()):
+            need(stage, ("stages", index), "A stage")
+            if stage in (self.stages or ())[:index]:
+                raise InvalidField(f"stage {stage!r} is listed twice", loc=("stages", index))
+        if self.overrides is not None:
+            for index, author in enumerate(self.overrides.authors or ()):
+                if not author.strip():
+                    raise InvalidField("an author name cannot be blank",
+                                       loc=("overrides", "authors", index))
         return self
+
+    @property
+    def stage_names(self) -> tuple[str, ...]:
+        """The declared stages, in order (none declared: empty)."""
+        return self.stages or ()
+
+    @property
+    def allows_rollback(self) -> bool:
+        return self.rollback == "allowed"
 
     # -- the stored form ----------------------------------------------------
     def to_data(self) -> dict[str, Any]:
