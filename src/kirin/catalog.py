@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from . import layout
-from .arguments import text_argument
+from .arguments import optional_text_argument, text_argument
 from .backends import credential_options
 from .dataset import Dataset
 from .errors import (
@@ -19,8 +19,9 @@ from .errors import (
     InvalidNameError,
 )
 from .gc import DEFAULT_GRACE, GcReport, collect_garbage
-from .inputs import PathLike, root_argument
+from .inputs import PathLike, default_author, root_argument
 from .naming import validate_dataset_name
+from .policylog import PolicyLog, PolicyVersion
 from .store import Store
 
 if TYPE_CHECKING:
@@ -83,9 +84,48 @@ class Catalog:
         """
         return collect_garbage(self._store, dry_run=dry_run, grace=grace)
 
-    def get_dataset(self, name: str) -> Dataset:
-        """The dataset ``name``; it is created on its first commit if new (as in the original)."""
-        return Dataset._on_store(self._store, self.root_dir, name)
+    # -- the root policy ----------------------------------------------------
+    @property
+    def policy(self) -> Policy | None:
+        """The root policy: it judges every commit of every dataset here, new ones included.
+
+        A dataset's own policy adds rules on top (both must pass). Fails
+        closed, like :attr:`Dataset.policy <kirin.Dataset.policy>`, on a hole
+        in the root policy's history.
+        """
+        return PolicyLog(self._store, None).in_force(None)
+
+    def set_policy(self, policy: PathLike | Policy | None, *, message: str = "",
+                   author: str | None = None) -> str | None:
+        """Make ``policy`` the root policy from now on (``None`` removes it); return its hash.
+
+        Versioned and write-once like a dataset's policy
+        (:meth:`Dataset.set_policy <kirin.Dataset.set_policy>`).
+        """
+        message = text_argument(message, "message")
+        author = optional_text_argument(author, "author")
+        loaded = None
+        if policy is not None:
+            from .policy import policy_from
+
+            loaded = policy_from(policy)
+        version = PolicyLog(self._store, None).append(
+            loaded, message=message, author=(author or default_author()).strip())
+        return version.policy_hash
+
+    def policy_history(self) -> list[PolicyVersion]:
+        """Every version of the root policy, newest first."""
+        log = PolicyLog(self._store, None)
+        log.refresh()
+        return list(reversed(log.versions()))
+
+    def get_dataset(self, name: str, *, require_policy: bool | None = None) -> Dataset:
+        """The dataset ``name``; it is created on its first commit if new (as in the original).
+
+        ``require_policy``: as for :class:`Dataset`.
+        """
+        return Dataset._on_store(self._store, self.root_dir, name,
+                                 require_policy=require_policy)
 
     def create_dataset(self, name: str, description: str = "",
                        policy: PathLike | Policy | None = None) -> Dataset:

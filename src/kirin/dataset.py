@@ -121,11 +121,12 @@ class Dataset:
                    text_argument(description, "description"), require_policy)
 
     @classmethod
-    def _on_store(cls, store: Store, root_dir: str, name: str, description: str = ""
-                  ) -> Dataset:
+    def _on_store(cls, store: Store, root_dir: str, name: str, description: str = "",
+                  *, require_policy: bool | None = None) -> Dataset:
         """The dataset ``name`` on a store already open (a :class:`Catalog`'s)."""
         dataset = cls.__new__(cls)
-        dataset._open(root_dir, store, validate_dataset_name(name), description)
+        dataset._open(root_dir, store, validate_dataset_name(name), description,
+                      require_policy)
         return dataset
 
     def _open(self, root_dir: str, store: Store, name: str, description: str,

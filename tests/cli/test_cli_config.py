@@ -32,9 +32,18 @@ def test_a_url_root_in_the_config_is_kept_as_is(tmp_path: Path) -> None:
     assert resolve(None, None, need_dataset=False, start=tmp_path).root == "s3://bucket/models"
 
 
-def test_the_config_is_not_read_when_options_say_everything(tmp_path: Path) -> None:
+def test_options_say_where_and_the_config_still_says_require_policy(tmp_path: Path) -> None:
+    """Issue 12: kirin.yaml's require_policy holds even when --root and --dataset are given.
+
+    (Before it, a kirin.yaml was not read at all then; now a broken one is an
+    error, since it may be the file that requires a policy.)
+    """
+    write(tmp_path, "kirin.yaml", "root: elsewhere\nrequire_policy: true\n")
+    location = resolve("r", "d", need_dataset=True, start=tmp_path)
+    assert (location.root, location.config_file, location.require_policy) == ("r", None, True)
     write(tmp_path, "kirin.yaml", ": not yaml [")
-    assert resolve("r", "d", need_dataset=True, start=tmp_path).config_file is None
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        resolve("r", "d", need_dataset=True, start=tmp_path)
 
 
 @pytest.mark.parametrize(("text", "message"), [

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import yaml
 
-from cli_helpers import KIRIN, REPO, TEAM_POLICY, kirin_env, run, write
+from kirin import Catalog
+
+from cli_helpers import KIRIN, REPO, TEAM_POLICY, build_registry, kirin_env, run, write
 
 
 def test_the_shell_example_runs_the_whole_scenario(tmp_path: Path) -> None:
@@ -66,3 +71,77 @@ def test_the_pre_commit_hook_runs_kirin_policy_check(tmp_path: Path) -> None:
     assert result.returncode == 2 and f"{broken}:3" in result.stdout
     config = yaml.safe_load((REPO / "examples" / "ci" / "pre-commit-config.yaml").read_text())
     assert config["repos"][0]["hooks"][0]["id"] == hook["id"]
+
+
+def _run_job(workflow: dict[str, Any], job: str, context: dict[str, str], cwd: Path,
+             env: dict[str, str], root: Path) -> dict[str, str]:
+    """Run the ``run:`` steps of ``job`` as GitHub Actions would; return the job's outputs.
+
+    ``${{ ... }}`` expressions are looked up in ``context`` (an unknown one
+    fails the test, so the workflow cannot use a value this replay ignores);
+    ``uses:`` steps (checkout, credentials, Python) and installing Kirin have
+    nothing to do here; the workflow's bucket is replaced by the local ``root``.
+    """
+    spec = workflow["jobs"][job]
+    steps_out: dict[str, str] = {}
+
+    def expand(text: str) -> str:
+        def value(match: re.Match[str]) -> str:
+            key = match.group(1).strip()
+            found = {**context, **steps_out}.get(key)
+            assert found is not None, f"{job}: the replay does not know ${{{{ {key} }}}}"
+            return found
+        return re.sub(r"\$\{\{(.*?)\}\}", value, text)
+
+    base = {**env, **{k: expand(str(v)) for k, v in workflow.get("env", {}).items()},
+            "KIRIN_ROOT": str(root)}
+    for step in spec["steps"]:
+        if "run" not in step or step["run"].lstrip().startswith("pip install"):
+            continue  # the Kirin under test is installed already
+        output = cwd / "github_output"
+        output.write_text("")
+        step_env = {**base, **{k: expand(str(v)) for k, v in step.get("env", {}).items()},
+                    "GITHUB_OUTPUT": str(output)}
+        result = subprocess.run(["bash", "-eo", "pipefail", "-c", expand(step["run"])],
+                                cwd=cwd, env=step_env, capture_output=True, text=True,
+                                timeout=120, check=False)
+        assert result.returncode == 0, (job, step["name"], result.stdout, result.stderr)
+        for line in output.read_text().splitlines():
+            name, _, value = line.partition("=")
+            steps_out[f"steps.{step.get('id')}.outputs.{name}"] = value
+    return {name: expand(str(value)) for name, value in spec.get("outputs", {}).items()}
+
+
+def test_the_workflow_releases_the_gated_commit_even_if_staging_moves(tmp_path: Path) -> None:
+    """Replay of the race: another commit is staged between the gate and the promote job.
+
+    The workflow resolves REF once in the gate; the promote job releases that
+    hash, which the production commit records as where it came from.
+    """
+    workflow = yaml.safe_load((REPO / "examples" / "ci" / "promote-model.yml").read_text())
+    registry = build_registry(tmp_path, workflow["env"]["KIRIN_DATASET"])
+    env = kirin_env(PATH=f"{KIRIN.parent}{os.pathsep}" + os.environ.get("PATH", ""))
+    env.pop("KIRIN_AUTHOR")  # the workflow sets it
+    context = {"inputs.ref": "staging", "github.actor": "octocat", "github.run_id": "42"}
+    gated = _run_job(workflow, "gate", {**context}, tmp_path, env, registry.root)
+    assert gated == {"commit": registry.staging}
+
+    # while the reviewer decides, someone stages another model
+    dataset = Catalog(registry.root).get_dataset(registry.name)
+    other = dataset.commit("A retrained model, not reviewed",
+                           add_files=[write(registry.work, "model.pt", b"retrained" * 64)],
+                           metadata={"framework": "pytorch", "accuracy": 0.95,
+                                     "f1_score": 0.93, "hyperparameters": {"epochs": 20}},
+                           tags=["dev"])
+    moved = dataset.promote(other, ["staging"])
+    assert dataset.resolve("staging").hash == moved != registry.staging
+
+    _run_job(workflow, "promote", {**context, "needs.gate.outputs.commit": gated["commit"]},
+             tmp_path, env, registry.root)
+    released = dataset.resolve("production")
+    assert released.promoted_from == registry.staging
+    assert released.files["model.pt"].hash == dataset.resolve(registry.staging).files[
+        "model.pt"].hash
+    assert released.author.startswith("octocat")
+    assert json.loads((tmp_path / "promotion.json").read_text())["commit"]["promoted_from"] \
+        == registry.staging

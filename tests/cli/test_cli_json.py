@@ -50,9 +50,12 @@ def test_json_of_every_command_matches_its_shape(reg: Registry, tmp_path: Path) 
     seen["validate"] = json_of("validate", model, "-m", "Candidate model", *args, code=1)
     seen["promote"] = json_of("promote", "staging", "-t", "production", "--metadata",
                               '{"validated": true}', *args)
+    seen["status"] = json_of("status", *args)
+    seen["withdraw"] = json_of("withdraw", "production", "-m", "Withdrawn: a regression",
+                               *args)
     seen["log"] = json_of("log", *args)
     seen["show"] = json_of("show", "v1.0", *args)
-    seen["diff"] = json_of("diff", "v1.0", "production", *args)
+    seen["diff"] = json_of("diff", "v1.0", "tag:production", *args)
     seen["files"] = json_of("files", *args)
     seen["get"] = json_of("get", "v1.0", "-o", tmp_path / "out", *args)
     seen["policy show"] = json_of("policy", "show", *args)
@@ -75,6 +78,11 @@ def test_json_of_every_command_matches_its_shape(reg: Registry, tmp_path: Path) 
     assert seen["validate"]["ok"] is False and seen["validate"]["violations"]
     assert seen["promote"]["source"]["hash"] == reg.staging
     assert seen["promote"]["commit"]["tags"] == ["production"]
+    assert seen["promote"]["commit"]["promoted_from"] == reg.staging
+    production = next(s for s in seen["status"]["stages"] if s["stage"] == "production")
+    assert production["promoted_from"] == reg.staging
+    assert seen["withdraw"]["commit"]["withdrawal"] == {
+        "stage": "production", "holder": seen["promote"]["commit"]["hash"]}
     assert seen["diff"]["from"]["hash"] == reg.baseline
     assert seen["diff"]["metadata_diff_paths"]["changed"]["accuracy"] == {"old": 0.87,
                                                                           "new": 0.93}

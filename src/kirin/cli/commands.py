@@ -43,13 +43,29 @@ RefArgument = Annotated[str, typer.Argument(
 OptionalRef = Annotated[str | None, typer.Argument(
     metavar="REF", help="Commit: hash, unique hash prefix, or tag (default: the newest).",
     show_default=False)]
+OverrideOption = Annotated[bool, typer.Option(
+    "--override", help="Break-glass: admit the commit despite violations the policy's "
+    "overrides: let past (needs --reason where the policy says so). The record keeps "
+    "the reason, the author and the violations overridden.")]
+ReasonOption = Annotated[str | None, typer.Option(
+    "--reason", metavar="TEXT", help="Why the override is needed (stored in the commit).",
+    show_default=False)]
+OnlyOption = Annotated[bool, typer.Option(
+    "--only", help="The commit holds exactly FILES: files of the newest commit not given "
+    "are removed, not carried over.")]
+ExpectOption = Annotated[str | None, typer.Option(
+    "--expect", metavar="HASH", help="Refuse (exit 4, nothing written) unless REF still "
+    "names the commit with this full hash: promote exactly what a gate judged.",
+    show_default=False)]
 
 
 def _commit_args(files: list[str] | None, message: str, metadata: str | None,
                  tag: list[str] | None, remove: list[str] | None,
-                 author: str | None) -> dict[str, Any]:
+                 author: str | None, only: bool = False, override: bool = False,
+                 reason: str | None = None) -> dict[str, Any]:
     return {"message": message, "add_files": parse_files(files), "remove_files": remove,
-            "metadata": parse_metadata(metadata), "tags": tag, "author": author}
+            "metadata": parse_metadata(metadata), "tags": tag, "author": author,
+            "replace": only, "override": override, "reason": reason}
 
 
 def _commit_or_newest(dataset: Dataset, ref: str | None) -> Commit:
@@ -104,28 +120,35 @@ def init(session: Session, *,
 def commit(session: Session, *, files: FilesArgument = None, message: MessageOption,
            metadata: MetadataOption = None, tag: TagOption = None,
            remove: RemoveOption = None, author: AuthorOption = None,
+           only: OnlyOption = False, override: OverrideOption = False,
+           reason: ReasonOption = None,
            dry_run: Annotated[bool, typer.Option(
                "--dry-run", help="Check against the policy and write nothing (as kirin "
                "validate).")] = False) -> Outcome:
     """Record a new commit of FILES, with metadata and tags.
 
-    The commit extends the newest commit. Everything, the policy included, is
-    checked before anything is written; a rejected commit lists every
-    violation and exits with code 1.
+    The commit extends the newest commit, whose other files it carries over
+    (listed in the output) unless --only is given. Everything, the policy
+    included, is checked before anything is written; a rejected commit lists
+    every violation and exits with code 1.
     """
     dataset = session.dataset()
-    args = _commit_args(files, message, metadata, tag, remove, author)
+    args = _commit_args(files, message, metadata, tag, remove, author, only, override,
+                        reason)
     with session.transfers():
         if dry_run:
             return views.report(dataset.name, dataset.validate(**args))
         digest = dataset.commit(**args)
-    return views.committed(dataset.name, _written(dataset, digest))
+    return views.committed(dataset.name, _written(dataset, digest),
+                           given=set(args["add_files"] or {}))
 
 
 @command(app, "validate", scope=Scope.DATASET, gate=True)
 def validate(session: Session, *, files: FilesArgument = None, message: MessageOption,
              metadata: MetadataOption = None, tag: TagOption = None,
-             remove: RemoveOption = None, author: AuthorOption = None) -> Outcome:
+             remove: RemoveOption = None, author: AuthorOption = None,
+             only: OnlyOption = False, override: OverrideOption = False,
+             reason: ReasonOption = None) -> Outcome:
     """Check a commit against the policy, writing nothing.
 
     Takes the arguments of kirin commit and runs the same checks. Exits with
@@ -135,7 +158,7 @@ def validate(session: Session, *, files: FilesArgument = None, message: MessageO
     dataset = session.dataset()
     with session.transfers():
         verdict = dataset.validate(**_commit_args(files, message, metadata, tag, remove,
-                                                  author))
+                                                  author, only, override, reason))
     return views.report(dataset.name, verdict)
 
 
@@ -151,23 +174,34 @@ def promote(session: Session, *, ref: RefArgument,
                 "--metadata", metavar="JSON|@FILE",
                 help="Add or replace top-level metadata keys, e.g. '{\"validated\": true}'.")
             ] = None,
-            author: AuthorOption = None,
+            author: AuthorOption = None, expect: ExpectOption = None,
+            override: OverrideOption = False, reason: ReasonOption = None,
+            rollback: Annotated[bool, typer.Option(
+                "--rollback", help="Promote a former holder of the stage back to it, judged "
+                "by the policy that admitted it then (the policy must say 'rollback: "
+                "allowed'); recorded as a rollback.")] = False,
             dry_run: Annotated[bool, typer.Option(
                 "--dry-run", help="Check the promotion against the policy; write nothing.")
             ] = False) -> Outcome:
     """Promote REF: the same files and metadata, new tags.
 
-    Nothing is uploaded again. Tags are not inherited: the new commit carries
-    exactly the --tag values. The promotion passes the policy gate like any
-    commit: a rejected one lists every violation and exits with code 1.
+    Nothing is uploaded again. The new commit records the full hash of REF
+    (promoted_from). Tags are not inherited: the new commit carries exactly
+    the --tag values. The promotion passes the policy gate like any commit: a
+    rejected one lists every violation and exits with code 1. In CI, resolve
+    REF once (kirin show REF --format json) and promote that hash, or pass
+    --expect HASH.
     """
     dataset = session.dataset()
     source = dataset.resolve(ref)
     extra = parse_metadata(metadata)
+    options: dict[str, Any] = {"metadata": extra, "expect": expect, "override": override,
+                               "reason": reason, "rollback": rollback}
+    target = ref if expect is not None else source.hash  # with --expect: checked on write
     if dry_run:
         return views.report(dataset.name, dataset.validate_promotion(
-            source.hash, tag, message, author, metadata=extra), subject="The promotion")
-    digest = dataset.promote(source.hash, tag, message, author, metadata=extra)
+            target, tag, message, author, **options), subject="The promotion")
+    digest = dataset.promote(target, tag, message, author, **options)
     return views.promoted(dataset.name, source, _written(dataset, digest))
 
 

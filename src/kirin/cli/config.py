@@ -8,8 +8,12 @@ Each setting is taken from the first place that gives it:
 
        root: ./registry          # a folder (relative to this file) or an fsspec URL
        dataset: sentiment_classifier
+       require_policy: true      # refuse commits to a dataset and root without a policy
 
-Any problem with the file becomes one :class:`ConfigError` naming it.
+``require_policy`` is read from the file even when ``--root`` and
+``--dataset`` are given (the file is the repository's setting), and is also
+turned on by ``KIRIN_REQUIRE_POLICY=1``. Any problem with the file becomes
+one :class:`ConfigError` naming it.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ class Location:
     root: str
     dataset: str | None
     config_file: Path | None = None
+    require_policy: bool | None = None  # None: the environment decides (Dataset's default)
 
 
 def is_url(root: str) -> bool:
@@ -79,7 +84,7 @@ def read_config(path: Path) -> ConfigFile:
     except ValidationError as exc:
         error = exc.errors()[0]
         key = ".".join(str(p) for p in error["loc"]) or "(top level)"
-        detail = ("unknown key; the keys are root and dataset"
+        detail = ("unknown key; the keys are root, dataset and require_policy"
                   if error["type"] == "extra_forbidden" else error["msg"])
         raise ConfigError(f"{path}: key {key}: {detail}") from exc
 
@@ -87,22 +92,25 @@ def read_config(path: Path) -> ConfigFile:
 def resolve(root: str | None, dataset: str | None, *, need_dataset: bool,
             start: Path | None = None) -> Location:
     """The registry location from options (already merged with the environment) and config."""
-    config_path: Path | None = None
-    if root is None or (need_dataset and dataset is None):
-        config_path = find_config(start)
-        if config_path is not None:
-            config = read_config(config_path)
-            if root is None and config.root is not None:
-                root = _relative_to(config.root, config_path.parent)
-            if dataset is None:
-                dataset = config.dataset
+    found = find_config(start)
+    config_path: Path | None = None  # the file, if it gave the root or the dataset
+    require_policy: bool | None = None
+    if found is not None:
+        config = read_config(found)
+        if root is None and config.root is not None:
+            root = _relative_to(config.root, found.parent)
+            config_path = found
+        if need_dataset and dataset is None and config.dataset is not None:
+            dataset = config.dataset
+            config_path = found
+        require_policy = True if config.require_policy else None
     if not root:
         raise ConfigError("No registry given: pass --root, set KIRIN_ROOT, or create a "
                           f"{CONFIG_FILE} (kirin init --write-config)")
     if need_dataset and not dataset:
         raise ConfigError("No dataset given: pass --dataset, set KIRIN_DATASET, or add "
                           f"'dataset:' to {CONFIG_FILE}")
-    return Location(root, dataset, config_path)
+    return Location(root, dataset, config_path, require_policy)
 
 
 def _relative_to(root: str, folder: Path) -> str:

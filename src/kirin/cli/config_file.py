@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, StrictStr
+from pydantic import BaseModel, ConfigDict, StrictBool, StrictStr
 
 
 class ConfigFile(BaseModel):
-    """``root`` (a folder relative to the file, or an fsspec URL) and ``dataset``."""
+    """``root`` (a folder relative to the file, or an fsspec URL), ``dataset``, and
+    ``require_policy`` (commits need a dataset or root policy)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     root: StrictStr | None = None
     dataset: StrictStr | None = None
+    require_policy: StrictBool | None = None

@@ -66,7 +66,7 @@ class Session:
         """The dataset named by the location; it must exist (a typo never creates one)."""
         catalog = self.catalog()
         name = self.dataset_name
-        dataset = catalog.get_dataset(name)
+        dataset = catalog.get_dataset(name, require_policy=self.location.require_policy)
         # a dataset with commits exists; only an empty one needs the catalog's word
         if dataset.is_empty() and name not in catalog:
             known = catalog.datasets()

@@ -115,6 +115,11 @@ COMMANDS: dict[str, Shape] = {
                          "datasets": [{"name": "str", "commits": "int", "imported": "int",
                                        "skipped": "int", "files_checked": "int",
                                        "bytes_checked": "int", "hashes": ["str"]}]},
+    "status": {"dataset": "str", "head": "str | null", "stages": [{
+        "stage": "str", "commit": "str | null", "since": "str | null", "by": "str | null",
+        "kind": "str | null", "promoted_from": "str | null", "version_tags": ["str"],
+        "overridden": "bool", "withdrawn": "object | null"}]},
+    "withdraw": {"dataset": "str", "commit": "<commit>"},
     "export": {"root": "str", "output": "str", "format": "str", "datasets": "int",
                "rows": "int", "columns": ["str"]},
 }
@@ -123,6 +128,8 @@ COMMANDS: dict[str, Shape] = {
 VARIANTS: dict[str, str] = {
     "commit": "with --dry-run: the document of kirin validate",
     "promote": "with --dry-run: the document of kirin validate",
+    "status": "with --history STAGE: {dataset, stage, tenures: [{stage, commit, since, by, "
+              "kind, promoted_from, message, until, ended_by, how}]}",
     "import mlflow": "with --dry-run: imported lists the versions that would be imported "
                      "(commit null), rejected every version the policy would reject",
 }

@@ -163,11 +163,23 @@ def report(dataset: str, verdict: Report, *, subject: str = "The commit") -> Out
                    ExitCode.FAILED)
 
 
-def committed(dataset: str, commit: Commit, verb: str = "Committed") -> Outcome:
+def committed(dataset: str, commit: Commit, verb: str = "Committed", *,
+              given: set[str] | None = None) -> Outcome:
+    """A commit written; ``given`` (the files named) lets it list those carried over."""
     summary = assemble((f"{verb} ", "green"), (commit.short_hash, "yellow"),
                             f" to {dataset}", (f" [{', '.join(commit.tags)}]", "cyan")
                             if commit.tags else "")
-    return Outcome({"dataset": dataset, "commit": commit_data(commit)}, [summary])
+    human: list[RenderableType] = [summary]
+    if commit.override is not None:
+        human.append(line(f"Admitted by an override: {governance_rows(commit)[-1][1]}",
+                          "bold yellow"))
+    carried = sorted(n for n in commit.files if n not in given) if given is not None else []
+    if carried:
+        shown = ", ".join(carried[:20]) + (f" and {len(carried) - 20} more"
+                                           if len(carried) > 20 else "")
+        human.append(line(f"Carried over from the previous commit ({len(carried)}): {shown}",
+                          "dim"))
+    return Outcome({"dataset": dataset, "commit": commit_data(commit)}, human)
 
 
 def promoted(dataset: str, source: Commit, commit: Commit) -> Outcome:
