@@ -109,8 +109,10 @@ class Dataset:
                  gcs_project: str | None = None, azure_account_name: str | None = None,
                  azure_account_key: str | None = None,
                  azure_connection_string: str | None = None,
-                 require_policy: bool | None = None,
                  **storage_options: Any) -> None:
+        # a keyword of its own, not a typed parameter: code passing **dict[str, str] of
+        # storage options (typed for the credential arguments) keeps type-checking
+        require_policy = storage_options.pop("require_policy", None)
         name = validate_dataset_name(name)
         root = root_argument(root_dir)
         options = credential_options(root, storage_options, {
