@@ -454,3 +454,17 @@ def test_policies_without_the_new_keys_keep_their_hash() -> None:
     assert policy.canonical_json() == '{"message":{"forbidden":[]},"metadata":{},"promotion":{},' \
         '"tags":{"allowed":["dev"],"exclusive_groups":[],"unique":[],"unique_patterns":[]},' \
         '"version":1}'
+
+
+def test_a_deleted_root_policy_fails_closed_and_verify_says_so(registry_root: RegistryRoot,
+                                                              src: Source) -> None:
+    registry_root.catalog().set_policy(ROOT_POLICY)
+    ds = registry_root.dataset("models")
+    head = ds.commit("first model", add_files={"m.pt": src("m.pt")}, metadata={"owner": "a"})
+    registry_root.rm(registry_root.join("policy", f"{0:020d}.json"))  # "loosen" it
+    fresh = reopen(ds)
+    with pytest.raises(CorruptObjectError, match="missing from the policy history"):
+        fresh.commit("anything goes now?", add_files={"n.pt": src("n.pt")})
+    assert [c.hash for c in fresh.history()] == [head]
+    [problem] = [p for p in fresh.verify().problems if p.kind == "policy"]
+    assert head in problem.commits and "root_policy" not in problem.message

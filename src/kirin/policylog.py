@@ -112,7 +112,7 @@ class PolicyLog:
             folder = self.store.path(self.folder)
             raise CorruptObjectError(
                 f"Commit {head.short_hash} was admitted by policy {str(recorded)[:12]} of "
-                f"{self.what}, which is missing from its policy history ({folder}): a "
+                f"{self.what}, which is missing from the policy history ({folder}): a "
                 "policy version was deleted, so the policy in force is unknown and nothing "
                 "is judged until it is restored. Run `kirin verify` to see what is affected.",
                 path=folder, commit=head.hash)

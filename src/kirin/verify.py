@@ -72,6 +72,7 @@ def verify_dataset(store: Store, dataset: str, progress: Progress | None = None
     _check_snapshots(records, problems)
     _compare_checkpoints(checkpoints, records, problems)
     _check_policies(store, dataset, records, problems)
+    _check_actions(records, problems)
     blobs, size = _check_blobs(store, records, problems, progress)
     return VerifyReport(dataset, len(records), blobs, size, tuple(problems))
 
@@ -109,13 +110,34 @@ def _scan_log(store: Store, dataset: str, problems: list[Problem], known_end: in
 
 def _check_policies(store: Store, dataset: str, records: dict[int, dict[str, Any]],
                     problems: list[Problem]) -> None:
-    """The policy history is whole, and holds every policy a commit says admitted it.
+    """The dataset's and the root's policy histories are whole, and hold every policy a
+    commit says admitted it (a rollback also names the policies it was judged by).
 
     A commit naming a policy the history lacks means a policy version was
     deleted (or the record forged): the gate may since have judged commits
     by an older, laxer version.
     """
-    entries, damages = EntryLog(store, layout.policy_log(dataset), "Policy version").scan()
+    for folder, key in ((layout.policy_log(dataset), "policy"),
+                        (layout.root_policy_log(), "root_policy")):
+        known = _policy_hashes(store, folder, problems)
+        where = store.path(folder)
+        for record in records.values():
+            action = record.get("action") or {}
+            named = [("was admitted by", record.get(key))]
+            if action.get("kind") == "rollback":
+                named.append(("was judged (a rollback) by", action.get(key)))
+            for verb, digest in named:
+                if digest not in known:
+                    problems.append(Problem(
+                        "policy", where, f"Commit {record['hash'][:12]} (#{record['seq']}) "
+                        f"{verb} policy {str(digest)[:12]}, which is not in the policy "
+                        "history: a policy version was deleted or altered",
+                        commits=(record["hash"],)))
+
+
+def _policy_hashes(store: Store, folder: str, problems: list[Problem]) -> set[str | None]:
+    """Every policy hash of the policy history in ``folder``; its damage goes to ``problems``."""
+    entries, damages = EntryLog(store, folder, "Policy version").scan()
     problems += [Problem("policy", d.path, d.message) for d in damages]
     known: set[str | None] = {None}
     parent: str | None = None
@@ -133,14 +155,24 @@ def _check_policies(store: Store, dataset: str, records: dict[int, dict[str, Any
             continue
         known.add(version["policy_hash"])
         parent = version["hash"]
-    folder = store.path(layout.policy_log(dataset))
-    for record in records.values():
-        if record["policy"] not in known:
-            problems.append(Problem(
-                "policy", folder, f"Commit {record['hash'][:12]} (#{record['seq']}) was "
-                f"admitted by policy {record['policy'][:12]}, which is not in the policy "
-                "history: a policy version was deleted or altered",
-                commits=(record["hash"],)))
+    return known
+
+
+def _check_actions(records: dict[int, dict[str, Any]], problems: list[Problem]) -> None:
+    """A promotion, rollback or withdrawal names commits that came before it."""
+    earlier: set[str] = set()
+    for seq in sorted(records):
+        record = records[seq]
+        action = record.get("action")
+        if action is not None:
+            for key in ("source", "held", "holder"):
+                named = action.get(key)
+                if named is not None and named not in earlier:
+                    problems.append(Problem(
+                        "record", f"#{seq}", f"Commit {record['hash'][:12]} (#{seq}), a "
+                        f"{action['kind']}, names {key} {str(named)[:12]}, which is not an "
+                        "earlier commit of the history", commits=(record["hash"],)))
+        earlier.add(record["hash"])
 
 
 def _check_snapshots(records: dict[int, dict[str, Any]], problems: list[Problem]) -> None:
