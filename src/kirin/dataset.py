@@ -868,21 +868,29 @@ class Dataset:
 
         Each :class:`~kirin.governance.StageStatus` gives the holding commit
         (``None`` if nobody holds it, with the withdrawal that emptied it),
-        ``since``, ``by``, ``promoted_from`` and the version tags it goes by.
-        Without declared stages, the tags of the policy's promotion rules.
+        ``since``, ``by``, ``promoted_from`` and the version tags it goes by
+        (the tags the policy makes unique, on it and on the commits it was
+        promoted from). Without declared stages, the tags of the policy's
+        promotion rules.
         """
         self._refresh()
-        names = self._stage_names()
-        if not names:
-            own, root = self._in_force()
-            names = tuple(dict.fromkeys(
-                t for p in (root, own) if p is not None for t in p.promotion))
+        own, root = self._in_force()
+        policies = [p for p in (own, root) if p is not None]
+        names = self._stage_names() or tuple(dict.fromkeys(
+            t for p in reversed(policies) for t in p.promotion))
+        # version tags: those the policy makes unique, else every tag that is no stage
+        unique = [p.tags.is_unique for p in policies
+                  if p.tags.unique or p.tags.unique_patterns]
+
+        def is_version(tag: str) -> bool:
+            return any(rule(tag) for rule in unique) if unique else tag not in names
+
         commits = self._history.commits()
         by_hash = {c.hash: c for c in commits}
         found = []
         for stage in names:
             current, withdrawn = self._history.holder(stage)
-            tags = version_tags(current, by_hash, names) if current is not None else ()
+            tags = version_tags(current, by_hash, is_version) if current is not None else ()
             found.append(StageStatus(stage, current, tags, withdrawn))
         return found
 

@@ -10,7 +10,7 @@ without breaking the hash chain.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -132,21 +132,21 @@ def tenures(commits: Sequence[Commit], stage: str) -> list[Tenure]:
     return found
 
 
-def version_tags(commit: Commit, by_hash: Mapping[str, Commit], stages: Iterable[str]
-                 ) -> tuple[str, ...]:
-    """The tags a stage's holder goes by: its own and those of the commits it was promoted from.
+def version_tags(commit: Commit, by_hash: Mapping[str, Commit],
+                 is_version: Callable[[str], bool]) -> tuple[str, ...]:
+    """The version tags a stage's holder goes by: its own and those of the commits it was
+    promoted from.
 
     A unique version tag (``v1.2``) stays on the commit that first carried
     it; following ``promoted_from`` lets it name the model wherever it is
-    promoted.
+    promoted. ``is_version`` says which tags are version tags.
     """
-    skip = set(stages)
     seen: dict[str, None] = {}
     current: Commit | None = commit
     visited: set[str] = set()
     while current is not None and current.hash not in visited:
         visited.add(current.hash)
-        seen.update((t, None) for t in current.tags if t not in skip)
+        seen.update((t, None) for t in current.tags if is_version(t))
         source = current.promoted_from
         current = by_hash.get(source) if source is not None else None
     return tuple(seen)
