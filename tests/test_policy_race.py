@@ -82,3 +82,54 @@ def test_production_never_lands_before_its_staging(tmp_path: Path) -> None:
             staged.add(content)
         if "production" in commit.tags:
             assert content in staged, f"{commit.short_hash} reached production before staging"
+
+
+def test_racing_withdrawals_and_promotions_each_name_the_holder_they_retired(
+        tmp_path: Path) -> None:
+    """Three processes withdraw production while three promote other models to it.
+
+    Every withdrawal that lands names the commit holding production right
+    before it: one that lost the race to a promotion is judged again against
+    the new holder (refused if it expected the old one), and one that lost to
+    another withdrawal is refused: never recorded against the wrong holder.
+    """
+    root = str(tmp_path / "registry")
+    ds = Dataset(root, "models")
+    ds.set_policy("version: 1\ntags: {allowed: [production, staging]}\n"
+                  "stages: [staging, production]\n")
+    work = tmp_path / "work"
+    work.mkdir()
+    candidates = []
+    for i in range(4):
+        (work / "model.pt").write_text(f"model {i}")
+        candidates.append(ds.commit(f"model {i}", add_files=[work / "model.pt"]))
+    first = ds.promote(candidates[0], ["production"])
+    start_at = time.time() + 1.5
+    procs = []
+    for i in range(6):
+        args = [sys.executable, WORKER, "stager", root, "models", f"w{i}",
+                "withdraw" if i % 2 else "promote", "--start-at", str(start_at)]
+        if i % 2:
+            args += ["--expect", first] if i == 1 else []
+        else:
+            args += ["--ref", candidates[1 + i // 2]]
+        procs.append(subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True))
+    outputs = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        outputs.append(out.split())
+    assert all(o[0] == "done" for o in outputs[0::2])  # promotions always land
+    holder = None
+    retired = []
+    for commit in assert_consistent(Dataset(root, "models")):
+        if commit.withdrawal is not None:
+            assert holder is not None and commit.withdrawal["holder"] == holder
+            retired.append((commit.message.split()[0], holder))
+            holder = None
+        elif "production" in commit.tags:
+            holder = commit.hash
+    assert all(holder == first for worker, holder in retired if worker == "w1")  # --expect
+    landed = {o[1] for o in outputs[1::2] if o[0] == "done"}
+    assert len(landed) == len(retired)

@@ -59,7 +59,40 @@ def tagger(root: str, dataset: str, worker: str, start_at: float, tags: list[str
         print("admitted", digest, flush=True)
 
 
+def stager(root: str, dataset: str, worker: str, start_at: float, action: str, ref: str,
+           expect: str | None) -> None:
+    """At ``start_at``, promote ``ref`` to production or withdraw production; say what happened."""
+    from kirin import Dataset
+    from kirin.errors import CommitNotFoundError, StaleRefError
+
+    ds = Dataset(root, dataset)
+    while time.time() < start_at:
+        time.sleep(0.0005)
+    try:
+        if action == "withdraw":
+            digest = ds.withdraw("production", f"{worker} withdraws production", expect=expect)
+        else:
+            digest = ds.promote(ref, ["production"], f"{worker} promotes {ref[:8]}")
+    except (StaleRefError, CommitNotFoundError) as exc:
+        print("refused", type(exc).__name__, flush=True)
+    else:
+        print("done", digest, flush=True)
+
+
 def main(argv: list[str]) -> None:
+    if argv and argv[0] == "stager":
+        parser = argparse.ArgumentParser()
+        parser.add_argument("mode")
+        parser.add_argument("root")
+        parser.add_argument("dataset")
+        parser.add_argument("worker")
+        parser.add_argument("action", choices=["promote", "withdraw"])
+        parser.add_argument("--start-at", type=float, required=True)
+        parser.add_argument("--ref", default="")
+        parser.add_argument("--expect")
+        s = parser.parse_args(argv)
+        stager(s.root, s.dataset, s.worker, s.start_at, s.action, s.ref, s.expect)
+        return
     if argv and argv[0] == "tagger":
         parser = argparse.ArgumentParser()
         parser.add_argument("mode")
