@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import layout
+from .checkpoints import read_checkpoint
 from .errors import CorruptObjectError
-from .journal import read_checkpoint
 from .logs import EntryLog
 from .policylog import decode_version
 from .records import decode_record, tree_hash
