@@ -26,7 +26,7 @@ from . import layout, summaries
 from .checkpoints import checkpoint_records, encode_checkpoint
 from .errors import CorruptObjectError
 from .history import Draft, History
-from .logs import EntryLog
+from .logs import Entry, EntryLog
 from .records import decode_record, encode_record
 from .segments import Segments
 from .store import Store
@@ -69,11 +69,18 @@ class Journal:
         if first_load:
             known_end = self._open()
             self._loaded = True
-        for entry in self.log.read_from(len(self.history), thorough=first_load,
+        if first_load:
+            for entry in self.log.read_listed(len(self.history)):
+                self._take(entry)
+        # after that listing, probing the next entries is enough (see EntryLog.read_from)
+        for entry in self.log.read_from(len(self.history), thorough=False,
                                         known_end=known_end):
-            record = decode_record(entry.data, where=entry.path, seq=entry.seq)
-            self.history.append(record, where=entry.path)
+            self._take(entry)
         return len(self.history) - before
+
+    def _take(self, entry: Entry) -> None:
+        record = decode_record(entry.data, where=entry.path, seq=entry.seq)
+        self.history.append(record, where=entry.path)
 
     def _open(self) -> int:
         """The first look: from the newest usable summary, else from every checkpoint.
