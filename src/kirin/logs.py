@@ -107,7 +107,7 @@ class EntryLog:
             for seq in chunk:
                 data = read.get(self.path(seq))
                 if seq != expected or data is None:  # listed later entries exist: a deletion
-                    raise self.hole(expected, max(expected, seq - 1)).error()
+                    raise self.hole(expected, expected).error()
                 yield Entry(seq, self.path(seq), data)
                 expected += 1
 
