@@ -14,7 +14,7 @@ import json
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,20 +24,13 @@ from fsspec.implementations.memory import MemoryFileSystem
 from kirin import Catalog, Dataset, layout, summaries
 from kirin._json import canonical_json
 from kirin.errors import CorruptObjectError
-from kirin.history import History, make_record, record_hash
-from kirin.journal import Journal
+from kirin.history import record_hash
 from kirin.store import Store
 
+from latency import kind_of
+from latency import synthesize as build
+
 PREFIX = "/kirin-summaries"
-
-
-def kind(path: str) -> str:
-    """What a stored path is: ``summary``, ``checkpoint``, ``log``, ``blob`` or ``other``."""
-    for folder, name in (("/summaries", "summary"), ("/checkpoints", "checkpoint"),
-                         ("/log", "log"), ("/data/", "blob")):
-        if folder in path:
-            return name
-    return "other"
 
 
 class CountingFS(MemoryFileSystem):
@@ -49,7 +42,7 @@ class CountingFS(MemoryFileSystem):
         self.paths: list[tuple[str, str]] = []
 
     def _count(self, op: str, path: str) -> None:
-        self.calls[(op, kind(path))] += 1
+        self.calls[(op, kind_of(path))] += 1
         self.paths.append((op, path))
 
     def cat_file(self, path: Any, *args: Any, **kwargs: Any) -> Any:
@@ -79,37 +72,6 @@ def memory_url() -> Iterator[str]:
     yield f"memory:/{path}"
     with contextlib.suppress(FileNotFoundError):
         MemoryFileSystem().rm(path.rsplit("/", 1)[0], recursive=True)
-
-
-def build(url: str, commits: int, name: str = "ds", files: int = 1) -> list[str]:
-    """``commits`` commits through the real journal (checkpoints and summaries as a writer
-    makes them), commit ``i`` setting file ``f{i % files}``; returns their hashes."""
-    store = Store(url)
-    journal = Journal(store, name, History(name, store))
-    journal.refresh()
-    staged = store.stage(_source(url, b"model"))
-    store.publish(staged)
-    snapshot: dict[str, tuple[str, int]] = {}
-    hashes: list[str] = []
-    when = datetime(2024, 1, 1, tzinfo=timezone.utc)
-    for seq in range(commits):
-        added = {f"f{seq % files}": (staged.digest, staged.size)}
-        snapshot.update(added)
-        record = make_record(seq=seq, parent=hashes[-1] if hashes else None, snapshot=snapshot,
-                             added=added, removed=(), message=f"commit {seq}",
-                             metadata={"i": seq}, tags=["even"] if seq % 2 == 0 else [],
-                             timestamp=when + timedelta(seconds=seq), author="summaries",
-                             policy=None)
-        assert journal.publish(record)
-        journal.write_due_checkpoints()
-        hashes.append(record["hash"])
-    return hashes
-
-
-def _source(url: str, content: bytes) -> str:
-    path = f"{url.removeprefix('memory:/').rsplit('/', 1)[0]}/src/{uuid.uuid4().hex}"
-    MemoryFileSystem().pipe_file(path, content)
-    return f"memory:/{path}"
 
 
 def counted(url: str, name: str, action: Callable[[Dataset], object]
@@ -149,7 +111,7 @@ def test_opening_costs_the_same_requests_at_1000_and_3000_commits(memory_url: st
             assert made[("GET", "log")] == tail + 3  # the summary's own, the tail, 2 probes
             assert sum(n for (op, _), n in made.items() if op != "GET") == 3  # LIST x 3
         _, fs = counted(memory_url, "long", lambda ds: ds.history(limit=10))
-        read = [p for op, p in fs.paths if op == "GET" and kind(p) == "log"]
+        read = [p for op, p in fs.paths if op == "GET" and kind_of(p) == "log"]
         assert all(int(p.rsplit("/", 1)[-1][:20]) >= 2999 for p in read)
         assert [c.hash for c in Dataset(memory_url, "long").history(limit=10)] == \
             hashes["long"][::-1][:10]
