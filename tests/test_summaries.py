@@ -331,3 +331,25 @@ def test_an_old_registry_without_summaries_opens_and_gets_them(memory_url: str,
         ds.commit(f"more {i}", add_files={"n.txt": str(workdir / "n.txt")})
     assert summaries.every(Store(memory_url), "ds") == [299]
     assert Dataset(memory_url, "ds").verify().ok
+
+
+def test_a_bulk_read_replaces_missing_and_forged_checkpoints_by_their_log_entries(
+        memory_url: str) -> None:
+    """Reading all older commits at once, a deleted and a forged checkpoint each cost their
+    block's log entries, nothing else; the history is the log's."""
+    hashes = build(memory_url, 1234)
+    store = Store(memory_url)
+    _raw(memory_url).rm_file(store.path(layout.checkpoint("ds", 499)))
+    path = store.path(layout.checkpoint("ds", 799))
+    body = json.loads(_raw(memory_url).cat_file(path))
+    body["records"][-1]["message"] = "forged"
+    body["records"][-1]["hash"] = record_hash(body["records"][-1])
+    _raw(memory_url).pipe_file(path, json.dumps(body).encode())
+    calls, fs = counted(memory_url, "ds", lambda ds: ds.history())
+    logged = sorted(int(p.rsplit("/", 1)[-1][:20]) for op, p in fs.paths
+                    if op == "GET" and kind_of(p) == "log")
+    assert [s for s in logged if s < 1199] == [*range(400, 500), *range(700, 800)]
+    assert calls[("GET", "checkpoint")] == 11  # each one stored once (#499 is gone)
+    ds = Dataset(memory_url, "ds")
+    assert [c.hash for c in ds.history()][::-1] == hashes
+    assert all(c.message != "forged" for c in ds.history())

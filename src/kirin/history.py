@@ -12,7 +12,7 @@ from __future__ import annotations
 import bisect
 import json
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -48,9 +48,10 @@ TAG_PREFIX = "tag:"
 #: A verified record as :class:`History` keeps it: a tuple of strings, numbers and tuples
 #: of them, which CPython's garbage collector stops tracking after one collection.
 Row = tuple[Any, ...]
-#: Reads older records: ``(end, hash of commit end, oldest wanted)`` -> records ``first``
-#: to ``end`` with their canonical JSON (or ``None``), verified to chain and end in that hash.
-Older = Callable[[int, str, int], list[tuple[dict[str, Any], "str | None"]]]
+#: Reads older records: ``(end, hash of commit end, oldest wanted)`` -> pieces going back,
+#: each records ``first`` to ``end`` with their canonical JSON (or ``None``), the next
+#: piece ending just before; each is checked to chain to the commit above it.
+Older = Callable[[int, str, int], Iterator[list[tuple[dict[str, Any], "str | None"]]]]
 
 
 def _row(record: Mapping[str, Any], text: str | None = None) -> Row:
@@ -375,16 +376,15 @@ class History(SnapshotSource):
         """
         while seq < self._base:
             assert self._older is not None
-            above = self._rows[self._base]
-            assert above is not None
             self._steps += 1
             down_to = seq if self._steps <= self._STEPS_BEFORE_BULK else 0
-            loaded = self._older(self._base - 1, above[_PARENT], down_to)
-            first = loaded[0][0]["seq"] if loaded else -1
-            if not chain_to(loaded, first, self._base - 1, above[_PARENT]):
-                raise CorruptObjectError(f"Commits before #{self._base} do not chain to it: "
-                                         "the history is broken", path=f"#{self._base}")
-            self._place(loaded)
+            for loaded in self._older(self._base - 1, self._row(self._base)[_PARENT], down_to):
+                parent = self._row(self._base)[_PARENT]
+                first = loaded[0][0]["seq"] if loaded else -1
+                if not chain_to(loaded, first, self._base - 1, parent):
+                    raise CorruptObjectError(f"Commits before #{self._base} do not chain to "
+                                             "it: the history is broken", path=f"#{self._base}")
+                self._place(loaded)
 
     def _place(self, loaded: list[tuple[dict[str, Any], str | None]]) -> None:
         """Take records ``first`` to ``_base - 1``, already checked to chain to ``_base``."""

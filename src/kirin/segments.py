@@ -17,6 +17,7 @@ are wanted; a bulk read lists the checkpoints once and fetches them all,
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from . import layout
@@ -45,41 +46,45 @@ class Segments:
     def checkpoint_path(self, last: int) -> str:
         return self.store.path(layout.checkpoint(self.dataset, last))
 
-    def older(self, end: int, expected: str, down_to: int) -> Loaded:
-        """Records ``first`` to ``end`` (``first <= end``), commit ``end`` being ``expected``.
+    def older(self, end: int, expected: str, down_to: int) -> Iterator[Loaded]:
+        """Records ending at commit ``end`` (which is ``expected``), in pieces going back.
 
-        ``down_to`` is the oldest commit wanted: more than a block away, every
-        checkpoint down to it is read at once (see :meth:`_bulk`).
+        Each piece is commits ``first`` to ``end`` in order; the next piece
+        ends just before it. ``down_to`` is the oldest commit wanted: more
+        than a block away, every checkpoint down to it is listed and read,
+        ``BATCH`` at a time (see :meth:`_bulk`); otherwise one piece is read.
+        Pieces are made as they are consumed, so memory holds one batch.
         """
         if down_to < end - self.block:
-            return self._bulk(end, expected, down_to)
+            yield from self._bulk(end, expected, down_to)
+            return
         path = self.checkpoint_path(end)
         records = checkpoint_records(self.store.read(path), path, end)
         if records is not None and chain_to(records, records[0][0]["seq"], end, expected):
-            return records
-        return self._from_log(max(0, end - self.block + 1), end, expected)
+            yield records
+        else:
+            yield self._from_log(max(0, end - self.block + 1), end, expected)
 
-    def _bulk(self, end: int, expected: str, down_to: int) -> Loaded:
+    def _bulk(self, end: int, expected: str, down_to: int) -> Iterator[Loaded]:
         folder = self.store.path(layout.checkpoints(self.dataset))
         lasts = sorted((n for n in map(layout.entry_seq, self.store.listdir(folder))
                         if n is not None and down_to <= n <= end), reverse=True)
         found: dict[int, bytes | None] = {}
-        for at in range(0, len(lasts), BATCH):
-            chunk = lasts[at:at + BATCH]
-            read = self.store.read_many([self.checkpoint_path(n) for n in chunk])
-            found.update((n, read.get(self.checkpoint_path(n))) for n in chunk)
-        pieces: list[Loaded] = []
         while end >= down_to:
-            records = checkpoint_records(found.get(end), self.checkpoint_path(end), end)
+            if lasts and not any(n <= end for n in found):
+                # the next batch, newest first (what is left in ``found`` is above ``end``)
+                chunk, lasts = lasts[:BATCH], lasts[BATCH:]
+                read = self.store.read_many([self.checkpoint_path(n) for n in chunk])
+                found = {n: read.get(self.checkpoint_path(n)) for n in chunk}
+            records = checkpoint_records(found.pop(end, None), self.checkpoint_path(end), end)
             if records is None or not chain_to(records, records[0][0]["seq"], end, expected):
-                lower = max((n for n in found if n < end), default=-1)
+                lower = max([n for n in [*found, *lasts[:1]] if n < end], default=-1)
                 records = self._from_log(max(lower + 1, end - 16 * self.block), end, expected)
-            pieces.append(records)
+            yield records
             first = records[0][0]
             if first["seq"] == 0:
-                break
+                return
             end, expected = first["seq"] - 1, first["parent"]
-        return [item for piece in reversed(pieces) for item in piece]
 
     def _from_log(self, first: int, end: int, expected: str) -> Loaded:
         """Log entries ``first`` to ``end``, which must exist (a commit after them does)."""
