@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import sys
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
@@ -388,13 +389,15 @@ class History(SnapshotSource):
 
     def _place(self, loaded: list[tuple[dict[str, Any], str | None]]) -> None:
         """Take records ``first`` to ``_base - 1``, already checked to chain to ``_base``."""
+        previous: str | None = None
         for record, text in loaded:
             at = record["seq"]
             if record["hash"] in self._index:
                 raise CorruptObjectError(f"Commit #{at} repeats commit "
                                          f"{record['hash'][:12]}", path=f"#{at}")
-            self._rows[at] = _row(record, text)
+            self._rows[at] = _row(_shared(record, previous), text)
             self._index[record["hash"]] = at
+            previous = record["hash"]
         self._base = loaded[0][0]["seq"]
         self._sorted = None
 
@@ -425,7 +428,7 @@ class History(SnapshotSource):
         if record["hash"] in self._index:
             raise CorruptObjectError(f"Commit record {where} repeats commit "
                                      f"{record['hash'][:12]}", path=where)
-        self._rows.append(_row(record, text))
+        self._rows.append(_row(_shared(record, self.head_hash), text))
         self._commits.append(None)
         self._index[record["hash"]] = expected_seq
         self._sorted = None
@@ -637,6 +640,16 @@ class History(SnapshotSource):
         if digest not in self._index:
             self._load_all()
         return self._index.get(digest)
+
+
+def _shared(record: dict[str, Any], previous: str | None) -> dict[str, Any]:
+    """``record`` holding the previous commit's hash object as its parent, and its author
+    interned: equal strings, one object each, which saves two strings per commit held."""
+    if previous is not None and record["parent"] == previous:
+        record["parent"] = previous
+    if type(record["author"]) is str:
+        record["author"] = sys.intern(record["author"])
+    return record
 
 
 def chain_to(records: Sequence[tuple[dict[str, Any], str | None]], first: int, end: int,
