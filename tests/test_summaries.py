@@ -219,6 +219,10 @@ def test_a_damaged_summary_is_ignored_and_reported(memory_url: str,
     path = _summary_path(memory_url, 299)
     original = _raw(memory_url).cat_file(path)
     _raw(memory_url).pipe_file(path, damage(original))
+    calls, fs = counted(memory_url, "ds", lambda ds: ds.current_commit)
+    assert calls[("GET", "summary")] == 2  # the damaged one, then #199's
+    assert all(int(p.rsplit("/", 1)[-1][:20]) >= 199 for op, p in fs.paths
+               if op == "GET" and kind_of(p) == "log")  # nothing older than #199 is read
     assert fresh(memory_url) == hashes
     assert Dataset(memory_url, "ds").current_commit.hash == hashes[-1]  # type: ignore[union-attr]
     problems = Dataset(memory_url, "ds").verify().problems
