@@ -70,6 +70,7 @@ def main() -> None:
             print(f"{n:,} commits: {objects:,} objects written and uploaded in "
                   f"{time.perf_counter() - started:.1f} s", flush=True)
             results[n] = measure(via, proxy, via.url(bucket, f"reg{n}"), args.repeats)
+            print_lines(results, [n], f"{n:,} commits")  # at once: a long run may be stopped
         report(results, args.delay_ms)
     finally:
         proxy.close()
@@ -119,10 +120,9 @@ def by_kind(counted: Counter[tuple[str, str]]) -> Counter[str]:
     return Counter({f"{op} {kind}": n for (op, kind), n in counted.items()})
 
 
-def report(results: dict[int, dict[str, tuple[list[float], Counter[str]]]],
-           delay_ms: float) -> None:
-    sizes = sorted(results)
-    print(f"\nS3 (moto) behind a proxy adding {delay_ms:g} ms per request; medians")
+def print_lines(results: dict[int, dict[str, tuple[list[float], Counter[str]]]],
+                sizes: list[int], title: str) -> None:
+    print(f"\n{title}")
     header = ("operation", "commits", "time", "requests", "by kind")
     lines = [header]
     for name in results[sizes[0]]:
@@ -135,7 +135,14 @@ def report(results: dict[int, dict[str, tuple[list[float], Counter[str]]]],
     for i, line in enumerate(lines):
         print("  " + " | ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)))
         if i == 0:
-            print("  " + "-+-".join("-" * w for w in widths))
+            print("  " + "-+-".join("-" * w for w in widths), flush=True)
+
+
+def report(results: dict[int, dict[str, tuple[list[float], Counter[str]]]],
+           delay_ms: float) -> None:
+    sizes = sorted(results)
+    print_lines(results, sizes,
+                f"S3 (moto) behind a proxy adding {delay_ms:g} ms per request; medians")
     largest = sizes[-1]
     rows = [c.Row(f"{name} at {largest:,} commits", c.median(results[largest][name][0]), None,
                   "s", TARGETS[name] if largest == 100_000 else None,
