@@ -357,3 +357,16 @@ def test_a_bulk_read_replaces_missing_and_forged_checkpoints_by_their_log_entrie
     ds = Dataset(memory_url, "ds")
     assert [c.hash for c in ds.history()][::-1] == hashes
     assert all(c.message != "forged" for c in ds.history())
+
+
+def test_a_summary_of_a_parentless_later_commit_is_ignored(memory_url: str) -> None:
+    """A rehashed summary whose commit #299 names no parent cannot start a history: the
+    summary before it is used."""
+    hashes = build(memory_url, 350)
+    path = _summary_path(memory_url, 299)
+    body = json.loads(_raw(memory_url).cat_file(path))
+    body["record"]["parent"] = None
+    body["record"]["hash"] = record_hash(body["record"])
+    _raw(memory_url).pipe_file(path, summaries.encode_summary(
+        299, canonical_json(body["record"]), {n: (h, s) for n, h, s in body["files"]}))
+    assert fresh(memory_url) == hashes

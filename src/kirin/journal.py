@@ -69,7 +69,6 @@ class Journal:
         if first_load:
             known_end = self._open()
             self._loaded = True
-        if first_load:
             for entry in self.log.read_listed(len(self.history)):
                 self._take(entry)
         # after that listing, probing the next entries is enough (see EntryLog.read_from)
@@ -102,8 +101,13 @@ class Journal:
                 log.warning("Ignoring %s; an older summary or the log is read instead", exc)
                 continue
             records = checkpoint_records(read.get(block), block, last)
-            self.history.start_at(summary.record, summary.files, self._segments().older,
-                                  where=path, before=records[:-1] if records else None)
+            try:
+                self.history.start_at(summary.record, summary.files, self._segments().older,
+                                      where=path, before=records[:-1] if records else None)
+            except CorruptObjectError as exc:  # e.g. a commit after the first naming no parent
+                log.warning("Ignoring %s; an older summary or the log is read instead", exc)
+                self.history.reset()
+                continue
             self._summary_last = last
             known_end = self._load_checkpoints(after=last)
             if self._log_agrees(known_end, read.get(self.log_path(last))
