@@ -8,7 +8,9 @@ the history is one chain, every file of every commit has the recorded hash
 (each blob is re-read and re-hashed when a commit first references it, and all
 of them once more at the end), every commit a writer reported is there, and
 the commit that was interrupted is there whole (every file holds the content
-of *that* commit) or not at all.
+of *that* commit) or not at all, and every summary stored is whole and the log's
+(writers checkpoint every 3 commits, so kills land in checkpoint and summary
+writes too).
 
 The writer is a separate program (``tests/workers.py``) that gets only the
 root URL on its command line. For an object store it gets the storage options
@@ -35,7 +37,7 @@ from typing import Any
 
 from kirin import Commit, Dataset
 
-from registry_checks import assert_consistent
+from registry_checks import assert_consistent, assert_summaries_agree
 
 WORKER = str(Path(__file__).with_name("workers.py"))
 DATASET = "crashy"
@@ -49,6 +51,7 @@ FIRST_COMMIT_TIMEOUT = 120.0
 class CrashReport:
     kills: int = 0
     commits_checked: int = 0
+    summaries_checked: int = 0  # whole and the log's, after the last kill
     files_checked: int = 0
     problems: list[str] = field(default_factory=list)
 
@@ -198,6 +201,7 @@ def run(target: Target | str, kills: int, seed: int, tmp: Path, verbose: bool = 
         reported[worker] = sum(c.metadata.get("worker") == worker for c in commits)
         report.commits_checked = len(commits)
         report.files_checked = sum(len(c.files) for c in commits)
+        report.summaries_checked = assert_summaries_agree(target.dataset(), commits)
         if report.problems:
             break
     if not report.problems:

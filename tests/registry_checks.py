@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from kirin import Commit, Dataset
+from kirin import Commit, Dataset, layout, summaries
 
 
 def assert_consistent(ds: Dataset, verified: set[str] | None = None) -> list[Commit]:
@@ -31,4 +31,19 @@ def assert_consistent(ds: Dataset, verified: set[str] | None = None) -> list[Com
             assert hashlib.sha256(data).hexdigest() == file.hash
             assert len(data) == file.size
             seen.add(file.hash)
+    assert_summaries_agree(ds, commits)
     return commits
+
+
+def assert_summaries_agree(ds: Dataset, commits: list[Commit]) -> int:
+    """Every summary stored is whole and is the history's: its commit and that commit's
+    files. Returns how many there are (a writer killed mid-way leaves none or a whole one)."""
+    store = ds._store
+    lasts = summaries.every(store, ds.name)
+    for last in lasts:
+        path = store.path(layout.summary(ds.name, last))
+        summary = summaries.read_summary(store.read(path) or b"", path, last)
+        assert last < len(commits), f"summary {path} is past the history's end"
+        assert summary.record["hash"] == commits[last].hash, f"summary {path} is not the log's"
+        assert summary.files == {n: (f.hash, f.size) for n, f in commits[last].files.items()}
+    return len(lasts)

@@ -21,6 +21,7 @@ def test_sigkill_during_commits_leaves_a_valid_history(tmp_path: Path) -> None:
     assert report.problems == []
     assert report.kills == 20
     assert report.commits_checked > 0
+    assert report.summaries_checked > 0  # writers were killed around summaries' writes too
 
 
 def test_sigkill_during_commits_on_s3_leaves_a_valid_history(
@@ -38,6 +39,7 @@ def test_sigkill_during_commits_on_s3_leaves_a_valid_history(
     assert report.problems == []
     assert report.kills == 8
     assert report.commits_checked > 8  # at least the first commit of every writer, and more
+    assert report.summaries_checked > 0
 
 
 def test_the_checks_catch_a_partial_commit_and_a_lost_one(tmp_path: Path) -> None:

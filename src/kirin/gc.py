@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from . import layout
+from . import layout, summaries
 from .errors import (
     CorruptObjectError,
     InvalidArgumentTypeError,
@@ -84,7 +84,8 @@ def referenced_blobs(store: Store) -> tuple[int, set[str]]:
 
 
 def _checkpointed(store: Store, dataset: str, referenced: set[str]) -> int:
-    """Add the blobs the dataset's checkpoints name; return the last commit they repeat.
+    """Add the blobs the dataset's checkpoints name; return the last commit they or a
+    summary repeat.
 
     Checkpoints are read loosely (any readable hash counts): keeping a blob
     a damaged checkpoint names costs some space, removing one may cost data.
@@ -103,6 +104,14 @@ def _checkpointed(store: Store, dataset: str, referenced: set[str]) -> int:
         except (ValueError, RecursionError, TypeError, KeyError, AttributeError,
                 CorruptObjectError):
             continue
+    # a sound summary proves its commit was written too: entries missing below it are a hole
+    for last in reversed(summaries.every(store, dataset)):
+        if last <= known_end:
+            break
+        path = store.path(layout.summary(dataset, last))
+        with contextlib.suppress(CorruptObjectError):
+            summaries.read_summary(store.read(path) or b"", path, last)
+            return last
     return known_end
 
 

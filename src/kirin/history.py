@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import bisect
 import json
+import sys
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -48,6 +49,10 @@ TAG_PREFIX = "tag:"
 #: A verified record as :class:`History` keeps it: a tuple of strings, numbers and tuples
 #: of them, which CPython's garbage collector stops tracking after one collection.
 Row = tuple[Any, ...]
+#: Reads older records: ``(end, hash of commit end, oldest wanted)`` -> pieces going back,
+#: each records ``first`` to ``end`` with their canonical JSON (or ``None``), the next
+#: piece ending just before; each is checked to chain to the commit above it.
+Older = Callable[[int, str, int], Iterator[list[tuple[dict[str, Any], "str | None"]]]]
 
 
 def _row(record: Mapping[str, Any], text: str | None = None) -> Row:
@@ -277,14 +282,26 @@ class History(SnapshotSource):
     from the nearest cached snapshot, so walking the history in order costs
     one change per step. Records are kept as rows (:func:`_row`) and turned
     into :class:`Commit` values only when asked for.
+
+    A history may start at a summary (:meth:`start_at`): commit ``L`` and its
+    verified snapshot, the rows below ``L`` not yet loaded. They are read
+    backwards through the ``older`` callback when first needed, each block
+    checked to end in the parent hash of the row above it, so the loaded rows
+    are always one verified chain ending at the head.
     """
 
     _CACHE = 16
+    #: Past this many on-demand reads of one block, the rest is read at once.
+    _STEPS_BEFORE_BULK = 2
 
     def __init__(self, dataset: str, reader: BlobReader | None) -> None:
         self.dataset = dataset
         self._reader = reader
-        self._rows: list[Row] = []
+        self._rows: list[Row | None] = []  # None: below ``_base``, not loaded yet
+        self._base = 0
+        self._anchor: tuple[int, dict[str, tuple[str, int]]] | None = None
+        self._older: Older | None = None
+        self._steps = 0
         self._commits: list[Commit | None] = []
         self._index: dict[str, int] = {}
         self._sorted: list[str] | None = None
@@ -297,6 +314,10 @@ class History(SnapshotSource):
     def reset(self) -> None:
         """Forget every record (used when checkpoints turn out not to match the log)."""
         self._rows.clear()
+        self._base = 0
+        self._anchor = None
+        self._older = None
+        self._steps = 0
         self._commits.clear()
         self._index.clear()
         self._sorted = None
@@ -305,7 +326,85 @@ class History(SnapshotSource):
 
     @property
     def head_hash(self) -> str | None:
-        return self._rows[-1][_HASH] if self._rows else None
+        return self._row(len(self._rows) - 1)[_HASH] if self._rows else None
+
+    @property
+    def loaded_from(self) -> int:
+        """The oldest commit held in memory (``len(self)`` when empty): older ones are read
+        when asked for."""
+        return self._base
+
+    def start_at(self, record: dict[str, Any], files: dict[str, tuple[str, int]],
+                 older: Older, *, where: str,
+                 before: list[tuple[dict[str, Any], str | None]] | None = None) -> None:
+        """Start an empty history at a summary: ``record`` (commit ``L``) and its snapshot.
+
+        The caller has checked ``files`` against the record's tree and the
+        record against the log; commits ``0`` to ``L-1`` are read through
+        ``older`` when first needed. ``before``: records just before ``L``
+        the caller has already (taken if they chain to it).
+        """
+        if self._rows:
+            raise ValueError("start_at needs an empty history")
+        seq = record["seq"]
+        self._rows = [None] * seq
+        self._commits = [None] * seq
+        self._base = seq
+        self._older = older
+        self._anchor = (seq, files)
+        self._rows.append(_row(record))
+        self._commits.append(None)
+        self._index[record["hash"]] = seq
+        if record["parent"] is None and seq:
+            raise CorruptObjectError(f"Commit record {where} is #{seq} but names no parent",
+                                     path=where)
+        if before and chain_to(before, before[0][0]["seq"], seq - 1, record["parent"]):
+            self._place(before)
+
+    def _row(self, seq: int) -> Row:
+        """Row ``seq``, reading older records first if it is not loaded yet."""
+        if seq < self._base:
+            self._load(seq)
+        row = self._rows[seq]
+        assert row is not None
+        return row
+
+    def _load(self, seq: int) -> None:
+        """Read records backwards until row ``seq`` is loaded (see :data:`Older`).
+
+        A reader walking back (``history()``, ``find_commits``) gets one block
+        per call at first, then everything at once in large, concurrent reads.
+        """
+        while seq < self._base:
+            assert self._older is not None
+            self._steps += 1
+            down_to = seq if self._steps <= self._STEPS_BEFORE_BULK else 0
+            for loaded in self._older(self._base - 1, self._row(self._base)[_PARENT], down_to):
+                parent = self._row(self._base)[_PARENT]
+                first = loaded[0][0]["seq"] if loaded else -1
+                if not chain_to(loaded, first, self._base - 1, parent):
+                    raise CorruptObjectError(f"Commits before #{self._base} do not chain to "
+                                             "it: the history is broken", path=f"#{self._base}")
+                self._place(loaded)
+
+    def _place(self, loaded: list[tuple[dict[str, Any], str | None]]) -> None:
+        """Take records ``first`` to ``_base - 1``, already checked to chain to ``_base``."""
+        previous: str | None = None
+        for record, text in loaded:
+            at = record["seq"]
+            if record["hash"] in self._index:
+                raise CorruptObjectError(f"Commit #{at} repeats commit "
+                                         f"{record['hash'][:12]}", path=f"#{at}")
+            self._rows[at] = _row(_shared(record, previous), text)
+            self._index[record["hash"]] = at
+            previous = record["hash"]
+        self._base = loaded[0][0]["seq"]
+        self._sorted = None
+
+    def _load_all(self) -> None:
+        if self._base:
+            self._steps = self._STEPS_BEFORE_BULK
+            self._load(0)
 
     def append(self, record: dict[str, Any], *, where: str,
                snapshot: dict[str, tuple[str, int]] | None = None,
@@ -329,7 +428,7 @@ class History(SnapshotSource):
         if record["hash"] in self._index:
             raise CorruptObjectError(f"Commit record {where} repeats commit "
                                      f"{record['hash'][:12]}", path=where)
-        self._rows.append(_row(record, text))
+        self._rows.append(_row(_shared(record, self.head_hash), text))
         self._commits.append(None)
         self._index[record["hash"]] = expected_seq
         self._sorted = None
@@ -380,14 +479,15 @@ class History(SnapshotSource):
 
     def record(self, seq: int) -> dict[str, Any]:
         """Record ``seq`` as a fresh dict (as stored, hash included)."""
-        return _record_of(seq, self._rows[seq])
+        return _record_of(seq, self._row(seq))
 
     def record_text(self, seq: int) -> str:
         """The canonical JSON of record ``seq``, as in its log entry."""
-        raw: str | None = self._rows[seq][_RAW]
+        raw: str | None = self._row(seq)[_RAW]
         return raw if raw is not None else canonical_json(self.record(seq))
 
     def records(self) -> list[dict[str, Any]]:
+        self._load_all()
         return [self.record(i) for i in range(len(self._rows))]
 
     def tree_of(self, seq: int) -> str:
@@ -403,7 +503,7 @@ class History(SnapshotSource):
 
     def tags_of(self, seq: int) -> tuple[str, ...]:
         """The tags of commit ``seq``, without building the commit."""
-        return self._rows[seq][_TAGS]  # type: ignore[no-any-return]
+        return self._row(seq)[_TAGS]  # type: ignore[no-any-return]
 
     def commit(self, seq: int) -> Commit:
         cached = self._commits[seq]
@@ -414,6 +514,7 @@ class History(SnapshotSource):
 
     def commits(self) -> list[Commit]:
         """Every commit, oldest first."""
+        self._load_all()
         return [self.commit(i) for i in range(len(self._rows))]
 
     @property
@@ -421,7 +522,7 @@ class History(SnapshotSource):
         return self.commit(len(self._rows) - 1) if self._rows else None
 
     def _build(self, seq: int) -> Commit:
-        row = self._rows[seq]
+        row = self._row(seq)
         try:
             timestamp = datetime.fromisoformat(row[_TIMESTAMP])
         except (TypeError, ValueError) as exc:
@@ -447,18 +548,25 @@ class History(SnapshotSource):
         if seq in self._snapshots:
             self._snapshots.move_to_end(seq)
             return self._snapshots[seq]
+        anchor = self._anchor
+        if anchor is not None and anchor[0] == seq:
+            return anchor[1]
         start = max((s for s in self._snapshots if s < seq), default=-1)
         if tip is not None and start < tip.seq < seq:
             start, current = tip.seq, dict(tip.files)
+        elif anchor is not None and start < anchor[0] < seq:
+            start, current = anchor[0], dict(anchor[1])
         else:
             current = dict(self._snapshots[start]) if start >= 0 else {}
+        if start + 1 < self._base:
+            self._load_all()  # no snapshot below: replayed from the first commit
         for i in range(start + 1, seq + 1):
-            row = self._rows[i]
+            row = self._row(i)
             for name in row[_REMOVE]:
                 current.pop(name, None)
             for name, digest, size in row[_ADD]:
                 current[name] = (digest, size)
-        row = self._rows[seq]
+        row = self._row(seq)
         if tree_hash(current) != row[_TREE]:
             raise CorruptObjectError(
                 f"Commit {row[_HASH][:12]} (#{seq}) lists files that do not match its "
@@ -500,6 +608,8 @@ class History(SnapshotSource):
         digest = text.lower()
         if digest in self._index:
             return self.commit(self._index[digest])
+        if is_hex_prefix(digest):
+            self._load_all()  # a prefix is unique only among every hash
         matches = self._prefixed(digest) if is_hex_prefix(digest) else []
         tagged, withdrawn = self.holder(text)
         if withdrawn is not None and not matches:
@@ -541,7 +651,7 @@ class History(SnapshotSource):
     def newest_tagged(self, tag: str) -> Commit | None:
         """The newest commit carrying ``tag``, if any."""
         for seq in range(len(self._rows) - 1, -1, -1):
-            if tag in self._rows[seq][_TAGS]:
+            if tag in self._row(seq)[_TAGS]:
                 return self.commit(seq)
         return None
 
@@ -556,7 +666,35 @@ class History(SnapshotSource):
         return None, None
 
     def seq_of(self, digest: str) -> int | None:
+        if digest not in self._index:
+            self._load_all()
         return self._index.get(digest)
+
+
+def _shared(record: dict[str, Any], previous: str | None) -> dict[str, Any]:
+    """``record`` holding the previous commit's hash object as its parent, and its author
+    interned: equal strings, one object each, which saves two strings per commit held."""
+    if previous is not None and record["parent"] == previous:
+        record["parent"] = previous
+    if type(record["author"]) is str:
+        record["author"] = sys.intern(record["author"])
+    return record
+
+
+def chain_to(records: Sequence[tuple[dict[str, Any], str | None]], first: int, end: int,
+              expected: str) -> bool:
+    """Whether ``records`` are commits ``first`` to ``end``, each the parent of the next, the
+    last being ``expected``, and commit 0 (if there) naming no parent."""
+    if first < 0 or len(records) != end - first + 1 or records[-1][0]["hash"] != expected:
+        return False
+    parent = records[0][0]["parent"]
+    if first == 0 and parent is not None:
+        return False
+    for i, (record, _) in enumerate(records):
+        if record["seq"] != first + i or (i and record["parent"] != parent):
+            return False
+        parent = record["hash"]
+    return True
 
 
 def diff_commits(old: Commit, new: Commit) -> dict[str, Any]:

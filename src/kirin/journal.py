@@ -6,25 +6,29 @@ the same ``N``: exactly one creation succeeds; the other re-reads and tries
 ``N+1``. So the history is linear and nothing is overwritten.
 
 Every ``CHECKPOINT_EVERY`` commits, a checkpoint ``checkpoints/<last N>.json``
-repeats that block of records in one object, so opening a long history reads
-``N / CHECKPOINT_EVERY`` objects plus the few log entries after the last one.
-Checkpoints are derived data: each record in them is verified (hash and chain)
-like a log entry, and a checkpoint that is missing, unreadable or disagrees
-with the chain is ignored in favour of the log it summarises.
+repeats that block of records in one object, and a summary (see
+:mod:`kirin.summaries`) may record the snapshot there. Opening takes the
+newest usable summary and reads only what follows it: a constant number of
+requests whatever the length of the history; older commits are read when
+asked for (:mod:`kirin.segments`). A registry without summaries is opened
+from all its checkpoints, as before. Checkpoints and summaries are derived
+data: each record in them is verified (hash and chain) like a log entry, the
+newest one they hold must be the log's, and one that is missing, unreadable
+or disagrees is ignored in favour of the log it summarises.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 from typing import Any
 
-from . import layout
+from . import layout, summaries
+from .checkpoints import checkpoint_records, encode_checkpoint
 from .errors import CorruptObjectError
 from .history import Draft, History
-from .logs import EntryLog
-from .records import check_record, check_stored_record, decode_record, encode_record
+from .logs import Entry, EntryLog
+from .records import decode_record, encode_record
+from .segments import Segments
 from .store import Store
 
 log = logging.getLogger("kirin")
@@ -41,6 +45,7 @@ class Journal:
         self.history = history
         self.log = EntryLog(store, layout.commit_log(dataset), "Commit record")
         self._loaded = False
+        self._summary_last = -1  # the newest summary read or written (-1: none known)
 
     def log_path(self, seq: int) -> str:
         return self.log.path(seq)
@@ -52,36 +57,92 @@ class Journal:
     def refresh(self) -> int:
         """Read whatever was committed since the last look; return how many.
 
-        The first look takes the checkpoints, then lists the log for any
-        entry past its end (see :class:`~kirin.logs.EntryLog`): a hole of any
-        width, or log entries missing below what a checkpoint repeats, is a
+        The first look starts from the newest summary (or the checkpoints),
+        then lists the log for any entry past its end (see
+        :class:`~kirin.logs.EntryLog`): a hole of any width, or log entries
+        missing below what a summary or checkpoint repeats, is a
         CorruptObjectError rather than a shorter history.
         """
         before = len(self.history)
         first_load = not self._loaded
         known_end = -1
         if first_load:
-            known_end = self._load_checkpoints()
+            known_end = self._open()
             self._loaded = True
-        for entry in self.log.read_from(len(self.history), thorough=first_load,
+            for entry in self.log.read_listed(len(self.history)):
+                self._take(entry)
+        # after that listing, probing the next entries is enough (see EntryLog.read_from)
+        for entry in self.log.read_from(len(self.history), thorough=False,
                                         known_end=known_end):
-            record = decode_record(entry.data, where=entry.path, seq=entry.seq)
-            self.history.append(record, where=entry.path)
+            self._take(entry)
         return len(self.history) - before
 
-    def _load_checkpoints(self) -> int:
+    def _take(self, entry: Entry) -> None:
+        record = decode_record(entry.data, where=entry.path, seq=entry.seq)
+        self.history.append(record, where=entry.path)
+
+    def _open(self) -> int:
+        """The first look: from the newest usable summary, else from every checkpoint.
+
+        Returns the last commit known to be in the log (-1 if none). A summary
+        whose commit the log does not hold as it does is set aside (its end
+        still counts as written, as a sound checkpoint's does).
+        """
+        floor = -1
+        for last in summaries.newest(self.store, self.dataset):
+            path = self.store.path(layout.summary(self.dataset, last))
+            # at once: the summary, the log entry it must match, and its block of records
+            # (for the newest commits before it: ``history(limit=10)`` needs no more)
+            block = self.checkpoint_path(last)
+            read = self.store.read_many([path, self.log_path(last), block])
+            try:
+                summary = summaries.read_summary(read.get(path) or b"", path, last)
+            except CorruptObjectError as exc:
+                log.warning("Ignoring %s; an older summary or the log is read instead", exc)
+                continue
+            records = checkpoint_records(read.get(block), block, last)
+            try:
+                self.history.start_at(summary.record, summary.files, self._segments().older,
+                                      where=path, before=records[:-1] if records else None)
+            except CorruptObjectError as exc:  # e.g. a commit after the first naming no parent
+                log.warning("Ignoring %s; an older summary or the log is read instead", exc)
+                self.history.reset()
+                continue
+            self._summary_last = last
+            known_end = self._load_checkpoints(after=last)
+            if self._log_agrees(known_end, read.get(self.log_path(last))
+                                if known_end == last else None):
+                return known_end
+            log.warning("Ignoring summary %s: the log disagrees with it (or with the "
+                        "checkpoints after it); reading the checkpoints and the log instead",
+                        path)
+            self.history.reset()
+            floor = last
+            break
+        return max(self._load_checkpoints(), floor)
+
+    def _segments(self) -> Segments:
+        return Segments(self.store, self.dataset, self.log, CHECKPOINT_EVERY)
+
+    def _load_checkpoints(self, after: int = -1) -> int:
         """Take every usable checkpoint that continues the chain from where we are.
 
-        Returns the last commit the accepted checkpoints repeat (-1 if none):
-        the log holds at least that many entries, whatever else is missing.
+        ``after``: only those past that commit (one listing request on S3).
+        Returns the last commit the accepted checkpoints repeat (``after`` or
+        -1 if none): the log holds at least that many entries, whatever else
+        is missing. Without ``after``, all of them are ignored if the log
+        disagrees with the last (the caller checks otherwise).
         """
         folder = self.store.path(layout.checkpoints(self.dataset))
-        lasts = sorted(n for n in map(layout.entry_seq, self.store.listdir(folder))
-                       if n is not None)
+        if after >= 0:
+            names = self.store.names_after(folder, layout.entry_name(after))
+        else:
+            names = self.store.listdir(folder)
+        lasts = sorted(n for n in map(layout.entry_seq, names) if n is not None and n > after)
         blobs = self.store.read_many([self.checkpoint_path(n) for n in lasts])
         for last in lasts:
             path = self.checkpoint_path(last)
-            records = _checkpoint_records(blobs.get(path), path, last)
+            records = checkpoint_records(blobs.get(path), path, last)
             if records is None:
                 log.warning("Ignoring unreadable checkpoint %s; the log is read instead", path)
                 continue
@@ -93,15 +154,19 @@ class Journal:
             for record, text in records:
                 self.history.append(record, where=path, text=text)
         known_end = len(self.history) - 1
+        if after >= 0:
+            return known_end
         if known_end >= 0 and not self._log_agrees(known_end):
             log.warning("Ignoring checkpoints of dataset %r: the log disagrees with them; "
                         "reading the log instead", self.dataset)
             self.history.reset()
         return known_end
 
-    def _log_agrees(self, seq: int) -> bool:
-        """Whether log entry ``seq`` is the record the checkpoints ended with."""
-        data = self.store.read(self.log_path(seq))
+    def _log_agrees(self, seq: int, data: bytes | None = None) -> bool:
+        """Whether log entry ``seq`` (its bytes if read already) is the record the
+        checkpoints or the summary ended with."""
+        if data is None:
+            data = self.store.read(self.log_path(seq))
         if data is None:
             return False
         try:
@@ -137,14 +202,18 @@ class Journal:
         return True
 
     def write_due_checkpoints(self) -> None:
-        """Write any checkpoint whose block is complete and not yet stored.
+        """After the commit that completes a block: its checkpoint, then its summary if due.
 
-        Best effort: a checkpoint only speeds up opening, so a failure here
-        must not fail the commit that already succeeded.
+        Other commits write nothing more (no request). The block before is
+        written too if missing (its writer may have died), so a crash costs
+        at most one block's checkpoint. Best effort: a checkpoint or summary
+        only speeds up opening, so a failure here must not fail the commit
+        that already succeeded.
         """
         count = len(self.history)
-        last = (count // CHECKPOINT_EVERY) * CHECKPOINT_EVERY - 1
-        # Only the latest block and its predecessor are checked, keeping commits O(1).
+        if count == 0 or count % CHECKPOINT_EVERY:
+            return
+        last = count - 1
         for end in (last, last - CHECKPOINT_EVERY):
             if end < 0:
                 continue
@@ -153,87 +222,21 @@ class Journal:
                 if self.store.exists(path):
                     continue
                 start = end - CHECKPOINT_EVERY + 1
-                # canonical_json of {"kirin", "first", "last", "records"}, assembled from
-                # the records' own canonical text
-                records = ",".join(self.history.record_text(i) for i in range(start, end + 1))
-                body = f'{{"first":{start},"kirin":1,"last":{end},"records":[{records}]}}\n'
-                self.store.create(path, body.encode())
-            except OSError as exc:  # pragma: no cover - depends on the backend failing
+                texts = [self.history.record_text(i) for i in range(start, end + 1)]
+                self.store.create(path, encode_checkpoint(start, end, texts))
+            except (OSError, CorruptObjectError) as exc:
                 log.warning("Could not write checkpoint %s: %s", path, exc)
+        self._write_summary(last)
 
-
-def _checkpoint_records(data: bytes | None, path: str, last: int
-                        ) -> list[tuple[dict[str, Any], str | None]] | None:
-    """:func:`read_checkpoint`, or ``None`` if the checkpoint is missing or cannot be trusted."""
-    if data is None:
-        return None
-    try:
-        return read_checkpoint(data, path, last)
-    except CorruptObjectError:
-        return None
-
-
-def read_checkpoint(data: bytes, path: str, last: int
-                    ) -> list[tuple[dict[str, Any], str | None]]:
-    """The verified records of checkpoint ``last``, each with its canonical JSON when that
-    proved its hash (else ``None``); CorruptObjectError saying why it cannot be trusted.
-
-    The one reader of checkpoints: opening takes what it returns, ``verify``
-    reports what it raises.
-    """
-    def bad(reason: str) -> CorruptObjectError:
-        return CorruptObjectError(f"Checkpoint {path} is unusable ({reason})", path=path)
-
-    try:
-        split = _split_checkpoint(data, last)
-        if split is not None:
-            first, parts = split
-            return [(record, check_stored_record(record, text, where=f"{path}[{first + i}]",
-                                                 seq=first + i))
-                    for i, (record, text) in enumerate(parts)]
-        body = json.loads(data)  # not laid out as Kirin writes it: read it as any JSON
-        first, records = body["first"], body["records"]
-        if (body.get("last") != last or not isinstance(first, int) or not isinstance(records, list)
-                or len(records) != last - first + 1 or not records):
-            raise bad(f"it does not hold commits up to #{last}")
-        return [(check_record(r, where=f"{path}[{first + i}]", seq=first + i), None)
-                for i, r in enumerate(records)]
-    except CorruptObjectError as exc:
-        if exc.path == path:
-            raise
-        raise bad(str(exc)) from exc
-    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
-        raise bad(f"{type(exc).__name__}: {exc}") from exc
-
-
-_CHECKPOINT_HEAD = re.compile(r'\{"first":(0|[1-9][0-9]*),"kirin":1,"last":(0|[1-9][0-9]*),'
-                              r'"records":\[')
-_scan = json.JSONDecoder().raw_decode
-
-
-def _split_checkpoint(data: bytes, last: int) -> tuple[int, list[tuple[Any, str]]] | None:
-    """``first`` and each record with its own JSON text, for a checkpoint as Kirin writes it.
-
-    Parsing record by record yields each record's stored text, whose hash
-    can then be checked as it is (no re-encoding: most of the cost of opening
-    a long history). Anything laid out otherwise gives ``None``, and the
-    caller parses the checkpoint as a whole and re-encodes every record.
-    """
-    try:
-        text = data.decode("utf-8")
-        head = _CHECKPOINT_HEAD.match(text)
-        if head is None or int(head[2]) != last or int(head[1]) > last:
-            return None
-        first, at = int(head[1]), head.end()
-        parts: list[tuple[Any, str]] = []
-        for _ in range(last - first + 1):
-            record, end = _scan(text, at)
-            parts.append((record, text[at:end]))
-            at = end + 1
-            if text[end:at] != ",":
-                break
-        if len(parts) != last - first + 1 or text[at - 1:] not in ("]}", "]}\n"):
-            return None
-        return first, parts
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        return None
+    def _write_summary(self, last: int) -> None:
+        """The summary at ``last``, if it is worth its size (see :func:`summaries.is_due`)."""
+        path = self.store.path(layout.summary(self.dataset, last))
+        try:
+            files = self.history.snapshot(last)
+            if not summaries.is_due(len(files), last, self._summary_last):
+                return
+            body = summaries.encode_summary(last, self.history.record_text(last), files)
+            self.store.create(path, body)  # False: a racing writer wrote the same bytes
+            self._summary_last = last
+        except (OSError, CorruptObjectError) as exc:
+            log.warning("Could not write summary %s: %s", path, exc)

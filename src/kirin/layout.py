@@ -15,6 +15,7 @@ absolute.
     datasets/<name>/dataset.json            name, description, creation time
     datasets/<name>/log/<seq>.json          commit records (write-once)
     datasets/<name>/checkpoints/<last>.json blocks of commit records
+    datasets/<name>/summaries/<top-last>.json the snapshot at commit <last>, newest name first
     datasets/<name>/policy/<seq>.json       policy versions (write-once)
     policy/<seq>.json                       root policy versions: govern every dataset
 """
@@ -64,6 +65,10 @@ def checkpoints(name: str) -> str:
     return f"{DATASETS}/{name}/checkpoints"
 
 
+def summaries(name: str) -> str:
+    return f"{DATASETS}/{name}/summaries"
+
+
 def policy_log(name: str) -> str:
     return f"{DATASETS}/{name}/policy"
 
@@ -96,3 +101,23 @@ def checkpoint(name: str, last: int) -> str:
 
 def policy_entry(name: str, seq: int) -> str:
     return f"{policy_log(name)}/{entry_name(seq)}"
+
+
+#: Summaries are named ``SUMMARY_TOP - last``: the newest sorts first, so one listing
+#: request (``StartAfter`` nothing, first page) finds it whatever the history's length.
+SUMMARY_TOP = 10 ** SEQ_DIGITS - 1
+
+
+def summary_name(last: int) -> str:
+    """The base name of the summary of commits up to ``last``."""
+    return entry_name(SUMMARY_TOP - last)
+
+
+def summary_last(name: str) -> int | None:
+    """The last commit a summary's base name stands for, or ``None`` if Kirin wrote no such name."""
+    inverted = entry_seq(name)
+    return None if inverted is None else SUMMARY_TOP - inverted
+
+
+def summary(name: str, last: int) -> str:
+    return f"{summaries(name)}/{summary_name(last)}"

@@ -90,6 +90,27 @@ class EntryLog:
                 yield Entry(seq, path, data)
                 seq += 1
 
+    def read_listed(self, start: int) -> Iterator[Entry]:
+        """Entries ``start``, ``start + 1``, … that one listing shows, read concurrently.
+
+        A reader's first look past what it has: the listing (one request on
+        S3, for up to 1,000 entries) says exactly which entries to fetch, so
+        they are read in one concurrent round with no probing past the end,
+        and shows any hole among them. An entry created after the listing is
+        left to :meth:`read_from`, which the caller runs next.
+        """
+        later = sorted(self.later_entries(start - 1))
+        expected = start
+        for at in range(0, len(later), SCAN_BATCH):
+            chunk = later[at:at + SCAN_BATCH]
+            read = self.store.read_many([self.path(seq) for seq in chunk])
+            for seq in chunk:
+                data = read.get(self.path(seq))
+                if seq != expected or data is None:  # listed later entries exist: a deletion
+                    raise self.hole(expected, expected).error()
+                yield Entry(seq, self.path(seq), data)
+                expected += 1
+
     def _confirm_end(self, seq: int, later: list[bytes | None], *, thorough: bool,
                      known_end: int) -> bytes | None:
         """Entry ``seq`` was not found: ``None`` if it is the end, its bytes if it appeared.

@@ -1,4 +1,5 @@
-"""Check a whole dataset against its hashes: every record, snapshot, checkpoint and blob.
+"""Check a whole dataset against its hashes: every record, snapshot, checkpoint, summary
+and blob.
 
 Opening a dataset already verifies what it reads; this walks everything,
 including objects a normal open skips (log entries past a gap, checkpoints
@@ -12,9 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import layout
+from . import layout, summaries
+from .checkpoints import read_checkpoint
 from .errors import CorruptObjectError
-from .journal import read_checkpoint
 from .logs import EntryLog
 from .policylog import decode_version
 from .records import decode_record, tree_hash
@@ -26,7 +27,7 @@ from .verified import BlobCheck
 class Problem:
     """One thing found wrong: what kind, where in storage, and what it affects."""
 
-    kind: str  # "record" | "snapshot" | "checkpoint" | "policy" | "blob"
+    kind: str  # "record" | "snapshot" | "checkpoint" | "summary" | "policy" | "blob"
     path: str
     message: str
     commits: tuple[str, ...] = ()
@@ -68,9 +69,12 @@ def verify_dataset(store: Store, dataset: str, progress: Progress | None = None
     """
     problems: list[Problem] = []
     checkpoints = _read_checkpoints(store, dataset, problems)
-    records = _scan_log(store, dataset, problems, max(checkpoints, default=-1))
+    summarised = _read_summaries(store, dataset, problems)
+    records = _scan_log(store, dataset, problems,
+                        max([*checkpoints, *summarised], default=-1))
     _check_snapshots(records, problems)
     _compare_checkpoints(checkpoints, records, problems)
+    _compare_summaries(summarised, records, problems)
     _check_policies(store, dataset, records, problems)
     _check_actions(records, problems)
     blobs, size = _check_blobs(store, records, problems, progress)
@@ -214,6 +218,36 @@ def _read_checkpoints(store: Store, dataset: str, problems: list[Problem]
             continue
         found[last] = (path, [record for record, _ in records])
     return found
+
+
+def _read_summaries(store: Store, dataset: str, problems: list[Problem]
+                    ) -> dict[int, tuple[str, summaries.Summary]]:
+    """Every sound summary by its last commit; the others are reported.
+
+    Sound (its record hashes right, its files to the record's tree): it
+    proves the log once held its commit, as a sound checkpoint does.
+    """
+    found: dict[int, tuple[str, summaries.Summary]] = {}
+    for last in summaries.every(store, dataset):
+        path = store.path(layout.summary(dataset, last))
+        try:
+            found[last] = (path, summaries.read_summary(store.read(path) or b"", path, last))
+        except CorruptObjectError as exc:  # damaged, or not an object (a folder in its place)
+            problems.append(Problem("summary", path, f"{exc}; opening uses an older summary "
+                                    "or the log"))
+    return found
+
+
+def _compare_summaries(summarised: dict[int, tuple[str, summaries.Summary]],
+                       records: dict[int, dict[str, Any]], problems: list[Problem]) -> None:
+    """Each summary's commit is the log's (its files then are that commit's snapshot)."""
+    for last, (path, summary) in summarised.items():
+        logged = records.get(last)
+        if logged is not None and logged["hash"] != summary.record["hash"]:
+            problems.append(Problem(
+                "summary", path, f"Summary {path} is unusable (it disagrees with log entry "
+                f"#{last}); opening uses an older summary or the log",
+                commits=(logged["hash"],)))
 
 
 def _compare_checkpoints(checkpoints: dict[int, tuple[str, list[dict[str, Any]]]],

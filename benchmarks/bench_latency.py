@@ -1,0 +1,158 @@
+"""Long histories on S3 with a fixed delay per request: time and requests per operation.
+
+A loopback proxy (``tests/latency.py``) sits in front of moto's S3 server and
+waits ``--delay-ms`` (default 20 ms, a cloud bucket's round trip) before
+forwarding each request, counting requests by operation and kind of object.
+Histories of 1,000 and 10,000 commits (and 100,000 with ``--with-100k``) are
+written in the real storage format (through the real journal, on
+``memory://``) and uploaded directly, not through the proxy. Then, each on a
+freshly opened ``Dataset`` (a new Kirin object; the s3fs client and its
+connections are reused, as in one process), ``--repeats`` times:
+
+* open: ``Dataset(...).current_commit``;
+* ``history(limit=10)`` (opening included);
+* full ``history()`` (opening included);
+* a small commit (one new 5-byte file) on a dataset already open.
+
+Reported: median time, requests (total and by kind) and, for open, the ratio
+requests(largest) / requests(1,000): the goal of issue 16 is <= 2. The time
+targets of issue 16 (open <= 1.0 s, ``history(limit=10)`` <= 1.1 s, full
+``history()`` <= 5 s, at 100,000 commits and 20 ms per request) are shown for
+the largest history measured.
+
+    .venv/bin/python benchmarks/bench_latency.py                  # 1k, 10k; ~2 min
+    .venv/bin/python benchmarks/bench_latency.py --with-100k      # + 100k; ~15 min
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import _common as c
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from latency import LatencyProxy, synthesize, upload
+from servers import Cloud, make_cloud, start_moto
+
+TARGETS = {"open": 1.0, "history(limit=10)": 1.1, "history()": 5.0}
+RATIO_TARGET = 2.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--delay-ms", type=float, default=20.0)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--with-100k", action="store_true",
+                        help="also measure a 100,000-commit history (slow to upload)")
+    args = parser.parse_args()
+    sizes = [1_000, 10_000] + ([100_000] if args.with_100k else [])
+    print(c.machine_summary())
+    server = start_moto()
+    proxy = LatencyProxy(server.port, args.delay_ms / 1000)
+    try:
+        direct = make_cloud("s3", server.endpoint)
+        via = direct.at(proxy.endpoint)
+        bucket = f"latency-{uuid.uuid4().hex[:12]}"
+        direct.create_bucket(bucket)
+        results: dict[int, dict[str, tuple[list[float], Counter[str]]]] = {}
+        for n in sizes:
+            started = time.perf_counter()
+            source = f"memory://kirin-latency/{uuid.uuid4().hex}/reg"
+            synthesize(source, n)
+            objects = upload(source, direct.filesystem(), f"{bucket}/reg{n}")
+            print(f"{n:,} commits: {objects:,} objects written and uploaded in "
+                  f"{time.perf_counter() - started:.1f} s", flush=True)
+            results[n] = measure(via, proxy, via.url(bucket, f"reg{n}"), args.repeats)
+            print_lines(results, [n], f"{n:,} commits")  # at once: a long run may be stopped
+        report(results, args.delay_ms)
+    finally:
+        proxy.close()
+        server.stop()
+
+
+def measure(via: Cloud, proxy: LatencyProxy, url: str, repeats: int
+            ) -> dict[str, tuple[list[float], Counter[str]]]:
+    """Times (one per repeat) and the requests of the last repeat, by operation."""
+    from kirin import Dataset
+
+    def fresh() -> Dataset:
+        return Dataset(url, "ds", **via.storage_options())
+
+    operations: dict[str, Callable[[], object]] = {
+        "open": lambda: fresh().current_commit,
+        "history(limit=10)": lambda: fresh().history(limit=10),
+        "history()": lambda: fresh().history(),
+    }
+    out: dict[str, tuple[list[float], Counter[str]]] = {}
+    for name, operation in operations.items():
+        times, counts = [], Counter[str]()
+        for _ in range(repeats):
+            proxy.take()
+            t0 = time.perf_counter()
+            operation()
+            times.append(time.perf_counter() - t0)
+            counts = by_kind(proxy.take())
+        out[name] = (times, counts)
+    with tempfile.TemporaryDirectory() as work:
+        ds = fresh()
+        ds.current_commit  # noqa: B018 - open first: the commit alone is measured
+        times, counts = [], Counter[str]()
+        for i in range(repeats):
+            source = Path(work) / "note.txt"
+            source.write_text(f"n{i:03d}")
+            proxy.take()
+            t0 = time.perf_counter()
+            ds.commit(f"small commit {i}", add_files={"note.txt": str(source)})
+            times.append(time.perf_counter() - t0)
+            counts = by_kind(proxy.take())
+        out["small commit"] = (times, counts)
+    return out
+
+
+def by_kind(counted: Counter[tuple[str, str]]) -> Counter[str]:
+    return Counter({f"{op} {kind}": n for (op, kind), n in counted.items()})
+
+
+def print_lines(results: dict[int, dict[str, tuple[list[float], Counter[str]]]],
+                sizes: list[int], title: str) -> None:
+    print(f"\n{title}")
+    header = ("operation", "commits", "time", "requests", "by kind")
+    lines = [header]
+    for name in results[sizes[0]]:
+        for n in sizes:
+            times, counts = results[n][name]
+            detail = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+            lines.append((name, f"{n:,}", f"{c.median(times):.3f} s", str(sum(counts.values())),
+                          detail))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    for i, line in enumerate(lines):
+        print("  " + " | ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)))
+        if i == 0:
+            print("  " + "-+-".join("-" * w for w in widths), flush=True)
+
+
+def report(results: dict[int, dict[str, tuple[list[float], Counter[str]]]],
+           delay_ms: float) -> None:
+    sizes = sorted(results)
+    print_lines(results, sizes,
+                f"S3 (moto) behind a proxy adding {delay_ms:g} ms per request; medians")
+    largest = sizes[-1]
+    rows = [c.Row(f"{name} at {largest:,} commits", c.median(results[largest][name][0]), None,
+                  "s", TARGETS[name] if largest == 100_000 else None,
+                  note="" if largest == 100_000 else "target applies at 100,000 commits")
+            for name in TARGETS]
+    opened = [sum(results[n]["open"][1].values()) for n in (sizes[0], largest)]
+    rows.append(c.Row(f"open requests {largest:,} / {sizes[0]:,}", opened[1], opened[0], "req",
+                      RATIO_TARGET))
+    c.print_table("Issue 16 targets", rows)
+
+
+if __name__ == "__main__":
+    main()

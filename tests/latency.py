@@ -1,0 +1,124 @@
+"""Long histories on an object store, and the requests reading them costs.
+
+Shared by ``tests/test_cloud_summaries.py`` (request counts, no delay) and
+``benchmarks/bench_latency.py`` (a fixed delay per request, as a cloud bucket
+adds):
+
+* :func:`synthesize` writes a history of any length in the real storage
+  format, fast: records go through the real journal (so checkpoints and
+  summaries are exactly what writers make) on ``memory://``;
+* :func:`upload` copies such a registry to a bucket, many objects at once;
+* :class:`LatencyProxy` sits between a client and the server, waits a fixed
+  time before forwarding each request, and counts requests by operation
+  (``GET``, ``HEAD``, ``PUT``, ``LIST``, ...) and by kind of object
+  (``summary``, ``checkpoint``, ``log``, ``blob``, ``policy``, ``other``).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import urllib.parse
+import uuid
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from fsspec.implementations.memory import MemoryFileSystem
+
+from kirin.history import History, make_record
+from kirin.journal import Journal
+from kirin.store import Store
+
+from servers import FaultProxy, Request
+
+KINDS = (("/summaries", "summary"), ("/checkpoints", "checkpoint"), ("/log", "log"),
+         ("/policy", "policy"), ("/data/", "blob"))
+
+
+def kind_of(path: str) -> str:
+    """What a stored path is: ``summary``, ``checkpoint``, ``log``, ``policy``, ``blob``
+    or ``other``."""
+    for folder, name in KINDS:
+        if folder in path:
+            return name
+    return "other"
+
+
+def operation(request: Request) -> tuple[str, str]:
+    """``(operation, kind of object)`` of one S3 request (a listing names its prefix)."""
+    parsed = urllib.parse.urlsplit(request.target)
+    query = urllib.parse.parse_qs(parsed.query)
+    if request.method == "GET" and "list-type" in query:
+        return "LIST", kind_of("/" + query.get("prefix", [""])[0].rstrip("/"))
+    return request.method, kind_of(urllib.parse.unquote(parsed.path))
+
+
+class LatencyProxy(FaultProxy):
+    """A loopback proxy adding ``delay`` seconds before each request; counts them.
+
+    The delay is spent on the connection's own thread, so concurrent requests
+    wait concurrently, as they would on a far-away server.
+    """
+
+    def __init__(self, upstream_port: int, delay: float = 0.0) -> None:
+        self.delay = delay
+        self.counted: Counter[tuple[str, str]] = Counter()
+        self._count_lock = threading.Lock()
+        super().__init__(upstream_port)
+
+    def _match(self, request: Request) -> Any:
+        with self._count_lock:
+            self.counted[operation(request)] += 1
+        if self.delay:
+            time.sleep(self.delay)
+        return None
+
+    def take(self) -> Counter[tuple[str, str]]:
+        """The counts since the last call, and start counting again."""
+        with self._count_lock:
+            counted, self.counted = self.counted, Counter()
+        return counted
+
+
+def synthesize(url: str, commits: int, name: str = "ds", files: int = 1) -> list[str]:
+    """``commits`` commits of dataset ``name`` under ``url``, through the real journal.
+
+    Commit ``i`` sets file ``f{i % files}`` to one small blob and carries
+    metadata ``{"i": i}`` and tag ``even`` on even commits. Returns the hashes.
+    """
+    store = Store(url)
+    journal = Journal(store, name, History(name, store))
+    journal.refresh()
+    source = f"/kirin-synth/{uuid.uuid4().hex}"
+    MemoryFileSystem().pipe_file(source, b"model")
+    staged = store.stage(f"memory:/{source}")
+    store.publish(staged)
+    MemoryFileSystem().rm_file(source)
+    snapshot: dict[str, tuple[str, int]] = {}
+    hashes: list[str] = []
+    when = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    for seq in range(commits):
+        added = {f"f{seq % files}": (staged.digest, staged.size)}
+        snapshot.update(added)
+        record = make_record(seq=seq, parent=hashes[-1] if hashes else None, snapshot=snapshot,
+                             added=added, removed=(), message=f"commit {seq}",
+                             metadata={"i": seq}, tags=["even"] if seq % 2 == 0 else [],
+                             timestamp=when + timedelta(seconds=seq), author="synthesized",
+                             policy=None)
+        assert journal.publish(record)
+        journal.write_due_checkpoints()
+        hashes.append(record["hash"])
+    return hashes
+
+
+def upload(source_url: str, fs: Any, target: str, batch: int = 500) -> int:
+    """Copy every object under the ``memory://`` registry ``source_url`` to ``target``
+    (a path on ``fs``), ``batch`` at once; returns how many."""
+    memory = MemoryFileSystem()
+    root = source_url.removeprefix("memory:/").rstrip("/")
+    paths = memory.find(root)
+    for at in range(0, len(paths), batch):
+        fs.pipe({f"{target}/{p[len(root) + 1:]}": memory.cat_file(p)
+                 for p in paths[at:at + batch]})
+    return len(paths)
