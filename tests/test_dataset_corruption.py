@@ -183,7 +183,7 @@ class TestForgedRecord:
         ("mutate", "message"),
         [
             pytest.param(lambda r: r.pop("author"), "missing author", id="missing-key"),
-            pytest.param(_set("kirin", 2), "format version", id="future-format"),
+            pytest.param(_set("kirin", 3), "format version", id="future-format"),
             pytest.param(_set("seq", 7), "#7", marks=pytest.mark.every_backend, id="wrong-seq"),
             pytest.param(_set("parent", "0" * 64), "history is broken", id="wrong-parent"),
             pytest.param(_set("changes", []), "changes", id="changes-not-object"),

@@ -492,11 +492,11 @@ class History(SnapshotSource):
 
     def tree_of(self, seq: int) -> str:
         """The tree hash commit ``seq`` records (its snapshot's :func:`tree_hash`)."""
-        return self._rows[seq][_TREE]  # type: ignore[no-any-return]
+        return self._row(seq)[_TREE]  # type: ignore[no-any-return]
 
     def withdrawn_at(self, seq: int) -> str | None:
         """The stage commit ``seq`` withdrew, if it is a withdrawal (version 2 records only)."""
-        if self._rows[seq][_GOVERNANCE] is None:
+        if self._row(seq)[_GOVERNANCE] is None:
             return None
         withdrawal = self.commit(seq).withdrawal
         return str(withdrawal["stage"]) if withdrawal is not None else None
@@ -659,7 +659,7 @@ class History(SnapshotSource):
         """(the newest commit carrying ``tag``, or ``None`` if a withdrawal of it came after;
         that withdrawal)."""
         for seq in range(len(self._rows) - 1, -1, -1):
-            if tag in self._rows[seq][_TAGS]:
+            if tag in self._row(seq)[_TAGS]:
                 return self.commit(seq), None
             if self.withdrawn_at(seq) == tag:
                 return None, self.commit(seq)
