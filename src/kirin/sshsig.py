@@ -543,7 +543,7 @@ class AgentSigner:
             what = f"the key {wanted}" if wanted else "a usable key"
             detail = f" (skipped: {'; '.join(skipped)})" if skipped else ""
             raise SigningKeyError(f"the ssh-agent holds {len(usable)} usable key(s) but not "
-                                  f"{what}{detail}: add one with ssh-add")
+                                  f"{what}{detail}: add it with ssh-add")
         self._public_key = chosen[0]
 
     def _request(self, payload: bytes) -> _Reader:
