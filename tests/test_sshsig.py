@@ -499,3 +499,19 @@ def test_signer_from_environment(agent: Path, tmp_path: Path,
     monkeypatch.delenv("KIRIN_SIGNING_KEY")
     monkeypatch.delenv("SSH_AUTH_SOCK")
     assert signer_from_environment() is None
+
+
+@pytest.mark.parametrize("kind", ["ed25519", "ecdsa256", "rsa"])
+def test_every_truncation_and_byte_flip_is_refused(tmp_path: Path, kind: str) -> None:
+    """Exhaustively: cutting a valid signature short anywhere, or changing any one of
+    its bytes, gives a SignatureError (never a crash, never a pass)."""
+    signature = KeyFileSigner(keygen(tmp_path, kind)).sign(DATA)
+    blob = signature.to_bytes()
+    assert verify(blob, DATA) == signature.public_key
+    for size in range(len(blob)):
+        with pytest.raises(SignatureError):
+            verify(blob[:size], DATA)
+    for position in range(len(blob)):
+        changed = blob[:position] + bytes([blob[position] ^ 0x41]) + blob[position + 1:]
+        with pytest.raises(SignatureError):
+            verify(changed, DATA)

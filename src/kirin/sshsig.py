@@ -277,6 +277,13 @@ class PublicKey:
         return self.openssh
 
 
+@functools.lru_cache(maxsize=4096)
+def _public_key(blob: bytes) -> PublicKey:
+    """One ``PublicKey`` per blob: parsing thousands of signatures by a few keys
+    builds each key once."""
+    return PublicKey(blob)
+
+
 # -- signatures ----------------------------------------------------------------------
 def _signed_data(namespace: str, hash_algorithm: str, data: bytes, reserved: bytes = b""
                  ) -> bytes:
@@ -327,13 +334,15 @@ class Signature:
     def parse(cls, value: str | bytes) -> Signature:
         """Read an armored signature (``str`` or ``bytes``) or a binary SSHSIG blob."""
         if isinstance(value, str) or value.lstrip().startswith(b"-----BEGIN"):
-            text = value if isinstance(value, str) else value.decode("ascii", "replace")
-            lines = [line.strip() for line in text.strip().splitlines()]
-            if len(lines) < 3 or lines[0] != _BEGIN or lines[-1] != _END:
+            text = (value if isinstance(value, str) else value.decode("ascii", "replace")
+                    ).strip()
+            if not (text.startswith(_BEGIN) and text.endswith(_END)) or len(text) < len(
+                    _BEGIN) + len(_END):
                 raise SignatureError(
                     f"malformed signature: expected the text between {_BEGIN} and {_END}")
             try:
-                blob = base64.b64decode("".join(lines[1:-1]), validate=True)
+                blob = base64.b64decode("".join(text[len(_BEGIN):-len(_END)].split()),
+                                        validate=True)
             except (binascii.Error, ValueError):
                 raise SignatureError("malformed signature: invalid base64") from None
         else:
@@ -357,7 +366,7 @@ class Signature:
             raise SignatureError(f"unsupported signature hash {hash_algorithm!r}: "
                                  f"supported: {', '.join(_HASHES)}")
         try:
-            key = PublicKey(key_blob)
+            key = _public_key(key_blob)
         except SigningKeyError as error:
             raise SignatureError(f"signature by an unusable key: {error}") from None
         return cls(key, namespace, hash_algorithm, signature, reserved)
