@@ -23,7 +23,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ed25519, padding, rsa
 
-from kirin.errors import InvalidInputError
+from kirin.errors import InvalidArgumentTypeError, InvalidInputError
 from kirin.sshsig import (
     AgentSigner,
     KeyFileSigner,
@@ -393,6 +393,24 @@ def test_signers_follow_the_protocol(ed_signer: KeyFileSigner) -> None:
         ed_signer.sign(DATA, namespace="")
 
 
+def test_wrong_argument_types_are_refused(ed_signer: KeyFileSigner) -> None:
+    signature = ed_signer.sign(DATA)
+    with pytest.raises(InvalidArgumentTypeError, match="signed data is bytes, not str"):
+        verify(signature, DATA.hex())  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentTypeError, match="signed data is bytes"):
+        ed_signer.sign("text")  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentTypeError, match="not NoneType"):
+        Signature.parse(None)  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentTypeError, match="not str"):
+        PublicKey("ssh-ed25519 AAAA")  # type: ignore[arg-type]
+    # bytearray and memoryview are read as bytes; the key keeps an immutable copy
+    mutable = bytearray(ed_signer.public_key.blob)
+    key = PublicKey(mutable)  # type: ignore[arg-type]
+    mutable[-1] ^= 1
+    assert key == ed_signer.public_key and isinstance(key.blob, bytes)
+    assert verify(bytearray(signature.to_bytes()), memoryview(DATA)) == key
+
+
 # -- the ssh-agent ---------------------------------------------------------------------
 @pytest.fixture
 def agent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
@@ -441,6 +459,7 @@ def test_agent_key_is_chosen_by_fingerprint(agent: Path, tmp_path: Path) -> None
     assert AgentSigner().public_key == KeyFileSigner(first).public_key  # the first one
     by_print = AgentSigner(wanted.fingerprint)
     assert by_print.public_key == wanted == AgentSigner(wanted).public_key
+    assert AgentSigner(Path(f"{second}.pub").read_text()).public_key == wanted
     assert verify(by_print.sign(DATA), DATA) == wanted
     stranger = KeyFileSigner(keygen(tmp_path, "ed25519", name="stranger")).public_key
     with pytest.raises(SigningKeyError, match=re.escape(f"not the key {stranger.fingerprint}")):

@@ -43,11 +43,12 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     encode_dss_signature,
 )
 
-from .errors import InvalidInputError
+from .errors import InvalidArgumentTypeError, InvalidInputError
 
 __all__ = [
     "DEFAULT_NAMESPACE",
     "AgentSigner",
+    "Bytes",
     "KeyFileSigner",
     "PublicKey",
     "Signature",
@@ -67,6 +68,9 @@ KEY_VARIABLE = "KIRIN_SIGNING_KEY"
 #: Environment variable holding the passphrase of an encrypted ``KIRIN_SIGNING_KEY``
 #: (for CI, where no one can type it).
 PASSPHRASE_VARIABLE = "KIRIN_SIGNING_KEY_PASSPHRASE"
+
+#: What may be signed or verified: any bytes-like value, read as bytes.
+Bytes = bytes | bytearray | memoryview
 
 _MAGIC = b"SSHSIG"
 _VERSION = 1
@@ -215,7 +219,11 @@ class PublicKey:
     algorithm: str = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
-        algorithm, _ = _load_public_blob(bytes(self.blob))
+        if not isinstance(self.blob, Bytes):
+            raise InvalidArgumentTypeError(
+                f"a public key blob is bytes, not {type(self.blob).__name__}")
+        object.__setattr__(self, "blob", bytes(self.blob))  # immutable, hashable
+        algorithm, _ = _load_public_blob(self.blob)
         object.__setattr__(self, "algorithm", algorithm)
 
     @classmethod
@@ -285,12 +293,17 @@ def _public_key(blob: bytes) -> PublicKey:
 
 
 # -- signatures ----------------------------------------------------------------------
-def _signed_data(namespace: str, hash_algorithm: str, data: bytes, reserved: bytes = b""
+def _signed_data(namespace: str, hash_algorithm: str, data: Bytes, reserved: bytes = b""
                  ) -> bytes:
     """What the key actually signs (PROTOCOL.sshsig): the magic, the namespace and a
     hash of the message, so a signature is bound to its namespace."""
     return (_MAGIC + _string(namespace.encode()) + _string(reserved)
             + _string(hash_algorithm.encode()) + _string(_HASHES[hash_algorithm](data).digest()))
+
+
+def _check_data(data: Bytes) -> None:
+    if not isinstance(data, Bytes):
+        raise InvalidArgumentTypeError(f"signed data is bytes, not {type(data).__name__}")
 
 
 def _check_namespace(namespace: str) -> None:
@@ -331,8 +344,13 @@ class Signature:
         return "\n".join([_BEGIN, *lines, _END]) + "\n"
 
     @classmethod
-    def parse(cls, value: str | bytes) -> Signature:
+    def parse(cls, value: str | Bytes) -> Signature:
         """Read an armored signature (``str`` or ``bytes``) or a binary SSHSIG blob."""
+        if not isinstance(value, str | Bytes):
+            raise InvalidArgumentTypeError(
+                f"a signature is armored text or bytes, not {type(value).__name__}")
+        if isinstance(value, bytearray | memoryview):
+            value = bytes(value)
         if isinstance(value, str) or value.lstrip().startswith(b"-----BEGIN"):
             text = (value if isinstance(value, str) else value.decode("ascii", "replace")
                     ).strip()
@@ -376,7 +394,7 @@ class Signature:
                 f"namespace={self.namespace!r}, hash={self.hash_algorithm})")
 
 
-def verify(signature: Signature | str | bytes, data: bytes,
+def verify(signature: Signature | str | Bytes, data: Bytes,
            namespace: str = DEFAULT_NAMESPACE) -> PublicKey:
     """Check that ``signature`` signs ``data`` in ``namespace``; return the signer's key.
 
@@ -386,6 +404,7 @@ def verify(signature: Signature | str | bytes, data: bytes,
     signature, a key type and signature algorithm that do not go together, or a
     legacy SHA-1 ``ssh-rsa`` signature.
     """
+    _check_data(data)
     sig = signature if isinstance(signature, Signature) else Signature.parse(signature)
     if sig.namespace != namespace:
         raise SignatureError(f"signature is for namespace {sig.namespace!r}, not {namespace!r}")
@@ -432,7 +451,7 @@ class Signer(Protocol):
     @property
     def public_key(self) -> PublicKey: ...
 
-    def sign(self, data: bytes, namespace: str = DEFAULT_NAMESPACE) -> Signature: ...
+    def sign(self, data: Bytes, namespace: str = DEFAULT_NAMESPACE) -> Signature: ...
 
 
 _SignKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
@@ -496,7 +515,8 @@ class KeyFileSigner:
     def public_key(self) -> PublicKey:
         return self._public_key
 
-    def sign(self, data: bytes, namespace: str = DEFAULT_NAMESPACE) -> Signature:
+    def sign(self, data: Bytes, namespace: str = DEFAULT_NAMESPACE) -> Signature:
+        _check_data(data)
         _check_namespace(namespace)
         message = _signed_data(namespace, "sha512", data)
         key = self._key
@@ -528,8 +548,9 @@ class AgentSigner:
     """Signs through the running ssh-agent (``$SSH_AUTH_SOCK``): the private key never
     leaves the agent, which is how most engineers (and git) already sign.
 
-    ``public_key`` picks the agent's key (a :class:`PublicKey` or its fingerprint);
-    without it, the first key the agent holds that Kirin can use.
+    ``public_key`` picks the agent's key (a :class:`PublicKey`, its fingerprint
+    ``SHA256:...`` or its ``.pub`` line); without it, the first key the agent holds
+    that Kirin can use (the agent lists keys in the order they were added).
     """
 
     __slots__ = ("_public_key", "socket_path")
@@ -546,6 +567,8 @@ class AgentSigner:
                 usable.append(PublicKey(blob))
             except SigningKeyError as error:
                 skipped.append(str(error))
+        if isinstance(public_key, str) and not public_key.startswith("SHA256:"):
+            public_key = PublicKey.parse(public_key)
         wanted = public_key.fingerprint if isinstance(public_key, PublicKey) else public_key
         chosen = [k for k in usable if wanted is None or k.fingerprint == wanted]
         if not chosen:
@@ -587,7 +610,8 @@ class AgentSigner:
     def public_key(self) -> PublicKey:
         return self._public_key
 
-    def sign(self, data: bytes, namespace: str = DEFAULT_NAMESPACE) -> Signature:
+    def sign(self, data: Bytes, namespace: str = DEFAULT_NAMESPACE) -> Signature:
+        _check_data(data)
         _check_namespace(namespace)
         message = _signed_data(namespace, "sha512", data)
         flags = _AGENT_RSA_SHA2_512 if self._public_key.algorithm == "ssh-rsa" else 0
