@@ -403,6 +403,8 @@ def test_wrong_argument_types_are_refused(ed_signer: KeyFileSigner) -> None:
         Signature.parse(None)  # type: ignore[arg-type]
     with pytest.raises(InvalidArgumentTypeError, match="not str"):
         PublicKey("ssh-ed25519 AAAA")  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentTypeError, match="line is text, not bytes"):
+        PublicKey.parse(ed_signer.public_key.openssh.encode())  # type: ignore[arg-type]
     # bytearray and memoryview are read as bytes; the key keeps an immutable copy
     mutable = bytearray(ed_signer.public_key.blob)
     key = PublicKey(mutable)  # type: ignore[arg-type]

@@ -18,6 +18,13 @@ Private key material is never stored by Kirin, never logged and never put into a
 memory for as long as it lives (loading an encrypted key costs a key derivation,
 far too slow to repeat per signature) and forgets the passphrase at once.
 
+Typical use (the policy decides whether the returned key may act)::
+
+    signer = signer_from_environment(key_option)      # --key, $KIRIN_SIGNING_KEY, agent
+    text = signer.sign(record_hash).armored()          # stored beside the record
+    who = verify(text, record_hash)                    # PublicKey, or SignatureError
+    allowed = who.fingerprint in policy_fingerprints
+
 This module imports ``cryptography`` at import time, so ``kirin/__init__.py``
 must not import it: ``import kirin`` stays light.
 """
@@ -234,6 +241,9 @@ class PublicKey:
         malformed base64, a blob whose type differs from the stated one, and every
         key type :func:`_refuse_unsupported` refuses.
         """
+        if not isinstance(text, str):
+            raise InvalidArgumentTypeError(
+                f"a public key line is text, not {type(text).__name__}")
         lines = [line for line in text.strip().splitlines() if line.strip()]
         if len(lines) != 1:
             raise SigningKeyError(
