@@ -40,7 +40,7 @@ DATA = hashlib.sha256(b"a commit record").digest()
 #: (ssh-keygen -t, -b) for every key type Kirin supports.
 KEY_TYPES = {"ed25519": ("ed25519", None), "ecdsa256": ("ecdsa", "256"),
              "ecdsa384": ("ecdsa", "384"), "ecdsa521": ("ecdsa", "521"),
-             "rsa": ("rsa", "3072")}
+             "rsa": ("rsa", "2048")}
 
 
 # -- helpers ---------------------------------------------------------------------------
