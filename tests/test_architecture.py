@@ -55,7 +55,7 @@ FORBIDDEN: dict[str, set[str]] = {
 CLI_ONLY = {"typer", "rich", "click"}
 #: What ``import kirin`` must not load.
 HEAVY = ["pydantic", "jsonschema", "yaml", "referencing", "s3fs", "gcsfs", "adlfs", "typer",
-         "rich", "botocore", "aiohttp", "fsspec"]
+         "rich", "botocore", "aiohttp", "fsspec", "cryptography", "bcrypt"]
 
 
 def module_name(path: Path) -> str:
