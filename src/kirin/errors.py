@@ -23,6 +23,8 @@ starts with that text and adds its own detail after it.
     │   ├── EmptyCommitError                nothing to add or remove
     │   ├── NotLatestCommitError            commit() after checking out an old commit
     │   ├── GovernedDatasetError            delete_dataset() of a dataset with a policy
+    │   ├── SignatureError                  an SSH signature is malformed or does not verify
+    │   ├── SigningKeyError                 a key file, public key or ssh-agent is unusable
     │   └── ReadOnlyError (PermissionError)  a write through the read-only kirin:// filesystem
     ├── NotFoundError (LookupError)
     │   ├── DatasetNotFoundError (ValueError)
@@ -246,6 +248,15 @@ class GovernedDatasetError(InvalidInputError):
     def __init__(self, message: str, *, name: str) -> None:
         self.name = name
         super().__init__(message)
+
+
+class SignatureError(InvalidInputError):
+    """A signature is malformed, unsupported, or does not verify for this data and namespace."""
+
+
+class SigningKeyError(InvalidInputError):
+    """A key cannot be used: bad public key text, an unreadable or locked key file,
+    no usable ssh-agent. The message never contains key material or a passphrase."""
 
 
 class ReadOnlyError(InvalidInputError, PermissionError):

@@ -50,7 +50,12 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     encode_dss_signature,
 )
 
-from .errors import InvalidArgumentTypeError, InvalidInputError
+from .errors import (
+    InvalidArgumentTypeError,
+    InvalidInputError,
+    SignatureError,
+    SigningKeyError,
+)
 
 __all__ = [
     "DEFAULT_NAMESPACE",
@@ -93,15 +98,6 @@ _RSA_SIGNATURES: dict[str, hashes.HashAlgorithm] = {
     "rsa-sha2-512": hashes.SHA512(), "rsa-sha2-256": hashes.SHA256()}
 _MIN_RSA_BITS = 2048
 _ALGORITHMS = ("ssh-ed25519", *_CURVES, "ssh-rsa")
-
-
-class SignatureError(InvalidInputError):
-    """A signature is malformed, unsupported, or does not verify for this data and namespace."""
-
-
-class SigningKeyError(InvalidInputError):
-    """A key cannot be used: bad public key text, an unreadable or locked key file,
-    no usable ssh-agent. The message never contains key material or a passphrase."""
 
 
 # -- SSH wire format ---------------------------------------------------------------
