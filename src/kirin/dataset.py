@@ -34,6 +34,7 @@ from .errors import (
     ConflictError,
     CorruptObjectError,
     FileNotInCommitError,
+    InvalidArgumentTypeError,
     InvalidInputError,
     NotLatestCommitError,
     PolicyRequiredError,
@@ -48,6 +49,7 @@ from .governance import (
     apply_override,
     earlier_holder,
     override_record,
+    signing_violations,
     tenures,
     version_tags,
 )
@@ -64,7 +66,7 @@ from .journal import Journal
 from .localfiles import LocalFiles, local_files
 from .naming import lookup_name, safe_local_path, validate_dataset_name
 from .policylog import PolicyLog, PolicyVersion, with_unknown_policy
-from .records import make_record
+from .records import make_record, signed_message
 from .store import StagedBlob, Store
 from .values import Commit, File, Proposal, RemovedBlobs
 from .verify import VerifyReport, verify_dataset
@@ -73,8 +75,10 @@ if TYPE_CHECKING:
     import fsspec
 
     from .policy import Policy, Report
+    from .sshsig import Signer
 
 MAX_ATTEMPTS = 200  # commits retried after losing a race before giving up
+_UNSET: Any = object()
 #: Set to 1 (or true/yes) to make commits to ungoverned datasets fail (see require_policy).
 REQUIRE_POLICY_ENV = "KIRIN_REQUIRE_POLICY"
 RECENT_COMMITS = 10  # commits listed in get_info()["recent_commits"], as in the original
@@ -144,6 +148,7 @@ class Dataset:
         self._policies = PolicyLog(self._store, self.name)
         self._root_policies = PolicyLog(self._store, None)
         self._pinned: str | None = None
+        self._environment_signer: Any = _UNSET
         if require_policy is None:
             require_policy = os.environ.get(REQUIRE_POLICY_ENV, "").strip().lower() in (
                 "1", "true", "yes", "on")
@@ -452,7 +457,7 @@ class Dataset:
                metadata: Mapping[str, Any] | None = None,
                tags: Iterable[str] | None = None, *, author: str | None = None,
                replace: bool = False, override: bool = False,
-               reason: str | None = None) -> str:
+               reason: str | None = None, signer: Signer | None = None) -> str:
         """Record a new commit on top of the newest one and return its full hash.
 
         Everything, the policy included, is checked before anything is
@@ -464,9 +469,14 @@ class Dataset:
         over; ``replace=True`` makes the commit hold exactly ``add_files``.
         ``override=True`` with a ``reason`` admits a commit whose violations
         the policy's ``overrides:`` let past; the record keeps the reason, the
-        author and the violations overridden.
+        author and the violations overridden. ``signer`` (a
+        :class:`kirin.sshsig.Signer`, e.g. ``KeyFileSigner("~/.ssh/id_ed25519")``)
+        signs the record; under a policy with ``signing:`` the key of the
+        environment (``KIRIN_SIGNING_KEY``, else the ssh-agent) is used if none
+        is given.
         """
-        request = self._request(override, reason, replace=replace, removes=remove_files)
+        request = self._request(override, reason, replace=replace, removes=remove_files,
+                                signer=signer)
         inputs = prepare(message, add_files, remove_files, metadata, tags, author)
         self._refresh()
         self._check_latest()
@@ -493,7 +503,7 @@ class Dataset:
                  metadata: Mapping[str, Any] | None = None,
                  tags: Iterable[str] | None = None, *, author: str | None = None,
                  replace: bool = False, override: bool = False,
-                 reason: str | None = None) -> Report:
+                 reason: str | None = None, signer: Signer | None = None) -> Report:
         """Dry run of :meth:`commit`: the policy's verdict, with nothing written.
 
         Same arguments, same checks, same code path; returns the report
@@ -501,7 +511,8 @@ class Dataset:
         every well-formed commit). A commit with no file changes is judged
         too, so a promotion (new tags only) can be checked.
         """
-        request = self._request(override, reason, replace=replace, removes=remove_files)
+        request = self._request(override, reason, replace=replace, removes=remove_files,
+                                signer=signer)
         inputs = prepare(message, add_files, remove_files, metadata, tags, author,
                          allow_empty=True)
         self._refresh()
@@ -513,7 +524,8 @@ class Dataset:
 
     def _request(self, override: bool, reason: str | None, *, replace: bool = False,
                  removes: Iterable[str] | None = None, kind: str = "commit",
-                 action: Mapping[str, Any] | None = None) -> Request:
+                 action: Mapping[str, Any] | None = None, signer: Signer | None = None
+                 ) -> Request:
         for value, what in ((override, "override"), (replace, "replace")):
             if type(value) is not bool:
                 raise InvalidInputError(f"{what} must be True or False, not {value!r}")
@@ -524,7 +536,14 @@ class Dataset:
         if replace and removes is not None:
             raise InvalidInputError("replace=True already removes every file not given; "
                                     "leave remove_files out")
-        return Request(kind, action, override, reason, replace)
+        if signer is not None:
+            from .sshsig import Signer as SignerProtocol
+
+            if not isinstance(signer, SignerProtocol):
+                raise InvalidArgumentTypeError(
+                    f"signer must be a kirin.sshsig.Signer (KeyFileSigner, AgentSigner), "
+                    f"not {type(signer).__name__}")
+        return Request(kind, action, override, reason, replace, signer=signer)
 
     def _check_latest(self) -> None:
         head = self._history.head_hash
@@ -593,11 +612,13 @@ class Dataset:
             if head is not None and now <= head.timestamp:
                 now = head.timestamp + timedelta(microseconds=1)
             policy = governance.pop("policy")
+            sign = governance.pop("sign")
             record = make_record(
                 seq=len(self._history), parent=head.hash if head else None,
                 tree=draft.tree(), added=draft.added, removed=draft.removed,
                 message=inputs.message, metadata=thaw(inputs.metadata), tags=list(inputs.tags),
-                timestamp=now, author=inputs.author, policy=policy, governance=governance)
+                timestamp=now, author=inputs.author, policy=policy, governance=governance,
+                sign=sign)
             if self._journal.publish(record, draft):
                 for blob in reused:  # a concurrent gc may have judged them unreferenced
                     self._store.restore(blob)
@@ -617,14 +638,37 @@ class Dataset:
         """
         own, root = self._in_force()
         action = dict(request.action) if request.action is not None else None
+        signer = self._signer(request, (own, root))
+        sign = self._sign_with(signer) if signer is not None else None
         if own is None and root is None and request.under is None:
             self._check_governed()
-            return {"policy": None, "action": action}
+            return {"policy": None, "action": action, "sign": sign}
         report = self._verdict(self._proposal(inputs, draft, request), request, (own, root))
         report.raise_for_violations(dataset=self.name)
         return {"policy": own.hash if own else None,
                 "root_policy": root.hash if root else None,
-                "action": action, "override": override_record(report, request.reason)}
+                "action": action, "override": override_record(report, request.reason),
+                "sign": sign}
+
+    def _signer(self, request: Request, policies: tuple[Policy | None, Policy | None]
+                ) -> Signer | None:
+        """The record's signer: the one given, else (under ``signing:``) the environment's."""
+        if request.signer is not None:
+            return request.signer
+        if not any(p is not None and p.signing is not None for p in policies):
+            return None
+        if self._environment_signer is _UNSET:
+            from .sshsig import signer_from_environment
+
+            self._environment_signer = signer_from_environment()
+        found: Signer | None = self._environment_signer
+        return found
+
+    def _sign_with(self, signer: Signer) -> Callable[[str], dict[str, str]]:
+        def sign(digest: str) -> dict[str, str]:
+            signature = signer.sign(signed_message(self.name, digest))
+            return {"key": signer.public_key.openssh, "sig": signature.armored()}
+        return sign
 
     def _in_force(self) -> tuple[Policy | None, Policy | None]:
         """(the dataset's policy, the root's policy) in force now, read afresh; fail closed."""
@@ -652,7 +696,8 @@ class Dataset:
         """
         from .policy import Report, evaluate_policy
 
-        own, root = request.under or policies or self._in_force()
+        current = policies or self._in_force()
+        own, root = request.under or current
         if own is None and root is None:
             self._check_governed()
             return Report((), None)
@@ -665,13 +710,31 @@ class Dataset:
         if request.override:
             report = apply_override(report, {"dataset": own, "root": root},
                                     author=proposal.author, reason=request.reason)
-        return report
+        return self._signing_checked(report, proposal, request, current)
+
+    def _signing_checked(self, report: Report, proposal: Proposal, request: Request,
+                         policies: tuple[Policy | None, Policy | None]) -> Report:
+        """``report`` plus what the policies in force say of the record's signer."""
+        from .policy import Report
+
+        signer = self._signer(request, policies)
+        key = signer.public_key if signer is not None else None
+        found = [v for source, policy in (("dataset", policies[0]), ("root", policies[1]))
+                 if policy is not None
+                 for v in signing_violations(
+                     policy, source, kind=request.kind, tags=list(proposal.tags),
+                     override=request.override, key=key.openssh if key else None,
+                     fingerprint=key.fingerprint if key else None)]
+        if not found:
+            return report
+        return Report((*report.violations, *found), report.policy_hash,
+                      report.root_policy_hash, report.overridden)
 
     # -- promotion ---------------------------------------------------------
     def promote(self, ref: str, tags: Iterable[str], message: str | None = None,
                 author: str | None = None, *, metadata: Mapping[str, Any] | None = None,
                 expect: str | None = None, override: bool = False, reason: str | None = None,
-                rollback: bool = False) -> str:
+                rollback: bool = False, signer: Signer | None = None) -> str:
         """Record a new commit with the files and metadata of ``ref``, carrying ``tags``.
 
         Nothing is uploaded: the new commit names the blobs ``ref`` stored,
@@ -689,26 +752,28 @@ class Dataset:
         what is promoted. ``rollback=True`` promotes a commit whose content
         once held the stage again, judged by the policies that admitted it
         then, where the policy in force declares ``rollback: allowed``.
-        ``override``/``reason``: see :meth:`commit`.
+        ``override``/``reason``/``signer``: see :meth:`commit`.
         """
         inputs, snapshot, request, check = self._promotion(
-            ref, tags, message, author, metadata, expect, override, reason, rollback)
+            ref, tags, message, author, metadata, expect, override, reason, rollback, signer)
         return self._publish(inputs, {}, snapshot, request=request, expect=check)
 
     def validate_promotion(self, ref: str, tags: Iterable[str], message: str | None = None,
                            author: str | None = None, *,
                            metadata: Mapping[str, Any] | None = None,
                            expect: str | None = None, override: bool = False,
-                           reason: str | None = None, rollback: bool = False) -> Report:
+                           reason: str | None = None, rollback: bool = False,
+                           signer: Signer | None = None) -> Report:
         """Dry run of :meth:`promote`: the policy's verdict, with nothing written."""
         inputs, snapshot, request, _ = self._promotion(
-            ref, tags, message, author, metadata, expect, override, reason, rollback)
+            ref, tags, message, author, metadata, expect, override, reason, rollback, signer)
         draft = self._snapshot_after(inputs, {}, snapshot, request=request)
         return self._verdict(self._proposal(inputs, draft, request), request)
 
     def _promotion(self, ref: str, tags: Iterable[str], message: str | None,
                    author: str | None, metadata: Mapping[str, Any] | None,
-                   expect: str | None, override: bool, reason: str | None, rollback: bool
+                   expect: str | None, override: bool, reason: str | None, rollback: bool,
+                   signer: Signer | None
                    ) -> tuple[CommitInputs, Entries, Request, Callable[[], None]]:
         """The inputs, exact snapshot and request of promoting ``ref`` with ``tags``."""
         wanted = text_items(tags, "tags")
@@ -747,7 +812,8 @@ class Dataset:
                 path=self._store.blob_path(missing[0].hash), commit=source.hash,
                 file=missing[0].name)
         request = self._request(override, reason, kind="promotion",
-                                action={"kind": "promotion", "source": source.hash})
+                                action={"kind": "promotion", "source": source.hash},
+                                signer=signer)
         if rollback:
             request = self._rollback(source, list(inputs.tags), request)
         return inputs, {n: (f.hash, f.size) for n, f in source.files.items()}, request, check
@@ -799,12 +865,13 @@ class Dataset:
                  self._root_policies.policy_of(held.root_policy_hash))
         action = {"kind": "rollback", "source": source.hash, "held": held.hash,
                   "policy": held.policy_hash, "root_policy": held.root_policy_hash}
-        return Request("rollback", action, request.override, request.reason, under=under)
+        return Request("rollback", action, request.override, request.reason, under=under,
+                       signer=request.signer)
 
     # -- stages ------------------------------------------------------------
     def withdraw(self, stage: str, message: str, author: str | None = None, *,
                  expect: str | None = None, override: bool = False,
-                 reason: str | None = None) -> str:
+                 reason: str | None = None, signer: Signer | None = None) -> str:
         """Retire the commit holding ``stage`` without replacing it; return the record's hash.
 
         The withdrawal is a record of the history (same files as the newest
@@ -825,7 +892,7 @@ class Dataset:
                                 ref=stage, expected=expected, actual=current.hash)
         inputs = prepare(message, None, None, None, None, author, allow_empty=True)
         request = self._request(override, reason, kind="withdrawal", action={
-            "kind": "withdrawal", "stage": stage, "holder": current.hash})
+            "kind": "withdrawal", "stage": stage, "holder": current.hash}, signer=signer)
 
         def still_held() -> None:
             now = self._holder(stage)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .policy import Policy, Report, Violation
+    from .sshsig import Signer
     from .values import Commit
 
 
@@ -28,7 +29,8 @@ class Request:
     ``override`` with ``reason`` asks the gate for break-glass; ``replace``
     makes the commit hold exactly the files given; ``under`` (a rollback)
     names the dataset's and root's policies to judge by instead of those in
-    force.
+    force; ``signer`` signs the record (else, under a policy with ``signing:``,
+    the key of the environment: ``KIRIN_SIGNING_KEY`` or the ssh-agent).
     """
 
     kind: str = "commit"
@@ -37,6 +39,7 @@ class Request:
     reason: str | None = None
     replace: bool = False
     under: tuple[Policy | None, Policy | None] | None = None
+    signer: Signer | None = None
 
 
 @dataclass(frozen=True)
@@ -224,3 +227,57 @@ def override_record(report: Report, reason: str | None) -> dict[str, Any] | None
 def _kept(violation: Violation) -> dict[str, str]:
     return {"rule": violation.rule, "path": violation.path, "source": violation.source,
             "message": violation.message}
+
+
+def signing_violations(policy: Policy, source: str, *, kind: str, tags: Sequence[str],
+                       override: bool, key: str | None, fingerprint: str | None
+                       ) -> list[Violation]:
+    """Whether the record's signer may take its action under ``policy``'s ``signing:``.
+
+    ``key`` is the signer's OpenSSH public key line (``None``: unsigned). Each
+    requirement that applies (every record; each tag it carries; a withdrawal;
+    an override) names who may sign; a revoked key may sign nothing. The
+    violations name the rule and the principal. Signing rules cannot be
+    overridden (they are not in ``overrides.rules``' families).
+    """
+    from .policy import Violation
+
+    rules = policy.signing
+    if rules is None:
+        return []
+    require = rules.require
+    needs: list[tuple[str, tuple[str, ...]]] = []
+    if require.commit is not None:
+        needs.append(("signing.require.commit", require.commit))
+    for tag in tags:
+        if tag in require.promote:
+            needs.append((f"signing.require.promote.{tag}", require.promote[tag]))
+    if kind == "withdrawal" and require.withdraw is not None:
+        needs.append(("signing.require.withdraw", require.withdraw))
+    if override and require.override is not None:
+        needs.append(("signing.require.override", require.override))
+    found: list[Violation] = []
+    if key is not None and fingerprint in rules.revoked:
+        found.append(Violation("signing.revoked", str(fingerprint), fingerprint,
+                               "a key that is not revoked",
+                               f"Key {fingerprint} is revoked by the {source} policy; it may "
+                               "sign nothing.", source))
+        return found
+    principal = rules.principal_of(key) if key is not None else None
+    for rule, names in needs:
+        allowed = ", ".join(names)
+        if key is None:
+            found.append(Violation(rule, "signature", None, f"a signature by one of {allowed}",
+                                   f"The record must be signed by one of {allowed} ({rule} of "
+                                   f"the {source} policy); it is unsigned. Sign with --key, "
+                                   "KIRIN_SIGNING_KEY or the ssh-agent.", source))
+        elif principal is None:
+            found.append(Violation(rule, str(fingerprint), fingerprint,
+                                   f"a key of one of {allowed}",
+                                   f"Key {fingerprint} belongs to no principal of the {source} "
+                                   f"policy; {rule} needs one of {allowed}.", source))
+        elif principal not in rules.members(names):
+            found.append(Violation(rule, principal, principal, f"one of {allowed}",
+                                   f"Principal {principal!r} may not sign this ({rule} of the "
+                                   f"{source} policy needs one of {allowed}).", source))
+    return found

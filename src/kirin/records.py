@@ -30,8 +30,10 @@ FORMAT_VERSION = 1
 GOVERNANCE_VERSION = 2
 READ_VERSIONS = (FORMAT_VERSION, GOVERNANCE_VERSION)
 #: What a promotion, rollback or withdrawal did; the rules a commit was let past;
-#: the root policy that also judged it.
-GOVERNANCE_KEYS = frozenset({"action", "override", "root_policy"})
+#: the root policy that also judged it; who signed it.
+GOVERNANCE_KEYS = frozenset({"action", "override", "root_policy", "signature"})
+#: Keys a record's hash does not cover: the hash itself, and the signature over it.
+UNHASHED_KEYS = frozenset({"hash", "signature"})
 ACTION_KINDS = ("promotion", "rollback", "withdrawal")
 #: (content hash, size) of each file of a snapshot, by name.
 Snapshot = Mapping[str, tuple[str, int]]
@@ -68,20 +70,33 @@ def tree_hash(snapshot: Snapshot) -> str:
 
 
 def record_hash(record: Mapping[str, Any]) -> str:
-    return sha256_text(canonical_json({k: v for k, v in record.items() if k != "hash"}))
+    return sha256_text(canonical_json({k: v for k, v in record.items()
+                                       if k not in UNHASHED_KEYS}))
+
+
+def signed_message(dataset: str, digest: str) -> bytes:
+    """What a record's signature signs: its hash, bound to the dataset's name.
+
+    The hash covers the parent, so a signed record cannot be moved within a
+    history; the name stops a first commit (no parent) being replayed, signature
+    and all, as the first commit of another dataset.
+    """
+    return f"kirin record\n{dataset}\n{digest}\n".encode()
 
 
 def make_record(*, seq: int, parent: str | None, snapshot: Snapshot | None = None,
                 added: Mapping[str, tuple[str, int]], removed: Iterable[str], message: str,
                 metadata: Any, tags: Sequence[str], timestamp: datetime, author: str,
                 policy: str | None, tree: str | None = None,
-                governance: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                governance: Mapping[str, Any] | None = None,
+                sign: Callable[[str], dict[str, str]] | None = None) -> dict[str, Any]:
     """A complete commit record, hash included.
 
     ``tree`` is the snapshot's :func:`tree_hash` when the caller has it (see
     :class:`Draft`); otherwise it is computed from ``snapshot``.
     ``governance`` holds the :data:`GOVERNANCE_KEYS` the commit needs (none
-    for a plain commit, which stays a version 1 record).
+    for a plain commit, which stays a version 1 record); ``sign`` maps the
+    record's hash to its ``signature``.
     """
     extra = {k: v for k, v in (governance or {}).items() if v is not None}
     unknown = extra.keys() - GOVERNANCE_KEYS
@@ -92,7 +107,7 @@ def make_record(*, seq: int, parent: str | None, snapshot: Snapshot | None = Non
             raise TypeError("make_record needs the snapshot or its tree hash")
         tree = tree_hash(snapshot)
     record: dict[str, Any] = {
-        "kirin": GOVERNANCE_VERSION if extra else FORMAT_VERSION,
+        "kirin": GOVERNANCE_VERSION if extra or sign is not None else FORMAT_VERSION,
         "seq": seq,
         "parent": parent,
         "tree": tree,
@@ -109,6 +124,8 @@ def make_record(*, seq: int, parent: str | None, snapshot: Snapshot | None = Non
         **extra,
     }
     record["hash"] = record_hash(record)
+    if sign is not None:
+        record["signature"] = sign(record["hash"])
     return record
 
 
@@ -245,7 +262,7 @@ def _check_governance(record: dict[str, Any], version: int,
             raise bad(f"a version 1 record cannot carry {', '.join(sorted(present))}")
         return
     if not present:
-        raise bad("a version 2 record must carry action, override or root_policy")
+        raise bad("a version 2 record must carry action, override, root_policy or signature")
     unknown = record.keys() - _RECORD_KEYS - GOVERNANCE_KEYS - {"hash"}
     if unknown:
         raise bad(f"unknown keys {', '.join(sorted(unknown))} (written by a newer Kirin?)")
@@ -255,6 +272,12 @@ def _check_governance(record: dict[str, Any], version: int,
         _check_action(record["action"], bad)
     if "override" in record:
         _check_override(record["override"], bad)
+    if "signature" in record:
+        signature = record["signature"]
+        if not (isinstance(signature, dict) and set(signature) == {"key", "sig"}
+                and all(isinstance(v, str) and v for v in signature.values())):
+            raise bad("'signature' must hold the signer's public 'key' and the SSHSIG "
+                      "'sig' (both text)")
 
 
 def _check_action(action: Any, bad: Callable[[str], CorruptObjectError]) -> None:

@@ -292,6 +292,17 @@ class Commit:
         return value
 
     @property
+    def signature(self) -> FrozenDict | None:
+        """``{"key": <OpenSSH public key>, "sig": <SSHSIG, armored>}`` if the record is signed.
+
+        What it claims until checked: ``Dataset.verify`` and the gate check the
+        signature, over :func:`kirin.records.signed_message`, and who the key
+        belongs to under the policy.
+        """
+        value: FrozenDict | None = self._governed("signature")
+        return value
+
+    @property
     def root_policy_hash(self) -> str | None:
         """The hash of the registry's root policy that judged this commit, if there was one."""
         value = self._governed("root_policy")
@@ -365,6 +376,7 @@ class Commit:
             "withdrawal": thaw(self.withdrawal),
             "rollback": thaw(self.rollback),
             "override": thaw(self.override),
+            "signature": thaw(self.signature),
             "files": {name: f.to_dict() for name, f in self.files.items()},
         }
 

@@ -27,7 +27,8 @@ from .verified import BlobCheck
 class Problem:
     """One thing found wrong: what kind, where in storage, and what it affects."""
 
-    kind: str  # "record" | "snapshot" | "checkpoint" | "summary" | "policy" | "blob"
+    kind: str  # "record" | "snapshot" | "checkpoint" | "summary" | "policy" | "signature"
+    #            | "blob"
     path: str
     message: str
     commits: tuple[str, ...] = ()
@@ -75,8 +76,9 @@ def verify_dataset(store: Store, dataset: str, progress: Progress | None = None
     _check_snapshots(records, problems)
     _compare_checkpoints(checkpoints, records, problems)
     _compare_summaries(summarised, records, problems)
-    _check_policies(store, dataset, records, problems)
+    texts = _check_policies(store, dataset, records, problems)
     _check_actions(records, problems)
+    _check_signatures(dataset, records, texts, problems)
     blobs, size = _check_blobs(store, records, problems, progress)
     return VerifyReport(dataset, len(records), blobs, size, tuple(problems))
 
@@ -113,17 +115,20 @@ def _scan_log(store: Store, dataset: str, problems: list[Problem], known_end: in
 
 
 def _check_policies(store: Store, dataset: str, records: dict[int, dict[str, Any]],
-                    problems: list[Problem]) -> None:
+                    problems: list[Problem]) -> dict[str, dict[str, str]]:
     """The dataset's and the root's policy histories are whole, and hold every policy a
     commit says admitted it (a rollback also names the policies it was judged by).
 
     A commit naming a policy the history lacks means a policy version was
     deleted (or the record forged): the gate may since have judged commits
-    by an older, laxer version.
+    by an older, laxer version. Returns the policies' texts by hash, for the
+    dataset's (``policy``) and the root's (``root_policy``) histories.
     """
+    texts: dict[str, dict[str, str]] = {}
     for folder, key in ((layout.policy_log(dataset), "policy"),
                         (layout.root_policy_log(), "root_policy")):
-        known = _policy_hashes(store, folder, problems)
+        texts[key] = _policy_texts(store, folder, problems)
+        known: set[str | None] = {None, *texts[key]}
         where = store.path(folder)
         for record in records.values():
             action = record.get("action") or {}
@@ -137,13 +142,14 @@ def _check_policies(store: Store, dataset: str, records: dict[int, dict[str, Any
                         f"{verb} policy {str(digest)[:12]}, which is not in the policy "
                         "history: a policy version was deleted or altered",
                         commits=(record["hash"],)))
+    return texts
 
 
-def _policy_hashes(store: Store, folder: str, problems: list[Problem]) -> set[str | None]:
-    """Every policy hash of the policy history in ``folder``; its damage goes to ``problems``."""
+def _policy_texts(store: Store, folder: str, problems: list[Problem]) -> dict[str, str]:
+    """Every policy of the policy history in ``folder`` by hash; damage goes to ``problems``."""
     entries, damages = EntryLog(store, folder, "Policy version").scan()
     problems += [Problem("policy", d.path, d.message) for d in damages]
-    known: set[str | None] = {None}
+    known: dict[str, str] = {}
     parent: str | None = None
     previous = -1
     for entry in entries:
@@ -157,9 +163,54 @@ def _policy_hashes(store: Store, folder: str, problems: list[Problem]) -> set[st
             problems.append(Problem("policy", entry.path, str(exc)))
             parent = None
             continue
-        known.add(version["policy_hash"])
+        if version["policy_hash"] is not None:
+            known[version["policy_hash"]] = version["policy"]
         parent = version["hash"]
     return known
+
+
+def _check_signatures(dataset: str, records: dict[int, dict[str, Any]],
+                      texts: dict[str, dict[str, str]], problems: list[Problem]) -> None:
+    """Every signature verifies, and each record was signed as the policies that admitted
+    it required: unsigned, invalid, unknown or revoked keys, principals not allowed."""
+    policies = {(key, digest): text for key, found in texts.items()
+                for digest, text in found.items() if '"signing"' in text}
+    signed = [r for r in records.values() if "signature" in r]
+    if not signed and not policies:
+        return  # nothing to check: cryptography need not even load
+    from .governance import signing_violations
+    from .policy import load_policy_text
+    from .records import signed_message
+    from .sshsig import PublicKey, verify
+
+    loaded = {where: load_policy_text(text, source=f"stored policy {where[1][:12]}")
+              for where, text in policies.items()}
+    for seq in sorted(records):
+        record = records[seq]
+        where, commit = f"#{seq}", (record["hash"],)
+        signature = record.get("signature")
+        key: PublicKey | None = None
+        if signature is not None:
+            try:
+                key = PublicKey.parse(signature["key"])
+                if verify(signature["sig"], signed_message(dataset, record["hash"])) != key:
+                    raise ValueError("the signature was made by another key than it names")
+            except ValueError as exc:  # SignatureError, SigningKeyError
+                problems.append(Problem("signature", where, f"Commit {record['hash'][:12]} "
+                                        f"(#{seq}) has a bad signature: {exc}", commits=commit))
+                continue
+        action = record.get("action") or {}
+        for source, field_name in (("dataset", "policy"), ("root", "root_policy")):
+            digest = record.get(field_name)
+            policy = loaded.get((field_name, digest)) if isinstance(digest, str) else None
+            if policy is None:
+                continue
+            for violation in signing_violations(
+                    policy, source, kind=action.get("kind", "commit"), tags=record["tags"],
+                    override="override" in record, key=key.openssh if key else None,
+                    fingerprint=key.fingerprint if key else None):
+                problems.append(Problem("signature", where, f"Commit {record['hash'][:12]} "
+                                        f"(#{seq}): {violation.message}", commits=commit))
 
 
 def _check_actions(records: dict[int, dict[str, Any]], problems: list[Problem]) -> None:

@@ -53,6 +53,10 @@ ReasonOption = Annotated[str | None, typer.Option(
 OnlyOption = Annotated[bool, typer.Option(
     "--only", help="The commit holds exactly FILES: files of the newest commit not given "
     "are removed, not carried over.")]
+KeyOption = Annotated[Path | None, typer.Option(
+    "--key", metavar="FILE", help="Sign the record with this SSH private key file (a .pub "
+    "file: that key in the ssh-agent). Default, where the policy asks for signatures: "
+    "KIRIN_SIGNING_KEY, else the ssh-agent.", show_default=False)]
 ExpectOption = Annotated[str | None, typer.Option(
     "--expect", metavar="HASH", help="Refuse (exit 4, nothing written) unless REF still "
     "names the commit with this full hash: promote exactly what a gate judged.",
@@ -62,10 +66,20 @@ ExpectOption = Annotated[str | None, typer.Option(
 def _commit_args(files: list[str] | None, message: str, metadata: str | None,
                  tag: list[str] | None, remove: list[str] | None,
                  author: str | None, only: bool = False, override: bool = False,
-                 reason: str | None = None) -> dict[str, Any]:
+                 reason: str | None = None, key: Path | None = None) -> dict[str, Any]:
     return {"message": message, "add_files": parse_files(files), "remove_files": remove,
             "metadata": parse_metadata(metadata), "tags": tag, "author": author,
-            "replace": only, "override": override, "reason": reason}
+            "replace": only, "override": override, "reason": reason,
+            "signer": signer_from(key)}
+
+
+def signer_from(key: Path | None) -> Any:
+    """The signer ``--key`` names (``None``: the library picks one if the policy asks)."""
+    if key is None:
+        return None
+    from ..sshsig import signer_from_environment  # cryptography loads only when signing
+
+    return signer_from_environment(key)
 
 
 def _commit_or_newest(dataset: Dataset, ref: str | None) -> Commit:
@@ -121,7 +135,7 @@ def commit(session: Session, *, files: FilesArgument = None, message: MessageOpt
            metadata: MetadataOption = None, tag: TagOption = None,
            remove: RemoveOption = None, author: AuthorOption = None,
            only: OnlyOption = False, override: OverrideOption = False,
-           reason: ReasonOption = None,
+           reason: ReasonOption = None, key: KeyOption = None,
            dry_run: Annotated[bool, typer.Option(
                "--dry-run", help="Check against the policy and write nothing (as kirin "
                "validate).")] = False) -> Outcome:
@@ -134,7 +148,7 @@ def commit(session: Session, *, files: FilesArgument = None, message: MessageOpt
     """
     dataset = session.dataset()
     args = _commit_args(files, message, metadata, tag, remove, author, only, override,
-                        reason)
+                        reason, key)
     with session.transfers():
         if dry_run:
             return views.report(dataset.name, dataset.validate(**args))
@@ -148,7 +162,7 @@ def validate(session: Session, *, files: FilesArgument = None, message: MessageO
              metadata: MetadataOption = None, tag: TagOption = None,
              remove: RemoveOption = None, author: AuthorOption = None,
              only: OnlyOption = False, override: OverrideOption = False,
-             reason: ReasonOption = None) -> Outcome:
+             reason: ReasonOption = None, key: KeyOption = None) -> Outcome:
     """Check a commit against the policy, writing nothing.
 
     Takes the arguments of kirin commit and runs the same checks. Exits with
@@ -158,7 +172,7 @@ def validate(session: Session, *, files: FilesArgument = None, message: MessageO
     dataset = session.dataset()
     with session.transfers():
         verdict = dataset.validate(**_commit_args(files, message, metadata, tag, remove,
-                                                  author, only, override, reason))
+                                                  author, only, override, reason, key))
     return views.report(dataset.name, verdict)
 
 
@@ -176,7 +190,7 @@ def promote(session: Session, *, ref: RefArgument,
             ] = None,
             author: AuthorOption = None, expect: ExpectOption = None,
             override: OverrideOption = False, reason: ReasonOption = None,
-            rollback: Annotated[bool, typer.Option(
+            key: KeyOption = None, rollback: Annotated[bool, typer.Option(
                 "--rollback", help="Promote a former holder of the stage back to it, judged "
                 "by the policy that admitted it then (the policy must say 'rollback: "
                 "allowed'); recorded as a rollback.")] = False,
@@ -196,7 +210,8 @@ def promote(session: Session, *, ref: RefArgument,
     source = dataset.resolve(ref)
     extra = parse_metadata(metadata)
     options: dict[str, Any] = {"metadata": extra, "expect": expect, "override": override,
-                               "reason": reason, "rollback": rollback}
+                               "reason": reason, "rollback": rollback,
+                               "signer": signer_from(key)}
     target = ref if expect is not None else source.hash  # with --expect: checked on write
     if dry_run:
         return views.report(dataset.name, dataset.validate_promotion(

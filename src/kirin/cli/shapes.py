@@ -27,8 +27,9 @@ OBJECTS: dict[str, Shape] = {
         "timestamp": "str", "author": "str", "policy_hash": "str | null",
         "root_policy_hash": "str | null", "kind": "str", "promoted_from": "str | null",
         "withdrawal": "<withdrawal> | null", "rollback": "<rollback> | null",
-        "override": "<override> | null",
+        "override": "<override> | null", "signature": "<signature> | null",
     },
+    "signature": {"key": "str", "sig": "str"},
     "withdrawal": {"stage": "str", "holder": "str"},
     "rollback": {"held": "str", "policy": "str | null", "root_policy": "str | null"},
     "override": {"reason": "str", "violations": [{"rule": "str", "path": "str",
@@ -56,14 +57,16 @@ OBJECT_NOTES: dict[str, str] = {
     "rollback": "What a rollback restored: the earlier holder, and the hashes of the "
                 "policies that admitted it then (the rollback was judged by them).",
     "override": "Break-glass: the reason given and every violation the override let past.",
+    "signature": "The signer's OpenSSH public key and the SSHSIG signature (namespace "
+                 "kirin) of the record; kirin verify checks it.",
     "file": "A file of a commit: its name in the registry, SHA-256 and size in bytes.",
     "violation": "One broken policy rule. rule is a stable id such as metadata.schema, "
                  "tags.allowed, tags.unique, tags.exclusive, promotion.<tag>.when, "
                  "promotion.<tag>.required_files, promotion.<tag>.requires_stage, "
                  "message.min_length, overrides.rules. source says which policy the rule "
                  "came from: dataset, or root (the registry's root policy).",
-    "problem": "One thing kirin verify found wrong (kind: record, snapshot, checkpoint or "
-               "blob) and the commits and files it affects.",
+    "problem": "One thing kirin verify found wrong (kind: record, snapshot, checkpoint, "
+               "summary, policy, signature or blob) and the commits and files it affects.",
     "policy_version": "One version of a dataset's policy (policy_hash null: no policy).",
     "policy_error": "Why a policy file is invalid, and where (1-based line).",
     "change": "Metadata differences (changed keys map to their old and new values).",

@@ -11,7 +11,14 @@ from rich.table import Table
 from ..governance import StageStatus, Tenure
 from . import views
 from .app import app
-from .commands import AuthorOption, OverrideOption, ReasonOption, _written
+from .commands import (
+    AuthorOption,
+    KeyOption,
+    OverrideOption,
+    ReasonOption,
+    _written,
+    signer_from,
+)
 from .output import Outcome, text
 from .runner import Scope, Session, command
 
@@ -90,7 +97,8 @@ def withdraw(session: Session, *,
              author: AuthorOption = None, expect: Annotated[str | None, typer.Option(
                  "--expect", metavar="HASH", help="Refuse unless STAGE is held by the commit "
                  "with this full hash.", show_default=False)] = None,
-             override: OverrideOption = False, reason: ReasonOption = None) -> Outcome:
+             override: OverrideOption = False, reason: ReasonOption = None,
+             key: KeyOption = None) -> Outcome:
     """Retire STAGE's holder without replacing it.
 
     Recorded in the history as a withdrawal (judged by the policy like any
@@ -99,7 +107,7 @@ def withdraw(session: Session, *,
     """
     dataset = session.dataset()
     digest = dataset.withdraw(stage, message, author, expect=expect, override=override,
-                              reason=reason)
+                              reason=reason, signer=signer_from(key))
     return views.committed(dataset.name, _written(dataset, digest), "Withdrew stage "
                            f"{stage} with")
 

@@ -292,6 +292,115 @@ class OverrideRules(_Model):
         return self.reason_required is not False
 
 
+PrincipalName = Annotated[StrictStr, StringConstraints(
+    min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@+-]*$")]
+
+
+def _check_public_key(text: str) -> str:
+    from ..sshsig import PublicKey  # cryptography loads only for policies that name keys
+
+    return PublicKey.parse(text).openssh  # SigningKeyError (a ValueError) names the defect
+
+
+SshPublicKey = Annotated[
+    StrictStr, StringConstraints(min_length=1, max_length=16384),
+    AfterValidator(_check_public_key),
+    Field(description="An OpenSSH public key line, as in a .pub file or allowed_signers "
+                      "(ssh-ed25519, ecdsa-sha2-nistp*, or ssh-rsa of 2048 bits or more); "
+                      "a trailing comment is dropped."),
+]
+Names = tuple[PrincipalName, ...]
+
+
+class SigningRequirements(_Model):
+    """Which actions must be signed, and by whom (principal or group names)."""
+
+    commit: Names | None = Field(
+        default=None, description="Every commit (and promotion, rollback, withdrawal) must "
+                                  "be signed by one of these.")
+    promote: Annotated[dict[TagName, Names], AfterValidator(_freeze_mapping)] = Field(
+        default_factory=FrozenDict,
+        description="Per tag: a record carrying it must be signed by one of these.")
+    withdraw: Names | None = Field(
+        default=None, description="A withdrawal must be signed by one of these.")
+    override: Names | None = Field(
+        default=None, description="An override must be signed by one of these (on top "
+                                  "of overrides.authors).")
+
+
+class SigningRules(_Model):
+    """Who may sign (principals and their SSH keys, groups) and what must be signed."""
+
+    principals: Annotated[dict[PrincipalName, tuple[SshPublicKey, ...]],
+                          AfterValidator(_freeze_mapping)] = Field(
+        description="Named people or machines and their public keys (several: key "
+                    "rotation; remove a key to stop it acting).")
+    groups: Annotated[dict[PrincipalName, Names], AfterValidator(_freeze_mapping)] = Field(
+        default_factory=FrozenDict, description="Named sets of principals.")
+    revoked: tuple[Annotated[StrictStr, StringConstraints(
+        pattern=r"^SHA256:[A-Za-z0-9+/]{43}$")], ...] = Field(
+        default=(), description="Fingerprints (SHA256:..., as ssh-keygen -l prints) of keys "
+                                "whose signatures are never valid, earlier ones included.")
+    require: SigningRequirements = SigningRequirements()
+
+    @model_validator(mode="after")
+    def _names_exist(self) -> SigningRules:
+        for name, keys in self.principals.items():
+            if not keys:
+                raise InvalidField(f"principal {name!r} has no key", loc=("principals", name))
+        clash = sorted(set(self.principals) & set(self.groups))
+        if clash:
+            raise InvalidField(f"{clash[0]!r} is both a principal and a group",
+                               loc=("groups", clash[0]))
+        for group, members in self.groups.items():
+            for index, member in enumerate(members):
+                if member not in self.principals:
+                    raise InvalidField(f"group {group!r} names {member!r}, which is not a "
+                                       f"principal.{_close(member, self.principals)}",
+                                       loc=("groups", group, index))
+        owners: dict[str, str] = {}
+        for name, keys in self.principals.items():
+            for index, key in enumerate(keys):
+                other = owners.setdefault(key, name)
+                if other != name:
+                    raise InvalidField(f"the same key is listed for {other!r} and {name!r}",
+                                       loc=("principals", name, index))
+        require = self.require
+        lists: list[tuple[Loc, Names | None]] = [
+            (("require", "commit"), require.commit), (("require", "withdraw"), require.withdraw),
+            (("require", "override"), require.override),
+            *((("require", "promote", tag), names) for tag, names in require.promote.items())]
+        known = {*self.principals, *self.groups}
+        for loc, names in lists:
+            for index, name in enumerate(names or ()):
+                if name not in known:
+                    raise InvalidField(f"{name!r} is neither a principal nor a group."
+                                       f"{_close(name, known)}", loc=(*loc, index))
+            if names is not None and not names:
+                raise InvalidField("an empty list would let nobody act; omit the key to "
+                                   "require no signature", loc=loc)
+        return self
+
+    def members(self, names: Names) -> set[str]:
+        """The principals ``names`` stand for (groups expanded)."""
+        found: set[str] = set()
+        for name in names:
+            found.update(self.groups.get(name, (name,)))
+        return found
+
+    def principal_of(self, openssh: str) -> str | None:
+        """The principal a public key (its ``openssh`` line) belongs to, if any."""
+        for name, keys in self.principals.items():
+            if openssh in keys:
+                return name
+        return None
+
+
+def _close(name: str, names: Any) -> str:
+    close = difflib.get_close_matches(name, list(names), n=1, cutoff=0.6)
+    return f" Did you mean {close[0]!r}?" if close else ""
+
+
 def _check_version(value: Any) -> Any:
     if type(value) is not int:  # Literal[1] alone would also take True and 1.0
         raise InvalidField(f"version must be the integer {POLICY_FORMAT_VERSION}; got "
@@ -325,6 +434,8 @@ class Policy(_Model):
     overrides: OverrideRules | None = Field(
         default=None, description="Break-glass: who may admit a commit despite which "
                                   "violations (--override --reason).")
+    signing: SigningRules | None = Field(
+        default=None, description="SSH-key identities and which actions they must sign.")
     rollback: Literal["allowed", "forbidden"] | None = Field(
         default=None, description="'allowed': a commit that once held a stage may be "
                                   "promoted to it again under the policy that admitted it "
@@ -359,6 +470,9 @@ class Policy(_Model):
             need(stage, ("stages", index), "A stage")
             if stage in (self.stages or ())[:index]:
                 raise InvalidField(f"stage {stage!r} is listed twice", loc=("stages", index))
+        if self.signing is not None:
+            for tag in self.signing.require.promote:
+                need(tag, ("signing", "require", "promote", tag), "signing.require.promote")
         if self.overrides is not None:
             for index, author in enumerate(self.overrides.authors or ()):
                 if not author.strip():

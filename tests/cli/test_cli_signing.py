@@ -1,0 +1,49 @@
+"""Issue 13 through the real ``kirin`` script: --key signs, verify reports bad signatures."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from kirin import Dataset
+from kirin.records import encode_record
+from kirin.sshsig import PublicKey
+
+from cli_helpers import kirin_env, run, run_json, write
+
+
+def _key(folder: Path, name: str) -> str:
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f",
+                    str(folder / name)], check=True)
+    return (folder / f"{name}.pub").read_text().strip()
+
+
+POLICY = """\
+version: 1
+signing:
+  principals: {{alice: ["{alice}"], bob: ["{bob}"]}}
+  require: {{commit: [alice]}}
+"""
+
+
+def test_cli_key_signs_and_verify_reports_a_bad_signature(tmp_path: Path) -> None:
+    (tmp_path / "keys").mkdir()
+    keys = {name: _key(tmp_path / "keys", name) for name in ("alice", "bob")}
+    root = tmp_path / "registry"
+    Dataset(root, "models").set_policy(POLICY.format(**keys))
+    model = write(tmp_path, "model.pt", "weights")
+    args = ["--root", str(root), "--dataset", "models"]
+    unsigned = run("commit", model, "-m", "a model", *args, cwd=tmp_path,
+                   env={**kirin_env(), "SSH_AUTH_SOCK": ""})
+    assert unsigned.returncode == 1 and "signing.require.commit" in unsigned.stderr
+    done = run_json("commit", model, "-m", "a model", "--key", tmp_path / "keys" / "alice",
+                    *args, cwd=tmp_path)
+    assert done["commit"]["signature"]["key"].startswith("ssh-ed25519 ")
+    assert run("verify", *args, cwd=tmp_path).returncode == 0
+    path = root / "datasets" / "models" / "log" / f"{0:020d}.json"
+    record = json.loads(path.read_text())
+    record["signature"]["key"] = PublicKey.parse(keys["bob"]).openssh
+    path.write_bytes(encode_record(record))
+    report = run_json("verify", *args, cwd=tmp_path, code=1)
+    assert [p["kind"] for p in report["problems"]] == ["signature"]
