@@ -102,6 +102,7 @@ COMMANDS: dict[str, Shape] = {
                                        "bytes_checked": "int", "hashes": ["str"]}]},
     "export": {"root": "str", "output": "str", "format": "str", "datasets": "int",
                "rows": "int", "columns": ["str"]},
+    "ui": {"url": "str", "root": "str", "dataset": "str | null"},
 }
 
 #: Variants a command prints instead of its own shape.
@@ -110,6 +111,7 @@ VARIANTS: dict[str, str] = {
     "promote": "with --dry-run: the document of kirin validate",
     "import mlflow": "with --dry-run: imported lists the versions that would be imported "
                      "(commit null), rejected every version the policy would reject",
+    "ui": "printed when the server stops; the address goes to stderr as soon as it listens",
 }
 
 
