@@ -55,6 +55,7 @@ from ..errors import (
     StorageError,
 )
 from ..naming import validate_dataset_name
+from ..policylog import PolicyVersion
 from . import data
 from .svg import trend_svg
 
@@ -271,10 +272,11 @@ class Pages:
         lines: list[str] = []
         if a is not None and b is not None:
             lines = list(difflib.unified_diff(
-                (a.text or "").splitlines(), (b.text or "").splitlines(),
+                _policy_text(a).splitlines(), _policy_text(b).splitlines(),
                 f"version {a.seq}", f"version {b.seq}", lineterm=""))
         return self.render("policy.html", ds=ds, versions=versions, shown=shown,
-                           current=current, a=a, b=b, lines=lines)
+                           text=_policy_text(shown) if shown else "", current=current,
+                           a=a, b=b, lines=lines)
 
     def audit(self, request: Request) -> Response:
         ds = self._dataset(request)
@@ -298,6 +300,17 @@ class Pages:
         return self.render("trend.html", ds=ds, metric=metric, paths=paths, chart=chart,
                            points=points, latest=latest, best=best,
                            low=min((p.value for p in points), default=None))
+
+
+def _policy_text(version: PolicyVersion) -> str:
+    """A stored policy as the YAML ``kirin policy show`` prints (stored as canonical JSON)."""
+    if version.text is None:
+        return ""
+    try:
+        policy = version.load()
+    except PolicyError:  # written by a newer Kirin, say: show what is stored
+        return version.text
+    return policy.to_text() if policy is not None else ""
 
 
 def _int(text: str | None, default: int) -> int:
