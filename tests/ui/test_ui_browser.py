@@ -40,10 +40,10 @@ from ui_helpers import (
 try:
     from selenium import webdriver
     from selenium.common.exceptions import NoAlertPresentException
+    from selenium.webdriver.chrome.webdriver import WebDriver
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.remote.webdriver import WebDriver
 except ImportError:  # pragma: no cover - the test extra installs selenium
-    webdriver = None
+    webdriver = None  # type: ignore[assignment]
 
 TIMEOUT = 15.0
 
