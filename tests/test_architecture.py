@@ -59,7 +59,7 @@ WEB = {"starlette", "jinja2", "uvicorn", "markupsafe"}
 WEB_MODULES = {"kirin.ui.app", "kirin.ui.server"}
 #: What ``import kirin`` must not load.
 HEAVY = ["pydantic", "jsonschema", "yaml", "referencing", "s3fs", "gcsfs", "adlfs", "typer",
-         "rich", "botocore", "aiohttp", "fsspec", *sorted(WEB)]
+         "rich", "botocore", "aiohttp", "fsspec", "matplotlib", *sorted(WEB)]
 
 
 def module_name(path: Path) -> str:

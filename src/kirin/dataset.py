@@ -51,6 +51,7 @@ from .localfiles import LocalFiles, local_files
 from .naming import lookup_name, safe_local_path, validate_dataset_name
 from .policylog import PolicyLog, PolicyVersion, with_unknown_policy
 from .records import make_record
+from .results import AuditResults, Comparison
 from .store import StagedBlob, Store
 from .values import Commit, File, Proposal, RemovedBlobs
 from .verify import VerifyReport, verify_dataset
@@ -131,6 +132,12 @@ class Dataset:
         head = self.current_commit
         return (f"Dataset(name='{self.name}', commits={len(self._history)}, "
                 f"current={head.short_hash if head else None})")
+
+    def _repr_html_(self) -> str:
+        """The dataset in Jupyter: stage holders and the newest commits (kirin.ui.notebook)."""
+        from .ui.notebook import dataset_html
+
+        return dataset_html(self)
 
     @property
     def _info_path(self) -> str:
@@ -338,7 +345,24 @@ class Dataset:
             found.append(commit)
         return found
 
-    def compare_commits(self, hash1: str, hash2: str) -> dict[str, Any]:
+    def metric_history(self, path: str) -> list[dict[str, Any]]:
+        """The numeric metadata value at dotted ``path`` of every commit, oldest first.
+
+        Rows for ``pandas.DataFrame``: ``seq``, ``hash``, ``short_hash``,
+        ``timestamp``, ``author``, ``message``, ``tags`` and ``path`` itself
+        (the value). Commits without a number there are left out.
+        """
+        from .ui.data import metric_history
+
+        return metric_history(self, text_argument(path, "path"))
+
+    def plot_metric(self, path: str, ax: Any = None) -> Any:
+        """Plot :meth:`metric_history` with matplotlib (if installed); returns the Axes."""
+        from .ui.notebook import plot_metric
+
+        return plot_metric(self, text_argument(path, "path"), ax)
+
+    def compare_commits(self, hash1: str, hash2: str) -> Comparison:
         """Differences from commit ``hash1`` to ``hash2`` (prefixes and tags accepted).
 
         A name that matches no commit raises :class:`~kirin.errors.CommitNotFoundError`
@@ -354,7 +378,7 @@ class Dataset:
                 detail = str(exc).removeprefix("Commit not found: ")
                 raise CommitNotFoundError(exc.ref, self.name,
                                           f"One or both commits not found: {detail}") from None
-        return diff_commits(commits[0], commits[1])
+        return Comparison(diff_commits(commits[0], commits[1]))
 
     def get_info(self) -> dict[str, Any]:
         """Facts about the dataset, with every key the original Kirin's ``get_info`` had.
@@ -653,7 +677,7 @@ class Dataset:
         self._policies.refresh()
         return list(reversed(self._policies.versions()))
 
-    def audit(self, *, include_passing: bool = False) -> list[tuple[Commit, Report]]:
+    def audit(self, *, include_passing: bool = False) -> AuditResults:
         """Re-judge the existing history under the policy in force now.
 
         Each commit is judged as if proposed on top of the commits before it.
@@ -666,11 +690,11 @@ class Dataset:
         self._policies.refresh()  # a hole raises; a commit naming a lost policy is reported
         policy = self._policies.current_policy()
         if policy is None:
-            return []
+            return AuditResults()
         known = self._policies.hashes()
         results = [(c, r if c.policy_hash in known else with_unknown_policy(c, r))
                    for c, r in audit(policy, self._history.commits())]
-        return [(c, r) for c, r in reversed(results) if include_passing or not r.ok]
+        return AuditResults((c, r) for c, r in reversed(results) if include_passing or not r.ok)
 
 
 def _policy_from(policy: PathLike | Policy | None) -> Policy | None:
