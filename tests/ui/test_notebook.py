@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -117,8 +118,8 @@ def test_metric_history_rows_make_a_dataframe(registry: tuple[Catalog, Built]) -
 
 def test_metric_history_takes_numbers_only_and_dotted_keys(tmp_path: Path) -> None:
     ds = Dataset(tmp_path / "registry", "odd")
-    values = [{"m": {"a": 1}}, {"m": {"a": True}}, {"m": {"a": "0.5"}}, {"m": 2},
-              {"m.a": 3.5}, {"m": {"a": 4, "b": None}}, {}]
+    values: list[dict[str, Any]] = [{"m": {"a": 1}}, {"m": {"a": True}}, {"m": {"a": "0.5"}},
+                                    {"m": 2}, {"m.a": 3.5}, {"m": {"a": 4, "b": None}}, {}]
     for i, metadata in enumerate(values):
         ds.commit(f"c{i}", add_files={"f": str(_file(tmp_path, i))}, metadata=metadata)
     assert [row["m.a"] for row in ds.metric_history("m.a")] == [1.0, 3.5, 4.0]
