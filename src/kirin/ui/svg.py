@@ -26,18 +26,19 @@ PALETTE = ("#d55e00", "#009e73", "#cc79a7", "#e69f00", "#0072b2", "#56b4e9", "#0
 
 
 def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
-    """About ``count`` round values covering ``low``..``high`` (1, 2 or 5 times a power of 10)."""
+    """About ``count`` round values from at most ``low`` to at least ``high``.
+
+    The step is 1, 2 or 5 times a power of 10, so the axis reads at a glance.
+    """
     if high <= low:
         return [low]
     raw = (high - low) / max(count - 1, 1)
     power = 10 ** math.floor(math.log10(raw))
     step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
-    first = math.floor(low / step) * step
-    ticks, value = [], first
-    while value <= high + step * 1e-9:
-        ticks.append(round(value, 12))
-        value += step
-    return ticks
+    ticks = [math.floor(low / step) * step]
+    while ticks[-1] < high - step * 1e-9:  # the last tick is at or above high
+        ticks.append(ticks[-1] + step)
+    return [round(t, 12) for t in ticks]
 
 
 def _fmt(value: float) -> str:
