@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import difflib
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -293,8 +294,7 @@ class Pages:
         stages = data.stage_names(ds)
         points = data.metric_points(ds, metric, stages) if metric else []
         chart = Markup(trend_svg(  # every string in it is escaped by trend_svg
-            points, metric, stages,
-            lambda p: link("d", ds.name, "c", p.commit.hash))) if metric else None
+            points, metric, stages, link("d", ds.name, "c") + "/")) if metric else None
         latest = points[-1] if points else None
         best = max(points, key=lambda p: p.value) if points else None
         return self.render("trend.html", ds=ds, metric=metric, paths=paths, chart=chart,
@@ -327,7 +327,11 @@ def _chunks(reader: IO[bytes]) -> Iterator[bytes]:
 
 
 class Guard:
-    """Read-only and hardened: 405 for any method but GET/HEAD, security headers on all."""
+    """Read-only and hardened: 405 for any method but GET/HEAD, security headers on all.
+
+    Every response also says how long the server took (``Server-Timing``, shown
+    by a browser's developer tools and read by ``benchmarks/bench_ui.py``).
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -342,11 +346,16 @@ class Guard:
             await refused(scope, receive, send)
             return
 
+        started = time.perf_counter()
+
         async def send_hardened(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
                 for key, value in SECURITY_HEADERS.items():
                     headers[key] = value
+                # the server's time to the response (the whole page: it is rendered first)
+                elapsed = (time.perf_counter() - started) * 1000
+                headers["server-timing"] = f"app;dur={elapsed:.1f}"
             await send(message)
 
         await self.app(scope, receive, send_hardened)

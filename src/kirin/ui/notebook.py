@@ -146,7 +146,7 @@ def metric_svg(dataset: Dataset, path: str) -> str:
     """The web view's trend chart of ``path``, for ``IPython.display.SVG``/``HTML``."""
     stages = data.stage_names(dataset)
     points = data.metric_points(dataset, path, stages)
-    return trend_svg(points, path, stages, lambda p: f"#{p.commit.hash}")
+    return trend_svg(points, path, stages, "#")
 
 
 def plot_metric(dataset: Dataset, path: str, ax: Any = None) -> Any:
