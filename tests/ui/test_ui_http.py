@@ -72,6 +72,7 @@ def test_every_page_answers_with_the_security_headers(site: tuple[UiServer, Cata
         assert answer.headers["content-security-policy"] == CSP
         assert answer.headers["x-content-type-options"] == "nosniff"
         assert answer.headers["x-frame-options"] == "DENY"
+        assert answer.headers["server-timing"].startswith("app;dur=")
     assert "script-src" not in CSP and "default-src 'none'" in CSP  # no script at all
 
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ..dataset import Dataset
     from ..policy import Policy
+    from ..policylog import PolicyVersion
     from ..values import Commit
 
 #: Tags read as stages when the dataset has no policy naming any: MLflow's
@@ -129,9 +130,35 @@ def policy_stages(policy: Policy | None) -> list[str]:
     return list(names)
 
 
+#: Policy hash -> the stages it names: a policy is parsed once, however many datasets
+#: (or requests) share it; a catalog of 200 governed datasets would parse 200 otherwise.
+_POLICY_STAGES: dict[str, tuple[str, ...]] = {}
+_POLICY_STAGES_MAX = 256
+
+
+def current_policy(dataset: Dataset) -> PolicyVersion | None:
+    """The newest policy version (``policy_hash`` ``None``: removed), or ``None`` if never."""
+    versions = dataset.policy_history()
+    return versions[0] if versions else None
+
+
+def stages_of(version: PolicyVersion | None) -> list[str]:
+    """The stages policy ``version`` names, else :data:`DEFAULT_STAGES` (parsed once per hash)."""
+    key = version.policy_hash if version is not None else None
+    if version is None or key is None:
+        return list(DEFAULT_STAGES)
+    names = _POLICY_STAGES.get(key)
+    if names is None:
+        names = tuple(policy_stages(version.load()))
+        if len(_POLICY_STAGES) >= _POLICY_STAGES_MAX:
+            _POLICY_STAGES.clear()
+        _POLICY_STAGES[key] = names
+    return list(names) or list(DEFAULT_STAGES)
+
+
 def stage_names(dataset: Dataset) -> list[str]:
-    """The dataset's stages: from its policy, else :data:`DEFAULT_STAGES`."""
-    return policy_stages(dataset.policy) or list(DEFAULT_STAGES)
+    """The dataset's stages: those its policy names, else :data:`DEFAULT_STAGES`."""
+    return stages_of(current_policy(dataset))
 
 
 @dataclass(frozen=True)
@@ -146,8 +173,8 @@ class StageRow:
     timeline: tuple[Commit, ...]
 
 
-def stage_rows(dataset: Dataset, *, timeline: int = TIMELINE_LIMIT,
-               only_held: bool = False) -> list[StageRow]:
+def stage_rows(dataset: Dataset, *, timeline: int = TIMELINE_LIMIT, only_held: bool = False,
+               names: Sequence[str] | None = None) -> list[StageRow]:
     """One row per stage of ``dataset``.
 
     Uses ``dataset.stages`` when the registry has first-class stages (objects
@@ -155,7 +182,8 @@ def stage_rows(dataset: Dataset, *, timeline: int = TIMELINE_LIMIT,
     otherwise a stage is a tag of the policy's exclusive groups or promotion
     rules, held by the newest commit carrying it. The timeline is the
     commits carrying the tag either way. ``only_held`` leaves out stages no
-    commit holds (a catalog row lists holders, not the vocabulary).
+    commit holds (a catalog row lists holders, not the vocabulary); ``names``
+    are the stages if the caller knows them (see :func:`stage_names`).
     """
     rows = []
     first_class = getattr(dataset, "stages", None)
@@ -171,7 +199,7 @@ def stage_rows(dataset: Dataset, *, timeline: int = TIMELINE_LIMIT,
                                  _short(getattr(entry, "promoted_from", None)),
                                  tuple(dataset.find_commits(tags=[stage], limit=timeline))))
         return rows
-    for stage in stage_names(dataset):
+    for stage in stage_names(dataset) if names is None else names:
         carriers = dataset.find_commits(tags=[stage], limit=timeline)
         holder = carriers[0] if carriers else None
         if only_held and holder is None:
@@ -217,10 +245,11 @@ class Summary:
 def summarize(dataset: Dataset) -> Summary:
     """The catalog row of ``dataset``; the commit count is the head's position + 1."""
     head = dataset.head
-    policy = dataset.policy
+    version = current_policy(dataset)
     return Summary(dataset.name, dataset.description, head, head.seq + 1 if head else 0,
-                   policy.hash if policy is not None else None,
-                   tuple(stage_rows(dataset, timeline=1, only_held=True)))
+                   version.policy_hash if version is not None else None,
+                   tuple(stage_rows(dataset, timeline=1, only_held=True,
+                                    names=stages_of(version))))
 
 
 @dataclass(frozen=True)
