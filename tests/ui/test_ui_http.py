@@ -234,3 +234,25 @@ def test_the_app_works_on_every_storage_backend(registry_root: RegistryRoot,
         assert answer.body == built.contents["model.bin"]
     if "://" in registry_root.url:
         assert registry_root.url.split("://")[0] in home  # the root shown is this backend's
+
+
+def test_head_of_a_download_reads_nothing(site: tuple[UiServer, Catalog, Built]) -> None:
+    server, _, built = site
+    answer = request(server.url + f"d/models/c/{built.models[-1]}/download?file=model.bin",
+                     method="HEAD")
+    assert answer.status == 200 and answer.body == b""
+    assert answer.headers["content-length"] == str(len(built.contents["model.bin"]))
+    assert answer.headers["x-kirin-sha256"] == sha256(built.contents["model.bin"])
+
+
+def test_ipv6_loopback_is_served_and_checked(tmp_path: Path) -> None:
+    catalog = Catalog(tmp_path / "registry")
+    catalog.create_dataset("models")
+    try:
+        server = UiServer(catalog, host="::1", port=0)
+    except OSError:
+        pytest.skip("no IPv6 loopback on this machine")
+    with server:
+        assert server.url.startswith("http://[::1]:")
+        assert request(server.url).status == 200
+        assert request(server.url, headers={"Host": "evil.example:80"}).status == 400

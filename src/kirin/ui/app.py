@@ -38,7 +38,6 @@ from markupsafe import Markup
 from starlette.applications import Starlette
 from starlette.datastructures import MutableHeaders
 from starlette.middleware import Middleware
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
@@ -75,7 +74,7 @@ SECURITY_HEADERS = {
     "cross-origin-opener-policy": "same-origin",
     "cache-control": "no-store",
 }
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 def link(*segments: object, **query: Any) -> str:
@@ -124,12 +123,10 @@ def _environment() -> Environment:
                       autoescape=select_autoescape(default=True, default_for_string=True),
                       trim_blocks=True, lstrip_blocks=True)
     env.globals["link"] = link
-    env.globals["stage_list"] = ", ".join
     env.filters["when"] = _when
     env.filters["size"] = _size
     env.filters["short"] = lambda h: (h or "")[:8]
     env.tests["mapping"] = lambda v: hasattr(v, "items")
-    env.tests["sequence_value"] = lambda v: isinstance(v, list | tuple)
     return env
 
 
@@ -215,10 +212,11 @@ class Pages:
         ds = self._dataset(request)
         commit = ds.resolve(request.path_params["ref"])
         parent = ds.get_commit(commit.parent_hash) if commit.parent_hash else None
+        stages = set(data.stage_names(ds))
         return self.render("commit.html", ds=ds, commit=commit, parent=parent,
                            promoted_from=data.promoted_from(commit),
                            signature=getattr(commit, "signature", None),
-                           stages=[t for t in commit.tags if t in data.stage_names(ds)])
+                           stages=[t for t in commit.tags if t in stages])
 
     def download(self, request: Request) -> Response:
         ds = self._dataset(request)
@@ -227,7 +225,6 @@ class Pages:
         file = commit.files.get(name)  # only a name of this snapshot; never a path
         if file is None:
             raise NotHere(f"Commit {commit.short_hash} has no file {name!r}")
-        reader = file.open("rb")  # verified against its hash before a byte is sent
         filename = name.rsplit("/", 1)[-1]
         ascii_name = "".join(c if (c.isascii() and c.isalnum()) or c in "._-" else "_"
                              for c in filename) or "download"
@@ -237,6 +234,9 @@ class Pages:
             "content-length": str(file.size),
             "x-kirin-sha256": file.hash,
         }
+        if request.method == "HEAD":  # the headers only: nothing to fetch or verify
+            return Response(media_type="application/octet-stream", headers=headers)
+        reader = file.open("rb")  # verified against its hash before a byte is sent
         return StreamingResponse(_chunks(reader), media_type="application/octet-stream",
                                  headers=headers)
 
@@ -329,20 +329,29 @@ def _chunks(reader: IO[bytes]) -> Iterator[bytes]:
 class Guard:
     """Read-only and hardened: 405 for any method but GET/HEAD, security headers on all.
 
-    Every response also says how long the server took (``Server-Timing``, shown
-    by a browser's developer tools and read by ``benchmarks/bench_ui.py``).
+    ``hosts`` (if given) are the names a request may give in its ``Host``
+    header; others get 400. Every response also says how long the server took
+    (``Server-Timing``, shown by a browser's developer tools and read by
+    ``benchmarks/bench_ui.py``).
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, hosts: frozenset[str] | None = None) -> None:
         self.app = app
+        self.hosts = hosts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        refused: Response | None = None
         if scope["method"] not in ("GET", "HEAD"):
             refused = PlainTextResponse("kirin ui is read-only: only GET and HEAD\n", 405,
-                                        headers={"allow": "GET, HEAD", **SECURITY_HEADERS})
+                                        headers={"allow": "GET, HEAD"})
+        elif self.hosts is not None and host_name(scope) not in self.hosts:
+            refused = PlainTextResponse("Invalid host: kirin ui answers on loopback only\n",
+                                        400)
+        if refused is not None:
+            refused.headers.update(SECURITY_HEADERS)
             await refused(scope, receive, send)
             return
 
@@ -361,8 +370,19 @@ class Guard:
         await self.app(scope, receive, send_hardened)
 
 
+def host_name(scope: Scope) -> str:
+    """The host a request names, without its port (``[::1]:8000`` is ``::1``)."""
+    for key, value in scope["headers"]:
+        if key == b"host":
+            host = bytes(value).decode("latin-1").strip().lower()
+            if host.startswith("["):
+                return host[1:].split("]", 1)[0]
+            return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    return ""
+
+
 def is_loopback(host: str) -> bool:
-    return host in LOOPBACK_HOSTS or host.startswith("127.")
+    return host.strip("[]") in LOOPBACK_HOSTS or host.startswith("127.")
 
 
 def create_app(root: str | Catalog, *, host: str = "127.0.0.1",
@@ -392,10 +412,7 @@ def create_app(root: str | Catalog, *, host: str = "127.0.0.1",
         Route("/d/{name}/trend", g(pages.trend)),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
-    allowed = [*LOOPBACK_HOSTS, host] if is_loopback(host) else ["*"]
-    app = Starlette(routes=routes, middleware=[
-        Middleware(Guard),
-        Middleware(TrustedHostMiddleware, allowed_hosts=allowed),
-    ])
+    hosts = frozenset({*LOOPBACK_HOSTS, host.strip("[]")}) if is_loopback(host) else None
+    app = Starlette(routes=routes, middleware=[Middleware(Guard, hosts=hosts)])
     app.state.registry = registry
     return app

@@ -46,9 +46,9 @@ class UiServer:
 
     @property
     def url(self) -> str:
-        shown = f"[{self.host}]" if ":" in self.host else self.host
-        if self.host in ("0.0.0.0", "::"):
-            shown = "127.0.0.1"
+        wildcard = {"0.0.0.0": "127.0.0.1", "::": "::1"}  # every address: show loopback
+        shown = wildcard.get(self.host, self.host)
+        shown = f"[{shown}]" if ":" in shown else shown
         return f"http://{shown}:{self.port}/"
 
     @property
