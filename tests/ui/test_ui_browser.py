@@ -42,6 +42,7 @@ try:
     from selenium.common.exceptions import NoAlertPresentException
     from selenium.webdriver.chrome.webdriver import WebDriver
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
 except ImportError:  # pragma: no cover - the test extra installs selenium
     webdriver = None  # type: ignore[assignment]
 
@@ -256,3 +257,23 @@ def test_hostile_strings_show_as_text_and_nothing_runs(
     # following the hostile tag's link filters by that exact tag
     browser.driver.find_element(By.CSS_SELECTOR, "#tags a.tag").click()
     assert browser.texts("tr.commit-row a.hash") == [built.hostile[:8]]
+
+
+def test_pick_two_commits_of_the_history_and_compare_them(
+        browser: Browser, site: tuple[str, Catalog, Built]) -> None:
+    _, _, built = site
+    browser.open("/d/models")
+    browser.click(f'input[name="from"][value="{built.models[0]}"]')
+    browser.click(f'input[name="to"][value="{built.models[5]}"]')
+    browser.click("#compare")
+    assert browser.path().startswith("/d/models/diff?")
+    changed = dict(zip(browser.texts("#metadata-diff tr.changed td.key"),
+                       browser.texts("#metadata-diff tr.changed td.new"), strict=True))
+    assert changed["metrics.accuracy"] == "0.85" and changed["run"] == "5"
+    # two policy versions, picked the same way
+    browser.open("/d/models/policy")
+    Select(browser.driver.find_element(By.ID, "policy-a")).select_by_value("1")
+    Select(browser.driver.find_element(By.ID, "policy-b")).select_by_value("0")
+    browser.click('form.compare button[type="submit"]')
+    assert browser.texts("#policy-diff span.add") == ["+++ version 0",
+                                                      "+    when: metrics.accuracy >= 0.8"]
