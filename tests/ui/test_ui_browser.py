@@ -42,7 +42,9 @@ try:
     from selenium.common.exceptions import NoAlertPresentException
     from selenium.webdriver.chrome.webdriver import WebDriver
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import Select
+    from selenium.webdriver.remote.webelement import WebElement
+    from selenium.webdriver.support.expected_conditions import staleness_of
+    from selenium.webdriver.support.ui import Select, WebDriverWait
 except ImportError:  # pragma: no cover - the test extra installs selenium
     webdriver = None  # type: ignore[assignment]
 
@@ -61,7 +63,16 @@ class Browser:
         self.driver.get(self.base + path.lstrip("/"))
 
     def click(self, css: str) -> None:
+        """Click an element that does not leave the page (a radio button)."""
         self.driver.find_element(By.CSS_SELECTOR, css).click()
+
+    def follow(self, css_or_element: str | WebElement) -> None:
+        """Click a link or submit button and wait until the next page has replaced this one."""
+        element = (self.driver.find_element(By.CSS_SELECTOR, css_or_element)
+                   if isinstance(css_or_element, str) else css_or_element)
+        page = self.driver.find_element(By.TAG_NAME, "html")
+        element.click()
+        WebDriverWait(self.driver, TIMEOUT).until(staleness_of(page))
 
     def texts(self, css: str) -> list[str]:
         return [e.text for e in self.driver.find_elements(By.CSS_SELECTOR, css)]
@@ -135,19 +146,19 @@ def test_catalog_dataset_commit_diff_download(browser: Browser,
     browser.open()
     assert browser.texts("a.dataset") == ["data", "hostile", "models"]
     browser.shot("catalog")
-    browser.click('a.dataset[href="/d/models"]')
+    browser.follow('a.dataset[href="/d/models"]')
     assert browser.path() == "/d/models"
     rows = browser.driver.find_elements(By.CSS_SELECTOR, "tr.commit-row")
     assert len(rows) == len(built.models)
     browser.shot("dataset")
     # the newest commit (the promotion) is the first row
-    browser.click("tr.commit-row a.hash")
+    browser.follow("tr.commit-row a.hash")
     assert browser.path() == f"/d/models/c/{built.models[-1]}"
     assert browser.driver.find_element(By.ID, "message").text.startswith("Promote")
     browser.shot("commit")
     # back to run 5 (a real change from its parent) and diff against the parent
     browser.open(f"/d/models/c/{built.models[5]}")
-    browser.click("#diff-parent")
+    browser.follow("#diff-parent")
     assert browser.path().startswith("/d/models/diff?")
     changed = browser.texts("#metadata-diff tr.changed td.key")
     assert {"metrics.accuracy", "metrics.f1", "run"} <= set(changed)
@@ -182,14 +193,14 @@ def test_filter_with_a_where_expression_and_a_tag(browser: Browser,
     browser.open("/d/models")
     where = "metrics.accuracy >= 0.7 and framework == 'pytorch'"
     browser.driver.find_element(By.ID, "where").send_keys(where)
-    browser.click("#filter")
+    browser.follow("#filter")
     shown = [e.get_attribute("title") for e in
              browser.driver.find_elements(By.CSS_SELECTOR, "tr.commit-row a.hash")]
     assert shown == [c.hash for c in models.find_commits(where=where)]
     assert 0 < len(shown) < len(models.history())
     browser.shot("dataset-where")
     # a tag link narrows it further (both filters apply)
-    browser.click('tr.commit-row a.tag[href="/d/models?tag=staging"]')
+    browser.follow('tr.commit-row a.tag[href="/d/models?tag=staging"]')
     assert [e.get_attribute("title") for e in browser.driver.find_elements(
         By.CSS_SELECTOR, "tr.commit-row a.hash")] == [c.hash for c in
                                                       models.find_commits(tags=["staging"])]
@@ -209,7 +220,7 @@ def test_trend_draws_one_point_per_commit_and_links_to_it(
     title = points[4].find_element(By.TAG_NAME, "title").get_attribute("textContent")
     assert title is not None and built.models[4][:8] in title and "staging" in title
     browser.shot("trend")
-    points[4].click()
+    browser.follow(points[4])
     assert browser.path() == f"/d/models/c/{built.models[4]}"
 
 
@@ -255,7 +266,7 @@ def test_hostile_strings_show_as_text_and_nothing_runs(
         assert raw in body  # shown exactly, as text
     browser.shot("hostile-commit")
     # following the hostile tag's link filters by that exact tag
-    browser.driver.find_element(By.CSS_SELECTOR, "#tags a.tag").click()
+    browser.follow("#tags a.tag")
     assert browser.texts("tr.commit-row a.hash") == [built.hostile[:8]]
 
 
@@ -265,7 +276,7 @@ def test_pick_two_commits_of_the_history_and_compare_them(
     browser.open("/d/models")
     browser.click(f'input[name="from"][value="{built.models[0]}"]')
     browser.click(f'input[name="to"][value="{built.models[5]}"]')
-    browser.click("#compare")
+    browser.follow("#compare")
     assert browser.path().startswith("/d/models/diff?")
     changed = dict(zip(browser.texts("#metadata-diff tr.changed td.key"),
                        browser.texts("#metadata-diff tr.changed td.new"), strict=True))
@@ -274,6 +285,6 @@ def test_pick_two_commits_of_the_history_and_compare_them(
     browser.open("/d/models/policy")
     Select(browser.driver.find_element(By.ID, "policy-a")).select_by_value("1")
     Select(browser.driver.find_element(By.ID, "policy-b")).select_by_value("0")
-    browser.click('form.compare button[type="submit"]')
+    browser.follow('form.compare button[type="submit"]')
     assert browser.texts("#policy-diff span.add") == ["+++ version 0",
                                                       "+    when: metrics.accuracy >= 0.8"]
