@@ -26,6 +26,23 @@ if ! grep -q "\"version\": \"$AZURITE_VERSION\"" "$azurite_pkg" 2>/dev/null; the
         "azurite@$AZURITE_VERSION"
 fi
 
+# Headless Chromium and its driver for the web view's browser tests (tests/ui), from the OS
+# packages. If they cannot be installed, those tests fail in CI (CI=true) and skip elsewhere.
+have_chromium() {
+    command -v chromedriver >/dev/null &&
+        { command -v chromium >/dev/null || command -v chromium-browser >/dev/null; }
+}
+if ! have_chromium; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+            chromium chromium-driver >/dev/null; } ||
+            echo "warning: could not install chromium and chromium-driver" >&2
+    else
+        echo "warning: chromium and chromium-driver are missing (as root: apt-get install" \
+            "chromium chromium-driver); the browser tests skip, or fail in CI" >&2
+    fi
+fi
+
 lint_paths=()
 for d in src tests benchmarks examples scripts; do [ -d "$d" ] && lint_paths+=("$d"); done
 .venv/bin/ruff check "${lint_paths[@]}"

@@ -53,9 +53,14 @@ FORBIDDEN: dict[str, set[str]] = {
 }
 #: Libraries only the command line uses.
 CLI_ONLY = {"typer", "rich", "click"}
+#: The web stack of ``kirin ui`` (the ``kirin[ui]`` extra), and the only modules importing it:
+#: the notebook display and the rest of ``kirin.ui`` work without it.
+WEB = {"starlette", "jinja2", "uvicorn", "markupsafe"}
+WEB_MODULES = {"kirin.ui.app", "kirin.ui.server"}
 #: What ``import kirin`` must not load.
 HEAVY = ["pydantic", "jsonschema", "yaml", "referencing", "s3fs", "gcsfs", "adlfs", "typer",
-         "rich", "botocore", "aiohttp", "fsspec", "cryptography", "bcrypt"]
+         "rich", "botocore", "aiohttp", "fsspec", "cryptography", "bcrypt", "matplotlib",
+         *sorted(WEB)]
 
 
 def module_name(path: Path) -> str:
@@ -122,6 +127,9 @@ def test_module_respects_the_layers(module: str) -> None:
     if not _matches(module, "kirin.cli"):
         broken += [f"{n} (command-line only)" for n in imports
                    if any(_matches(n, lib) for lib in CLI_ONLY)]
+    if module not in WEB_MODULES:
+        broken += [f"{n} (only {sorted(WEB_MODULES)} import the web stack)" for n in imports
+                   if any(_matches(n, lib) for lib in WEB)]
     assert not broken, f"{module} imports: {', '.join(sorted(set(broken)))}"
 
 
@@ -133,6 +141,8 @@ def test_the_contract_is_not_vacuous() -> None:
     assert "kirin.policy" in runtime_imports(SRC / "dataset.py")  # lazy, in a function
     assert "kirin.policy.Policy" not in runtime_imports(SRC / "policylog.py")  # TYPE_CHECKING
     assert "kirin.errors" in runtime_imports(SRC / "policy" / "gate.py")  # from ..errors
+    assert "starlette.applications" in runtime_imports(SRC / "ui" / "app.py")
+    assert "kirin.ui.server" in runtime_imports(SRC / "cli" / "ui.py")  # lazy, in the command
 
 
 def test_import_kirin_stays_light() -> None:

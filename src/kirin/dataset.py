@@ -67,6 +67,7 @@ from .localfiles import LocalFiles, local_files
 from .naming import lookup_name, safe_local_path, validate_dataset_name
 from .policylog import PolicyLog, PolicyVersion, with_unknown_policy
 from .records import make_record, signed_message
+from .results import AuditResults, Comparison
 from .store import StagedBlob, Store
 from .values import Commit, File, Proposal, RemovedBlobs
 from .verify import VerifyReport, verify_dataset
@@ -170,6 +171,12 @@ class Dataset:
         head = self.current_commit
         return (f"Dataset(name='{self.name}', commits={len(self._history)}, "
                 f"current={head.short_hash if head else None})")
+
+    def _repr_html_(self) -> str:
+        """The dataset in Jupyter: stage holders and the newest commits (kirin.ui.notebook)."""
+        from .ui.notebook import dataset_html
+
+        return dataset_html(self)
 
     @property
     def _info_path(self) -> str:
@@ -377,7 +384,24 @@ class Dataset:
             found.append(commit)
         return found
 
-    def compare_commits(self, hash1: str, hash2: str) -> dict[str, Any]:
+    def metric_history(self, path: str) -> list[dict[str, Any]]:
+        """The numeric metadata value at dotted ``path`` of every commit, oldest first.
+
+        Rows for ``pandas.DataFrame``: ``seq``, ``hash``, ``short_hash``,
+        ``timestamp``, ``author``, ``message``, ``tags`` and ``path`` itself
+        (the value). Commits without a number there are left out.
+        """
+        from .ui.data import metric_history
+
+        return metric_history(self, text_argument(path, "path"))
+
+    def plot_metric(self, path: str, ax: Any = None) -> Any:
+        """Plot :meth:`metric_history` with matplotlib (if installed); returns the Axes."""
+        from .ui.notebook import plot_metric
+
+        return plot_metric(self, text_argument(path, "path"), ax)
+
+    def compare_commits(self, hash1: str, hash2: str) -> Comparison:
         """Differences from commit ``hash1`` to ``hash2`` (prefixes and tags accepted).
 
         A name that matches no commit raises :class:`~kirin.errors.CommitNotFoundError`
@@ -393,7 +417,7 @@ class Dataset:
                 detail = str(exc).removeprefix("Commit not found: ")
                 raise CommitNotFoundError(exc.ref, self.name,
                                           f"One or both commits not found: {detail}") from None
-        return diff_commits(commits[0], commits[1])
+        return Comparison(diff_commits(commits[0], commits[1]))
 
     def get_info(self) -> dict[str, Any]:
         """Facts about the dataset, with every key the original Kirin's ``get_info`` had.
@@ -937,14 +961,14 @@ class Dataset:
         (``None`` if nobody holds it, with the withdrawal that emptied it),
         ``since``, ``by``, ``promoted_from`` and the version tags it goes by
         (the tags the policy makes unique, on it and on the commits it was
-        promoted from). Without declared stages, the tags of the policy's
-        promotion rules.
+        promoted from). Without declared stages: an exclusive group of tags
+        that holds a tag with a promotion rule (``[dev, staging, production]``),
+        else the tags of the promotion rules.
         """
         self._refresh()
         own, root = self._in_force()
         policies = [p for p in (own, root) if p is not None]
-        names = self._stage_names() or tuple(dict.fromkeys(
-            t for p in reversed(policies) for t in p.promotion))
+        names = self._stage_names() or _implied_stages(policies)
         # version tags: those the policy makes unique, else every tag that is no stage
         unique = [p.tags.is_unique for p in policies
                   if p.tags.unique or p.tags.unique_patterns]
@@ -1010,7 +1034,7 @@ class Dataset:
         self._policies.refresh()
         return list(reversed(self._policies.versions()))
 
-    def audit(self, *, include_passing: bool = False) -> list[tuple[Commit, Report]]:
+    def audit(self, *, include_passing: bool = False) -> AuditResults:
         """Re-judge the existing history under the policy in force now.
 
         Each commit is judged as if proposed on top of the commits before it.
@@ -1023,11 +1047,21 @@ class Dataset:
         self._policies.refresh()  # a hole raises; a commit naming a lost policy is reported
         policy = self._policies.current_policy()
         if policy is None:
-            return []
+            return AuditResults()
         known = self._policies.hashes()
         results = [(c, r if c.policy_hash in known else with_unknown_policy(c, r))
                    for c, r in audit(policy, self._history.commits())]
-        return [(c, r) for c, r in reversed(results) if include_passing or not r.ok]
+        return AuditResults((c, r) for c, r in reversed(results) if include_passing or not r.ok)
+
+
+def _implied_stages(policies: list[Policy]) -> tuple[str, ...]:
+    """The stages of policies that declare none: a ladder their tag rules imply."""
+    promoted = [t for p in reversed(policies) for t in p.promotion]
+    for policy in reversed(policies):
+        for group in policy.tags.exclusive_groups:
+            if any(tag in promoted for tag in group):
+                return tuple(group)
+    return tuple(dict.fromkeys(promoted))
 
 
 def _policy_from(policy: PathLike | Policy | None) -> Policy | None:

@@ -384,6 +384,12 @@ class Commit:
         tags = f" [{', '.join(self.tags)}]" if self.tags else ""
         return f"{self.short_hash} {self.message}{tags}"
 
+    def _repr_html_(self) -> str:
+        """The commit as a table in Jupyter (see :mod:`kirin.ui.notebook`)."""
+        from .ui.notebook import commit_html
+
+        return commit_html(self)
+
 
 @dataclass(frozen=True)
 class Proposal:

@@ -8,7 +8,7 @@ found, outcomes printed and errors turned into exit codes.
 
 from __future__ import annotations
 
-from . import admin, importing, stages  # noqa: F401 - registers the commands on the apps
+from . import admin, importing, stages, ui  # noqa: F401 - registers the commands on the apps
 from .app import app
 from .exits import ExitCode
 

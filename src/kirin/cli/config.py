@@ -100,7 +100,7 @@ def resolve(root: str | None, dataset: str | None, *, need_dataset: bool,
         if root is None and config.root is not None:
             root = _relative_to(config.root, found.parent)
             config_path = found
-        if need_dataset and dataset is None and config.dataset is not None:
+        if dataset is None and config.dataset is not None:
             dataset = config.dataset
             config_path = found
         require_policy = True if config.require_policy else None

@@ -38,6 +38,7 @@ class Scope(Enum):
     ROOT = "root"  # the root (gc, catalog list)
     DATASET = "dataset"  # an existing dataset
     NEW_DATASET = "new"  # a dataset to create (init)
+    ANY_DATASET = "any"  # the root, and maybe a dataset in it (ui)
 
 
 @dataclass
@@ -114,7 +115,7 @@ def command(app: typer.Typer, name: str, *, scope: Scope, gate: bool = False,
         common = []
         if scope is not Scope.NONE:
             common.append(_param("root", RootOption, None))
-        if scope in (Scope.DATASET, Scope.NEW_DATASET):
+        if scope in (Scope.DATASET, Scope.NEW_DATASET, Scope.ANY_DATASET):
             common.append(_param("dataset", DatasetOption, None))
         common.append(_param("output_format", GateFormatOption if gate else FormatOption,
                              GateFormat.table if gate else Format.table))

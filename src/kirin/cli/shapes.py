@@ -125,6 +125,7 @@ COMMANDS: dict[str, Shape] = {
     "withdraw": {"dataset": "str", "commit": "<commit>"},
     "export": {"root": "str", "output": "str", "format": "str", "datasets": "int",
                "rows": "int", "columns": ["str"]},
+    "ui": {"url": "str", "root": "str", "dataset": "str | null"},
 }
 
 #: Variants a command prints instead of its own shape.
@@ -135,6 +136,7 @@ VARIANTS: dict[str, str] = {
               "kind, promoted_from, message, until, ended_by, how}]}",
     "import mlflow": "with --dry-run: imported lists the versions that would be imported "
                      "(commit null), rejected every version the policy would reject",
+    "ui": "printed when the server stops; the address goes to stderr as soon as it listens",
 }
 
 

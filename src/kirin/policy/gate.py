@@ -106,6 +106,12 @@ class Report:
         if self.violations:
             raise PolicyViolationError(self.violations, dataset=dataset)
 
+    def _repr_html_(self) -> str:
+        """The verdict as a table in Jupyter (see :mod:`kirin.ui.notebook`)."""
+        from ..ui.notebook import report_html
+
+        return report_html(self)
+
     def __str__(self) -> str:
         if self.ok:
             return "OK: the commit satisfies the policy"
