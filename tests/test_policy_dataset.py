@@ -13,7 +13,7 @@ from kirin.errors import (
     PolicyError,
     PolicyViolationError,
 )
-from kirin.policy import Policy, load_policy
+from kirin.policy import Policy, load_policy, load_policy_text
 
 from conftest import write
 from roots import RegistryRoot
@@ -153,6 +153,28 @@ class TestStoringThePolicy:
         assert registry_root.objects() == {}
         with pytest.raises(PolicyError, match="not found"):
             ds.set_policy("no-such-policy.yaml")
+
+    def test_a_new_policy_whose_rule_reads_a_typo_is_refused(
+            self, registry_root: RegistryRoot) -> None:
+        """set_policy cross-checks rules against the schema before storing anything; a
+        version stored before this check existed still loads, judges and re-applies."""
+        typo = SMALL_POLICY.replace('when: "accuracy >= 0.9"', 'when: "acuracy >= 0.9"')
+        ds = registry_root.dataset()
+        with pytest.raises(PolicyError) as info:
+            ds.set_policy(typo)
+        assert "Did you mean 'accuracy'?" in str(info.value)
+        assert info.value.key_path == "promotion.production.when" and info.value.line == 14
+        assert registry_root.objects() == {}
+        with pytest.raises(PolicyError, match="acuracy"):
+            registry_root.catalog().create_dataset("other", policy=typo)
+        # as an older Kirin stored it, unchecked: it must keep working
+        old = load_policy_text(typo)
+        ds._policies.append(old, message="stored before the cross-check", author="old")
+        ds._ensure_info()
+        reopened = registry_root.dataset()
+        assert reopened.policy == old
+        assert reopened.set_policy(old) == old.hash  # the version in force: not re-judged
+        assert len(reopened.policy_history()) == 1
 
     def test_create_dataset_with_a_policy(self, registry_root: RegistryRoot) -> None:
         """create_dataset(policy=...) sets the first version; a bad policy creates nothing."""

@@ -139,8 +139,10 @@ class Catalog:
         loaded = None
         if policy is not None:
             from .policy import policy_from
+            from .policy.loader import refuse_rule_typos
 
             loaded = policy_from(policy)
+            refuse_rule_typos(loaded, policy)  # a dataset's first policy is a new version
         dataset = Dataset._on_store(self._store, self.root_dir, name, description)
         if self._store.exists(self._store.path(layout.dataset_info(name))):
             if loaded is None or not dataset.is_empty() or dataset.policy_history():

@@ -923,15 +923,45 @@ class Dataset:
         message = text_argument(message, "message")
         author = optional_text_argument(author, "author")
         loaded = _policy_from(policy)
+        self._refuse_rule_typos(loaded, policy)
         version = self._policies.append(
             loaded, message=message, author=(author or default_author()).strip())
         self._ensure_info()  # after the policy: the dataset is never visible without it
         return version.policy_hash
 
+    def _refuse_rule_typos(self, policy: Policy | None, source: object) -> None:
+        """Cross-check rules against the schema, for a version not yet in force only.
+
+        Re-applying the policy in force records nothing, so it is not judged
+        again: stored versions must keep working whatever the check learns.
+        """
+        if policy is None:
+            return
+        self._policies.refresh()
+        current = self._policies.current()
+        if current is None or current.policy_hash != policy.hash:
+            from .policy.loader import refuse_rule_typos
+
+            refuse_rule_typos(policy, source)
+
     def policy_history(self) -> list[PolicyVersion]:
         """Every version of the policy, newest first."""
         self._policies.refresh()
         return list(reversed(self._policies.versions()))
+
+    def policy_version(self, ref: str | int | None = None) -> PolicyVersion:
+        """One version of the policy: its number (``policy_history()``'s ``seq``), or a hash.
+
+        ``ref`` is the version number (an ``int``, or a string of digits), a
+        policy hash or a unique prefix of one (at least 4 hex digits; the
+        newest version holding it), or ``None`` for the version in force.
+        Raises :class:`~kirin.errors.NotFoundError` when nothing or several
+        hashes match, or the dataset has never had a policy.
+        """
+        from .policyrefs import find_version
+
+        self._policies.refresh()
+        return find_version(self._policies.versions(), ref, dataset=self.name)
 
     def audit(self, *, include_passing: bool = False) -> list[tuple[Commit, Report]]:
         """Re-judge the existing history under the policy in force now.

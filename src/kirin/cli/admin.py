@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -16,9 +16,6 @@ from .commands import AuthorOption  # (and so the history commands come first in
 from .output import Outcome
 from .parsing import parse_duration
 from .runner import Scope, Session, command
-
-if TYPE_CHECKING:
-    from ..policy import Policy
 
 
 @command(policy_app, "show", scope=Scope.DATASET, shape="policy show")
@@ -56,21 +53,32 @@ def policy_apply(session: Session, *,
 def policy_check(session: Session, *,
                  files: Annotated[list[Path], typer.Argument(
                      metavar="FILES", help="Policy files (YAML) to check.",
-                     show_default=False)]) -> Outcome:
+                     show_default=False)],
+                 strict: Annotated[bool, typer.Option(
+                     "--strict", help="Fail on warnings too (a field a rule reads that the "
+                     "schema does not declare).")] = False) -> Outcome:
     """Check policy files; no registry needed.
 
+    Besides the file itself, every field a promotion rule reads is checked
+    against the metadata schema: a field the schema cannot produce (an
+    object closed by additionalProperties: false, a value that is not an
+    object, a near miss of a declared name such as metrics.acu for
+    metrics.auc) or a comparison that can never hold is an error, with "did
+    you mean"; a field an open object merely does not declare is a warning.
     Reports every invalid file with its line and key; exits with code 2 if
-    any is invalid (--format github: one ::error annotation per file).
+    any is invalid, or with --strict has warnings (--format github: one
+    ::error annotation per invalid file, one ::warning per warning).
     """
-    from ..policy import load_policy  # pydantic and jsonschema: only when needed
+    from ..policy.loader import check_policy_file  # pydantic and jsonschema: only when needed
 
-    results: list[tuple[str, Policy | None, Any]] = []
+    results: list[views.CheckedPolicy] = []
     for file in files:
         try:
-            results.append((str(file), load_policy(file), None))
+            policy, warnings = check_policy_file(file)
+            results.append(views.CheckedPolicy(str(file), policy, None, warnings))
         except PolicyError as exc:
-            results.append((str(file), None, exc))
-    return views.policy_checked(results)
+            results.append(views.CheckedPolicy(str(file), None, exc, ()))
+    return views.policy_checked(results, strict=strict)
 
 
 @command(policy_app, "history", scope=Scope.DATASET, shape="policy history")

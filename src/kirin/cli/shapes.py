@@ -65,7 +65,8 @@ OBJECT_NOTES: dict[str, str] = {
     "problem": "One thing kirin verify found wrong (kind: record, snapshot, checkpoint or "
                "blob) and the commits and files it affects.",
     "policy_version": "One version of a dataset's policy (policy_hash null: no policy).",
-    "policy_error": "Why a policy file is invalid, and where (1-based line).",
+    "policy_error": "Why a policy file is invalid, and where (1-based line); also a "
+                    "warning of kirin policy check.",
     "change": "Metadata differences (changed keys map to their old and new values).",
     "error": "Printed on stdout instead of the command's document when a command fails "
              "with --format json (the one-line message also goes to stderr).",
@@ -94,7 +95,8 @@ COMMANDS: dict[str, Shape] = {
     "policy apply": {"dataset": "str", "policy_hash": "str | null", "changed": "bool"},
     "policy check": {"ok": "bool", "files": [{"file": "str", "ok": "bool",
                                               "policy_hash": "str | null",
-                                              "error": "<policy_error> | null"}]},
+                                              "error": "<policy_error> | null",
+                                              "warnings": ["<policy_error>"]}]},
     "policy history": {"dataset": "str", "versions": ["<policy_version>"]},
     "audit": {"dataset": "str", "ok": "bool", "policy_hash": "str | null",
               "commits_checked": "int",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,8 +21,10 @@ from .exits import ExitCode
 from .output import Annotation, Outcome, assemble, text, violation_annotation
 
 if TYPE_CHECKING:
+    from ..errors import PolicyError
     from ..gc import GcReport
     from ..policy import Policy, Report, Violation
+    from ..policy.crosscheck import Finding
     from ..policylog import PolicyVersion
     from ..values import Commit, File
     from ..verify import VerifyReport
@@ -286,24 +289,49 @@ def policy_applied(dataset: str, before: str | None, after: str | None) -> Outco
     return Outcome({"dataset": dataset, "policy_hash": after, "changed": changed}, [message])
 
 
-def policy_checked(results: Sequence[tuple[str, Policy | None, Any]]) -> Outcome:
-    """``results``: (file, policy or None, PolicyError or None) for each file."""
+@dataclass(frozen=True)
+class CheckedPolicy:
+    """One file of ``kirin policy check``: its policy, or why it is invalid, and warnings."""
+
+    file: str
+    policy: Policy | None
+    error: PolicyError | None
+    warnings: tuple[Finding, ...] = ()
+
+
+def _policy_error_data(error: PolicyError) -> dict[str, Any]:
+    return {"message": str(error), "line": error.line, "key_path": error.key_path}
+
+
+def policy_checked(results: Sequence[CheckedPolicy], *, strict: bool = False) -> Outcome:
+    """Each file: ok, or its error; warnings fail it only when ``strict``."""
     entries = []
     human: list[RenderableType] = []
     annotations = []
-    for file, policy, error in results:
-        err = None if error is None else {
-            "message": str(error), "line": error.line, "key_path": error.key_path}
-        entries.append({"file": file, "ok": error is None,
+    for result in results:
+        file, policy, error = result.file, result.policy, result.error
+        warned = [w.to_error(file) for w in result.warnings]
+        ok = error is None and not (strict and warned)
+        entries.append({"file": file, "ok": ok,
                         "policy_hash": policy.hash if policy is not None else None,
-                        "error": err})
+                        "error": None if error is None else _policy_error_data(error),
+                        "warnings": [_policy_error_data(w) for w in warned]})
         if error is None and policy is not None:
-            human.append(assemble(("ok ", "green"), file, (f"  policy {policy.hash[:12]}",
-                                                                 "dim")))
+            human.append(assemble(("ok " if ok else "failed ", "green" if ok else "bold red"),
+                                  file, (f"  policy {policy.hash[:12]}", "dim"),
+                                  (f"  {len(warned)} warning{'s' if len(warned) != 1 else ''}"
+                                   + (" (--strict)" if strict else ""), "yellow")
+                                  if warned else ""))
         else:
             human.append(assemble(("invalid ", "bold red"), str(error)))
-            annotations.append(Annotation(error.detail, title="Kirin policy file",
-                                          file=file, line=error.line))
+            annotations.append(Annotation(error.detail if error is not None else "",
+                                          title="Kirin policy file", file=file,
+                                          line=error.line if error is not None else None))
+        for warning in warned:
+            human.append(assemble(("  warning ", "yellow"), str(warning)))
+            annotations.append(Annotation(warning.detail, title="Kirin policy file",
+                                          level="error" if strict else "warning", file=file,
+                                          line=warning.line))
     ok = all(e["ok"] for e in entries)
     return Outcome({"ok": ok, "files": entries}, human, tuple(annotations),
                    ExitCode.OK if ok else ExitCode.USAGE)
