@@ -318,3 +318,27 @@ def test_catalog_datasets_with_policies_are_independent(tmp_path: Path, model: P
     with pytest.raises(PolicyViolationError):
         strict.commit("x", add_files=[model])
     assert loose.policy is None and strict.policy is not None
+
+
+def test_policy_version_by_number_hash_or_prefix(registry_root: RegistryRoot) -> None:
+    """policy_version() names a version as `kirin policy history` lists it, or by hash."""
+    from kirin.errors import PolicyVersionNotFoundError
+
+    ds = registry_root.dataset()
+    with pytest.raises(PolicyVersionNotFoundError, match="never had a policy"):
+        ds.policy_version()
+    first = ds.set_policy(SMALL_POLICY, message="first")
+    second = ds.set_policy(SMALL_POLICY.replace("min_length: 5", "min_length: 6"))
+    ds.set_policy(None, message="drop the rules")
+    assert first is not None and second is not None
+    assert ds.policy_version(0).policy_hash == first
+    assert ds.policy_version("1").policy_hash == second
+    assert ds.policy_version("#1").policy_hash == second
+    assert ds.policy_version(first[:6]).seq == 0
+    assert ds.policy_version(second.upper()).seq == 1
+    assert ds.policy_version().policy_hash is None and ds.policy_version().seq == 2
+    again = ds.set_policy(SMALL_POLICY)  # the first policy again: the newest version holds it
+    assert again == first and ds.policy_version(first).seq == 3
+    for bad in ("9", "xyz!", "ab", first[:4] + "zz"):
+        with pytest.raises(PolicyVersionNotFoundError):
+            ds.policy_version(bad)

@@ -1,4 +1,4 @@
-"""Naming one version of a dataset's policy: a version number, a policy hash or a prefix.
+"""Naming one version of a dataset's policy (a number, a hash or a prefix), and diffing two.
 
 Why its own module: ``kirin policy show``, ``kirin policy diff`` and
 :meth:`Dataset.policy_version <kirin.Dataset.policy_version>` name versions
@@ -15,6 +15,7 @@ the same way, so the rule lives once. Pure: it reads the versions it is given.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Sequence
 
@@ -58,3 +59,27 @@ def find_version(versions: Sequence[PolicyVersion], ref: str | int | None, *,
             f"Policy hash prefix {text!r} is ambiguous in dataset {dataset!r}: it matches "
             f"{', '.join(h[:16] for h in hashes)}. Give more characters.")
     return matches[-1]
+
+
+def readable_text(version: PolicyVersion) -> str:
+    """The version's policy as readable YAML (``Policy.to_text``); empty for "no policy"."""
+    policy = version.load()
+    return policy.to_text() if policy is not None else ""
+
+
+def diff_versions(old: PolicyVersion, new: PolicyVersion) -> list[str]:
+    """Unified diff of the readable YAML of two versions (no trailing newlines).
+
+    Readable YAML rather than the stored canonical JSON: one key per line, in
+    file order, so a reviewer sees which rule changed. An empty list means the
+    two versions hold the same policy.
+    """
+    def label(version: PolicyVersion) -> str:
+        held = version.policy_hash[:12] if version.policy_hash else "no policy"
+        return f"policy #{version.seq} ({held})"
+
+    if old.policy_hash == new.policy_hash:
+        return []
+    return list(difflib.unified_diff(readable_text(old).splitlines(),
+                                     readable_text(new).splitlines(),
+                                     fromfile=label(old), tofile=label(new), lineterm=""))

@@ -75,3 +75,60 @@ def test_policy_apply_refuses_a_typo_and_stores_nothing(reg: Registry, tmp_path:
     applied = invoke("policy", "apply", typo, *reg.args())
     assert applied.code == 2 and "metrics.auc" in applied.stderr
     assert len(reg.open().policy_history()) == 1
+
+
+# -- policy show VERSION / policy diff ---------------------------------------------------
+def stricter(reg: Registry, tmp_path: Path, old: str, new: str, name: str) -> Path:
+    """A copy of the team policy (with its schema folder) with ``old`` replaced."""
+    from cli_helpers import TEAM_POLICY
+
+    text = TEAM_POLICY.read_text()
+    assert old in text
+    policy = write(tmp_path, f"{name}/policy.yaml", text.replace(old, new))
+    schema = (TEAM_POLICY.parent / "schemas" / "model-card.schema.json").read_text()
+    write(policy.parent, "schemas/model-card.schema.json", schema)
+    return policy
+
+
+def test_policy_show_and_diff_name_versions_by_number_or_hash(reg: Registry,
+                                                             tmp_path: Path) -> None:
+    first = reg.open().policy_history()[0]
+    strict = stricter(reg, tmp_path, "accuracy >= 0.85", "accuracy >= 0.95", "strict")
+    assert invoke("policy", "apply", strict, "-m", "Raise the staging bar", *reg.args()).code == 0
+    second = reg.open().policy_history()[0]
+    assert second.seq == first.seq + 1 and second.policy_hash != first.policy_hash
+    assert first.policy_hash is not None and second.policy_hash is not None
+
+    shown = invoke("policy", "show", str(first.seq), "-f", "json", *reg.args()).json()
+    assert_shape("policy show", shown)
+    assert shown["policy_hash"] == first.policy_hash
+    assert shown["version"]["seq"] == first.seq
+    assert shown["policy"]["promotion"]["staging"]["when"] == "accuracy >= 0.85"
+    by_prefix = invoke("policy", "show", first.policy_hash[:8], "-f", "json", *reg.args())
+    assert by_prefix.json()["version"]["seq"] == first.seq
+    in_force = invoke("policy", "show", "-f", "json", *reg.args()).json()
+    assert in_force["policy_hash"] == second.policy_hash
+
+    diffed = run("policy", "diff", str(first.seq), second.policy_hash[:10], *reg.args(),
+                 cwd=reg.work)
+    assert diffed.returncode == 0, diffed.stderr
+    assert "-    when: accuracy >= 0.85" in diffed.stdout.splitlines()
+    assert "+    when: accuracy >= 0.95" in diffed.stdout.splitlines()
+    document = invoke("policy", "diff", str(first.seq), "-f", "json", *reg.args()).json()
+    assert_shape("policy diff", document)
+    assert document["changed"] is True and document["to"]["policy_hash"] == second.policy_hash
+    assert document["from"]["policy_hash"] == first.policy_hash
+    assert [d for d in document["diff"] if d.startswith(("+ ", "- ", "+", "-"))
+            and not d.startswith(("+++", "---"))] == ["-    when: accuracy >= 0.85",
+                                                      "+    when: accuracy >= 0.95"]
+    same = invoke("policy", "diff", str(second.seq), second.policy_hash, "-f", "json",
+                  *reg.args()).json()
+    assert same["changed"] is False and same["diff"] == []
+
+
+@pytest.mark.parametrize(("version", "code"), [("7", 3), ("zzzz", 3), ("ab", 3), ("", 3)])
+def test_policy_show_of_an_unknown_version_is_not_found(reg: Registry, version: str,
+                                                        code: int) -> None:
+    shown = invoke("policy", "show", version, *reg.args())
+    assert shown.code == code
+    assert "policy version" in shown.stderr.lower()

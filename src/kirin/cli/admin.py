@@ -17,15 +17,47 @@ from .output import Outcome
 from .parsing import parse_duration
 from .runner import Scope, Session, command
 
+VersionArgument = Annotated[str | None, typer.Argument(
+    metavar="VERSION", show_default=False,
+    help="A policy version: its number as kirin policy history lists it, or a policy hash "
+         "or unique prefix of one (at least 4 hex digits).")]
+
 
 @command(policy_app, "show", scope=Scope.DATASET, shape="policy show")
-def policy_show(session: Session) -> Outcome:
-    """Print the policy in force and its hash.
+def policy_show(session: Session, *, version: VersionArgument = None) -> Outcome:
+    """Print a version of the policy (default: the one in force) and its hash.
 
     The YAML is self-contained: a schema file the policy named is embedded.
     """
     dataset = session.dataset()
-    return views.policy_show(dataset.name, dataset.policy)
+    if version is None:
+        policy = dataset.policy  # fails closed on a damaged policy history
+        history = dataset.policy_history()
+        return views.policy_show(dataset.name, policy, history[0] if history else None)
+    chosen = dataset.policy_version(version)
+    return views.policy_show(dataset.name, chosen.load(), chosen)
+
+
+@command(policy_app, "diff", scope=Scope.DATASET, shape="policy diff")
+def policy_diff(session: Session, *,
+                old: Annotated[str, typer.Argument(
+                    metavar="A", show_default=False,
+                    help="The older policy VERSION (number, hash or prefix).")],
+                new: Annotated[str | None, typer.Argument(
+                    metavar="B", show_default=False,
+                    help="The newer policy VERSION (default: the one in force).")] = None
+                ) -> Outcome:
+    """Show what changed between two versions of the policy, as a unified diff.
+
+    Compares the readable YAML of each version (kirin policy show), so a
+    changed rule shows as the lines that changed. Exits with 0 whether or not
+    they differ (the JSON document says "changed").
+    """
+    from ..policyrefs import diff_versions
+
+    dataset = session.dataset()
+    a, b = dataset.policy_version(old), dataset.policy_version(new)
+    return views.policy_diffed(dataset.name, a, b, diff_versions(a, b))
 
 
 @command(policy_app, "apply", scope=Scope.DATASET, shape="policy apply")

@@ -267,15 +267,42 @@ def got(dataset: str, commit: Commit, directory: Path, written: Mapping[str, Pat
                     "files": entries}, [table, summary])
 
 
-def policy_show(dataset: str, policy: Policy | None) -> Outcome:
+def policy_show(dataset: str, policy: Policy | None, version: PolicyVersion | None
+                ) -> Outcome:
+    data = {"dataset": dataset, "policy_hash": policy.hash if policy is not None else None,
+            "policy": policy.to_data() if policy is not None else None,
+            "version": version.to_dict() if version is not None else None}
     if policy is None:
-        return Outcome({"dataset": dataset, "policy_hash": None, "policy": None},
-                       [line(f"Dataset {dataset!r} has no policy: every well-formed commit "
-                             "is admitted.", "dim")])
-    human = [line(f"# policy {policy.hash} of dataset {dataset}", "dim"),
+        when = f" since version #{version.seq}" if version is not None else ""
+        return Outcome(data, [line(f"Dataset {dataset!r} has no policy{when}: every "
+                                   "well-formed commit is admitted.", "dim")])
+    label = f"version #{version.seq}, " if version is not None else ""
+    human = [line(f"# policy {policy.hash} of dataset {dataset} ({label}"
+                  f"{_version_note(version)})", "dim"),
              text(policy.to_text().rstrip("\n"))]
-    return Outcome({"dataset": dataset, "policy_hash": policy.hash,
-                    "policy": policy.to_data()}, human)
+    return Outcome(data, human)
+
+
+def _version_note(version: PolicyVersion | None) -> str:
+    if version is None:
+        return "in force"
+    stamp = version.timestamp.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    return f"{stamp} by {version.author}: {version.message}"
+
+
+def policy_diffed(dataset: str, old: PolicyVersion, new: PolicyVersion,
+                  lines: Sequence[str]) -> Outcome:
+    data = {"dataset": dataset, "from": old.to_dict(), "to": new.to_dict(),
+            "changed": bool(lines), "diff": list(lines)}
+    if not lines:
+        same = old.policy_hash[:12] if old.policy_hash else "no policy"
+        return Outcome(data, [line(f"Policy versions #{old.seq} and #{new.seq} are the same "
+                                   f"({same}).", "dim")])
+    styles = (("+++", "bold"), ("---", "bold"), ("@@", "cyan"), ("+", "green"), ("-", "red"))
+    human: list[RenderableType] = [
+        text(entry, next((style for mark, style in styles if entry.startswith(mark)), ""))
+        for entry in lines]
+    return Outcome(data, human)
 
 
 def policy_applied(dataset: str, before: str | None, after: str | None) -> Outcome:
