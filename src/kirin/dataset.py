@@ -63,7 +63,7 @@ from .inputs import (
 from .journal import Journal
 from .localfiles import LocalFiles, local_files
 from .naming import lookup_name, safe_local_path, validate_dataset_name
-from .policylog import PolicyLog, PolicyVersion, with_unknown_policy
+from .policylog import PolicyLog, PolicyVersion
 from .records import make_record
 from .store import StagedBlob, Store
 from .values import Commit, File, Proposal, RemovedBlobs
@@ -963,25 +963,41 @@ class Dataset:
         self._policies.refresh()
         return find_version(self._policies.versions(), ref, dataset=self.name)
 
-    def audit(self, *, include_passing: bool = False) -> list[tuple[Commit, Report]]:
-        """Re-judge the existing history under the policy in force now.
+    def audit(self, *, include_passing: bool = False, since: str | datetime | None = None,
+              against: str = "current") -> list[tuple[Commit, Report]]:
+        """Re-judge the existing history; return the commits that fail, newest first.
+
+        ``against="current"`` (the default): what would be rejected today,
+        every commit judged by the policy in force now (none: nothing is
+        judged, ``[]``). ``against="admitting"``: did the gate hold? Each
+        commit is judged by the policy version that admitted it; a commit
+        admitted with no policy is not judged, and one whose policy version
+        is missing from the policy history fails (``policy-history``).
 
         Each commit is judged as if proposed on top of the commits before it.
-        Returns the commits that would be rejected today, newest first, each
-        with its report (``include_passing`` returns every commit).
+        ``since`` reports only the commits after a commit (a REF: hash, unique
+        prefix or tag, like git's ``REF..HEAD``) or at/after a moment (an ISO
+        8601 date or date-time string, local time without an offset, or a
+        ``datetime``); the history before still counts for history-dependent
+        rules. Each result is ``(commit, report)``; ``report.policy_hash`` is
+        the policy that judged it (``None``: not judged). ``include_passing``
+        returns every reported commit.
         """
-        from .policy import audit
+        from . import auditing
 
+        mode = auditing.against_argument(against)
         self._refresh()
         self._policies.refresh()  # a hole raises; a commit naming a lost policy is reported
-        policy = self._policies.current_policy()
-        if policy is None:
-            return []
-        known = self._policies.hashes()
-        results = [(c, r if c.policy_hash in known else with_unknown_policy(c, r))
-                   for c, r in audit(policy, self._history.commits())]
-        return [(c, r) for c, r in reversed(results) if include_passing or not r.ok]
-
+        window = auditing.since_argument(since, self._history.resolve, self.name)
+        history = self._history.commits()
+        if mode == "admitting":
+            results = auditing.audit_admitting(history, self._policies.versions(), window)
+        else:
+            policy = self._policies.current_policy()
+            if policy is None:
+                return []
+            results = auditing.audit_current(policy, history, self._policies.hashes(), window)
+        return auditing.newest_first(results, include_passing)
 
 def _policy_from(policy: PathLike | Policy | None) -> Policy | None:
     """A checked policy, or ``None`` (no policy); the policy package loads only here."""

@@ -6,6 +6,7 @@ terminal) and otherwise in-process.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -132,3 +133,45 @@ def test_policy_show_of_an_unknown_version_is_not_found(reg: Registry, version: 
     shown = invoke("policy", "show", version, *reg.args())
     assert shown.code == code
     assert "policy version" in shown.stderr.lower()
+
+
+# -- audit --since / --against ------------------------------------------------------------
+def test_audit_as_a_ci_step_after_tightening(reg: Registry, tmp_path: Path) -> None:
+    """After the staging bar rises, --against current fails for good; --against admitting
+    and --since the tightening pass, each with its own exit code and JSON."""
+    strict = stricter(reg, tmp_path, "accuracy >= 0.85", "accuracy >= 0.95", "strict")
+    assert invoke("policy", "apply", strict, *reg.args()).code == 0
+    today = run("audit", "-f", "json", *reg.args(), cwd=reg.work)
+    assert today.returncode == 1, today.stderr
+    document = json.loads(today.stdout)
+    assert_shape("audit", document)
+    assert document["against"] == "current" and document["since"] is None
+    assert [f["commit"]["hash"] for f in document["failures"]] == [reg.staging]
+    assert document["failures"][0]["policy_hash"] == document["policy_hash"]
+
+    held = run("audit", "--against", "admitting", *reg.args(), cwd=reg.work)
+    assert held.returncode == 0, held.stdout + held.stderr
+    assert "The gate held" in held.stdout
+    admitting = invoke("audit", "--against", "admitting", "-f", "json", *reg.args()).json()
+    assert_shape("audit", admitting)
+    assert admitting["ok"] is True and admitting["commits_checked"] == 3
+    assert admitting["commits_not_judged"] == 0
+
+    since = invoke("audit", "--since", reg.staging, "-f", "json", *reg.args()).json()
+    assert since["ok"] is True and since["commits_checked"] == 0
+    assert since["since"] == reg.staging
+    since_dev = invoke("audit", "--since", reg.dev[:10], *reg.args())
+    assert since_dev.code == 1 and reg.staging[:8] in since_dev.stdout
+    assert f"after {reg.dev[:10]}" in since_dev.stdout
+
+
+@pytest.mark.parametrize(("args", "code", "said"), [
+    (["--since", "no-such-commit"], 2, "neither a commit"),
+    (["--since", "2026-02-30"], 2, "ISO 8601"),
+    (["--against", "yesterday"], 2, "yesterday"),
+])
+def test_audit_refuses_bad_options_with_exit_2(reg: Registry, args: list[str], code: int,
+                                               said: str) -> None:
+    result = invoke("audit", *args, *reg.args())
+    assert result.code == code
+    assert said in result.stderr

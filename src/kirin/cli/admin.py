@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -120,18 +121,53 @@ def policy_history(session: Session) -> Outcome:
     return views.policy_history(dataset.name, dataset.policy_history())
 
 
+class Against(str, Enum):
+    """Which policy judges each commit in kirin audit."""
+
+    current = "current"
+    admitting = "admitting"
+
+
 @command(app, "audit", scope=Scope.DATASET, gate=True)
-def audit(session: Session) -> Outcome:
-    """Re-judge every commit under today's policy.
+def audit(session: Session, *,
+          since: Annotated[str | None, typer.Option(
+              "--since", metavar="REF|DATE",
+              help="Report only the commits after REF (as git's REF..HEAD), or at or after "
+              "an ISO 8601 date or date-time (local time unless it has an offset, e.g. "
+              "2026-12-01 or 2026-12-01T09:30Z). Earlier commits still count for rules on "
+              "the history.", show_default=False)] = None,
+          against: Annotated[Against, typer.Option(
+              "--against", help="current: judge by the policy in force now (what would be "
+              "rejected today); admitting: judge each commit by the policy version that "
+              "admitted it (did the gate hold?).")] = Against.current) -> Outcome:
+    """Re-judge commits of the history under a policy.
 
     Each commit is judged as if proposed on top of the commits before it.
-    Lists the commits that would be rejected today with their violations;
-    exits with code 1 if there are any.
+    Lists the commits that fail, with their violations.
+
+    \b
+    Exit codes:
+      0  every reported commit passes (none judged: also 0)
+      1  --against current: some would be rejected today;
+         --against admitting: some break the policy that admitted them, or
+         name a policy version missing from the policy history (the gate
+         did not hold)
+      2  a bad --since or --against
+      3  no such dataset, or --since names several commits
+      4  the policy history is damaged (a hole): run kirin verify
+
+    After tightening the policy, old commits fail --against current for
+    good: run --against admitting as the CI step, or --since the commit or
+    date of the tightening. A commit admitted with no policy in force is not
+    judged --against admitting.
     """
     dataset = session.dataset()
-    policy = dataset.policy
-    results = dataset.audit(include_passing=True) if policy is not None else []
-    return views.audited(dataset.name, policy.hash if policy else None, results)
+    results = dataset.audit(include_passing=True, since=since, against=against.value)
+    # the newest version, not dataset.policy: a commit naming a lost policy version is a
+    # finding of the audit (exit 1), not a reason to refuse to audit
+    history = dataset.policy_history()
+    return views.audited(dataset.name, history[0].policy_hash if history else None, results,
+                         against=against.value, since=since)
 
 
 @command(app, "verify", scope=Scope.DATASET, gate=True)

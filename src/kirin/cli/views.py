@@ -377,33 +377,59 @@ def policy_history(dataset: str, versions: Sequence[PolicyVersion]) -> Outcome:
     return Outcome({"dataset": dataset, "versions": [v.to_dict() for v in versions]}, [human])
 
 
-def audited(dataset: str, policy_hash: str | None,
-            results: Sequence[tuple[Commit, Report]]) -> Outcome:
-    failures = [(c, r) for c, r in results if not r.ok]
+def audited(dataset: str, policy_hash: str | None, results: Sequence[tuple[Commit, Report]],
+            *, against: str = "current", since: str | None = None) -> Outcome:
+    """``kirin audit``: ``results`` are every reported commit (a report with no policy
+    hash: not judged, admitted without a policy)."""
+    checked = [(c, r) for c, r in results if r.policy_hash is not None]
+    failures = [(c, r) for c, r in checked if not r.ok]
     data = {"dataset": dataset, "ok": not failures, "policy_hash": policy_hash,
-            "commits_checked": len(results),
-            "failures": [{"commit": commit_data(c),
+            "against": against, "since": since,
+            "commits_checked": len(checked),
+            "commits_not_judged": len(results) - len(checked),
+            "failures": [{"commit": commit_data(c), "policy_hash": r.policy_hash,
                           "violations": [v.to_dict() for v in r.violations]}
                          for c, r in failures]}
-    if policy_hash is None:
+    window = f" ({'after' if since and not _looks_like_date(since) else 'since'} {since})" \
+        if since else ""
+    if against == "current" and policy_hash is None:
         return Outcome(data, [line(f"Dataset {dataset!r} has no policy: nothing to audit.",
                                    "dim")])
     human: list[RenderableType] = []
     annotations = []
     for commit, verdict in failures:
+        judge = (f"  policy {verdict.policy_hash[:12]}"
+                 if against == "admitting" and verdict.policy_hash else "")
         human.append(assemble((commit.short_hash, "yellow"), " ", commit.message,
-                                   (f" [{', '.join(commit.tags)}]", "cyan")
-                                   if commit.tags else ""))
+                              (f" [{', '.join(commit.tags)}]", "cyan") if commit.tags else "",
+                              (judge, "dim")))
         human.append(violations_table(verdict.violations))
         annotations += [Annotation(f"commit {commit.short_hash}: {v.rule}: {v.message}",
                                    title="Kirin audit") for v in verdict.violations]
-    n = len(failures)
-    human.append(line(
-        f"All {len(results)} commits satisfy policy {policy_hash[:12]}." if not failures else
-        f"{n} of {len(results)} commit{'s' if len(results) != 1 else ''} would be rejected "
-        f"by policy {policy_hash[:12]} today.", "green" if not failures else "bold red"))
+    n, total = len(failures), len(checked)
+    commits = f"commit{'s' if total != 1 else ''}"
+    if against == "admitting":
+        skipped = len(results) - total
+        unjudged = (f"; {skipped} admitted without a policy, not judged" if skipped else "")
+        summary = (f"The gate held: all {total} {commits}{window} satisfy the policy that "
+                   f"admitted them{unjudged}." if not failures else
+                   f"The gate did not hold: {n} of {total} {commits}{window} break the policy "
+                   f"that admitted them{unjudged}.")
+    else:
+        assert policy_hash is not None
+        summary = (f"All {total} {commits}{window} satisfy policy {policy_hash[:12]}."
+                   if not failures else
+                   f"{n} of {total} {commits}{window} would be rejected by policy "
+                   f"{policy_hash[:12]} today.")
+    human.append(line(summary, "green" if not failures else "bold red"))
     return Outcome(data, human, tuple(annotations),
                    ExitCode.FAILED if failures else ExitCode.OK)
+
+
+def _looks_like_date(value: str) -> bool:
+    from ..auditing import parse_moment
+
+    return parse_moment(value) is not None
 
 
 def verified(result: VerifyReport) -> Outcome:
