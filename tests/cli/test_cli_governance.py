@@ -175,3 +175,63 @@ def test_audit_refuses_bad_options_with_exit_2(reg: Registry, args: list[str], c
     result = invoke("audit", *args, *reg.args())
     assert result.code == code
     assert said in result.stderr
+
+
+# -- log: author, --columns, no wrapping when piped -----------------------------------
+def test_log_shows_author_and_chosen_metadata_columns(reg: Registry) -> None:
+    shown = invoke("log", "--columns", "accuracy,hyperparameters.epochs", "-c", "f1_score",
+                   "-c", "missing.field", *reg.args())
+    assert shown.code == 0, shown.stderr
+    header, _rule, *rows = shown.stdout.splitlines()
+    assert header.split() == ["commit", "┃", "date", "┃", "author", "┃", "tags", "┃",
+                              "accuracy", "┃", "hyperparameters.epochs", "┃", "f1_score", "┃",
+                              "missing.field", "┃", "message"]
+    baseline = next(r for r in rows if r.startswith(reg.baseline[:8]))
+    cells = [cell.strip() for cell in baseline.split("│")]
+    assert cells[2] == "tester@example"
+    assert cells[4:8] == ["0.87", "10", "0.85", ""]  # missing: blank
+    document = invoke("log", "-c", "accuracy,hyperparameters.epochs,missing", "-f", "json",
+                      *reg.args()).json()
+    assert_shape("log", document)
+    assert document["columns"] == ["accuracy", "hyperparameters.epochs", "missing"]
+    assert len(document["values"]) == len(document["commits"])
+    by_hash = dict(zip([c["hash"] for c in document["commits"]], document["values"],
+                       strict=True))
+    assert by_hash[reg.baseline] == {"accuracy": 0.87, "hyperparameters.epochs": 10}
+    plain = invoke("log", "-f", "json", *reg.args()).json()
+    assert set(plain) == {"dataset", "commits"}  # nothing new unless asked
+
+
+def test_log_columns_take_backticked_keys_and_refuse_what_is_no_path(reg: Registry,
+                                                                     tmp_path: Path) -> None:
+    model = write(reg.work, "odd.pt", b"odd")
+    assert invoke("commit", model, "-m", "Odd keys in the metadata", "--metadata",
+                  '{"framework": "pytorch", "metrics": {"f1-score, macro": 0.5}}',
+                  *reg.args()).code == 0
+    document = invoke("log", "-n", "1", "-c", "metrics.`f1-score, macro`,framework", "-f",
+                      "json", *reg.args()).json()
+    assert document["values"] == [{"metrics.`f1-score, macro`": 0.5,
+                                   "framework": "pytorch"}]
+    for bad in ("a) or exists(b", "accuracy,,f1", "1 > 0", "`unclosed"):
+        refused = invoke("log", "-c", bad, *reg.args())
+        assert refused.code == 2, (bad, refused.stdout)
+        assert "--columns" in refused.stderr
+
+
+def test_piped_log_never_wraps_or_cuts(reg: Registry) -> None:
+    """stdout is a pipe here: a long message and a long value stay whole, on one line,
+    even with COLUMNS=40."""
+    from cli_helpers import kirin_env
+
+    message = "Retrained on the full corpus " + "with a much longer explanation " * 8 + "END"
+    model = write(reg.work, "long.pt", b"long")
+    assert invoke("commit", model, "-m", message, "--metadata",
+                  json.dumps({"framework": "pytorch", "notes": "n" * 150 + "|"}),
+                  *reg.args()).code == 0
+    piped = run("log", "-n", "1", "-c", "notes", *reg.args(), cwd=reg.work,
+                env=kirin_env(COLUMNS="40"))
+    assert piped.returncode == 0, piped.stderr
+    header, _rule, row = piped.stdout.splitlines()
+    assert "notes" in header
+    assert message in row and "n" * 150 + "|" in row and "tester@example" in row
+    assert row.startswith(reg.open().history(limit=1)[0].short_hash)

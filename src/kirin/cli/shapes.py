@@ -82,7 +82,8 @@ COMMANDS: dict[str, Shape] = {
     "commit": {"dataset": "str", "commit": "<commit>"},
     "validate": REPORT,
     "promote": {"dataset": "str", "source": "<commit>", "commit": "<commit>"},
-    "log": {"dataset": "str", "commits": ["<commit>"]},
+    "log": {"dataset": "str", "commits": ["<commit>"], "columns?": ["str"],
+            "values?": [{"*": "any"}]},
     "show": {"dataset": "str", "commit": "<commit>", "files": ["<file>"]},
     "diff": {"dataset": "str", "from": "<commit>", "to": "<commit>",
              "metadata_diff": "<change>", "metadata_diff_paths": "<change>",
@@ -133,6 +134,8 @@ COMMANDS: dict[str, Shape] = {
 
 #: Variants a command prints instead of its own shape.
 VARIANTS: dict[str, str] = {
+    "log": "with --columns: columns lists the metadata paths asked for, and values[i] "
+           "the fields commits[i] has of them (a missing field is left out)",
     "commit": "with --dry-run: the document of kirin validate",
     "promote": "with --dry-run: the document of kirin validate",
     "status": "with --history STAGE: {dataset, stage, tenures: [{stage, commit, since, by, "

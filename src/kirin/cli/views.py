@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from ..policylog import PolicyVersion
     from ..values import Commit, File
     from ..verify import VerifyReport
+    from .columns import Column
 
 
 # -- JSON pieces ---------------------------------------------------------------
@@ -69,15 +70,33 @@ def line(value: str, style: str = "") -> Text:
     return text(value, style=style)
 
 
-def commits_table(commits: Sequence[Commit], title: str | None = None) -> Table:
+def commits_table(commits: Sequence[Commit], title: str | None = None,
+                  columns: Sequence[Column] = ()) -> Table:
+    """Commits, one a row: hash, date, author, tags, chosen metadata ``columns``, message.
+
+    A commit lacking a column's field shows a blank cell; strings show as
+    they are, other values as compact JSON.
+    """
     table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
     table.add_column("commit", style="yellow", no_wrap=True)
     table.add_column("date", no_wrap=True)
+    table.add_column("author", style="dim")
     table.add_column("tags")
+    for column in columns:
+        table.add_column(text(column.name), style="green")
     table.add_column("message")
     for c in commits:
-        table.add_row(c.short_hash, when(c), tags_text(c.tags), text(c.message))
+        cells = [_cell(column, c) for column in columns]
+        table.add_row(c.short_hash, when(c), text(c.author), tags_text(c.tags), *cells,
+                      text(c.message))
     return table
+
+
+def _cell(column: Column, commit: Commit) -> Text:
+    found, value = column.value(commit.metadata)
+    if not found:
+        return Text("")
+    return text(value if isinstance(value, str) else compact(value))
 
 
 def files_table(files: Iterable[File]) -> Table:
@@ -193,10 +212,17 @@ def promoted(dataset: str, source: Commit, commit: Commit) -> Outcome:
                     "commit": commit_data(commit)}, [summary])
 
 
-def log(dataset: str, commits: Sequence[Commit]) -> Outcome:
-    human: RenderableType = (commits_table(commits) if commits
+def log(dataset: str, commits: Sequence[Commit], columns: Sequence[Column] = ()) -> Outcome:
+    """``kirin log``; with ``columns``, the JSON document also lists each commit's values."""
+    human: RenderableType = (commits_table(commits, columns=columns) if commits
                              else line("No commits match.", "dim"))
-    return Outcome({"dataset": dataset, "commits": [commit_data(c) for c in commits]}, [human])
+    data: dict[str, Any] = {"dataset": dataset, "commits": [commit_data(c) for c in commits]}
+    if columns:
+        data["columns"] = [column.name for column in columns]
+        data["values"] = [{column.name: thaw(value) for column in columns
+                           for found, value in [column.value(c.metadata)] if found}
+                          for c in commits]
+    return Outcome(data, [human])
 
 
 def show(dataset: str, commit: Commit) -> Outcome:
