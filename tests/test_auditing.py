@@ -35,13 +35,13 @@ STRICT = LAX.replace("accuracy >= 0.5", "accuracy >= 0.9")
 
 @contextmanager
 def gate_off() -> Iterator[None]:
-    """Commits admitted without being judged: records still name the policy in force."""
-    original = Dataset._judge
-    Dataset._judge = lambda self, policy, proposal: Report((), policy.hash)  # type: ignore
+    """Commits admitted without being judged: records still name the policies in force."""
+    original = Dataset._verdict
+    Dataset._verdict = lambda self, *args, **kwargs: Report()  # type: ignore[method-assign]
     try:
         yield
     finally:
-        Dataset._judge = original  # type: ignore[method-assign]
+        Dataset._verdict = original  # type: ignore[method-assign]
 
 
 class Registry:
@@ -186,11 +186,76 @@ def test_since_after_a_commit_and_from_a_moment() -> None:
     assert window.after_seq == 2 and Since().moment is None
 
 
-def test_admitted_verdict_is_the_one_place_a_verdict_is_decided(reg: Registry) -> None:
-    reg.ds.set_policy(LAX)
-    commit = reg.ds.get_commit(reg.commit(0.6))
-    assert commit is not None and commit.policy_hash is not None
-    verdict = Report((), commit.policy_hash)
-    assert admitted_verdict(commit, verdict) is verdict
-    missing = admitted_verdict(commit, None)
-    assert [v.rule for v in missing.violations] == ["policy-history"]
+BREAK_GLASS = STRICT + """\
+overrides:
+  rules: ["promotion.staging.when"]
+rollback: allowed
+"""
+
+
+def test_an_override_is_excused_against_admitting_only(reg: Registry) -> None:
+    """The gate held for a recorded break-glass: its overridden violations are excused by
+    the admitting mode (and listed as overridden); today's rules still report it."""
+    reg.ds.set_policy(BREAK_GLASS)
+    model = write(reg.work, "weak.pt", "weak")
+    forced = reg.ds.commit("Weak model, forced through", add_files=[model],
+                           metadata={"accuracy": 0.6}, tags=["staging"], override=True,
+                           reason="incident 42: the only model that loads")
+    (commit, report), = reg.ds.audit(against="admitting", include_passing=True)
+    assert commit.hash == forced and report.ok
+    assert [v.rule for v in report.overridden] == ["promotion.staging.when"]
+    (failed, today), = reg.ds.audit()
+    assert failed.hash == forced and [v.rule for v in today.violations] == [
+        "promotion.staging.when"]
+
+
+def test_admitted_verdict_excuses_only_what_the_record_overrode(reg: Registry) -> None:
+    from kirin.policy import Violation
+
+    reg.ds.set_policy(BREAK_GLASS)
+    model = write(reg.work, "weak.pt", "weak")
+    forced = reg.ds.get_commit(reg.ds.commit(
+        "Weak model, forced through", add_files=[model], metadata={"accuracy": 0.6},
+        tags=["staging"], override=True, reason="incident"))
+    assert forced is not None and forced.override is not None
+    overridden = Violation("promotion.staging.when", "accuracy", 0.6, "accuracy >= 0.9", "low")
+    other = Violation("message.min_length", "message", "x", "10", "short")
+    verdict = admitted_verdict(forced, Report((overridden, other), forced.policy_hash))
+    assert verdict.violations == (other,) and verdict.overridden == (overridden,)
+    plain = reg.ds.get_commit(reg.commit(0.95, "staging"))
+    assert plain is not None
+    untouched = Report((overridden,), plain.policy_hash)
+    assert admitted_verdict(plain, untouched) is untouched
+
+
+def test_the_root_policy_judges_too(reg: Registry) -> None:
+    """A root policy judges every dataset under it, in both modes; a commit admitted by a
+    root policy only is judged (by it) against admitting."""
+    from kirin import Catalog
+
+    catalog = Catalog(reg.root)
+    catalog.set_policy("version: 1\nmessage:\n  min_length: 12\n", message="root rules")
+    judged = reg.commit(0.1)
+    (commit, report), = reg.ds.audit(against="admitting", include_passing=True)
+    assert commit.hash == judged and report.ok and report.root_policy_hash is not None
+    catalog.set_policy("version: 1\nmessage:\n  min_length: 40\n", message="stricter")
+    (failed, today), = reg.ds.audit()
+    assert failed.hash == judged
+    assert [(v.rule, v.source) for v in today.violations] == [("message.min_length", "root")]
+    assert reg.ds.audit(against="admitting") == []
+
+
+def test_a_rollback_is_judged_by_the_policy_that_admitted_the_holder_it_restored(
+        reg: Registry) -> None:
+    """Judged by the policy in force, a rollback would fail the admitting audit."""
+    reg.ds.set_policy(LAX + "rollback: allowed\n")
+    first = reg.commit(0.6, "staging")
+    reg.commit(0.7, "staging")
+    reg.ds.set_policy(STRICT + "rollback: allowed\n", message="raise the bar")
+    restored = reg.ds.promote(first, ["staging"], rollback=True)
+    assert restored == reg.ds.history(limit=1)[0].hash
+    results = dict((c.hash, r) for c, r in reg.ds.audit(against="admitting",
+                                                         include_passing=True))
+    assert results[restored].ok
+    assert results[restored].policy_hash == reg.ds.policy_version(0).policy_hash
+    assert restored in [c.hash for c, _ in reg.ds.audit()]  # today's bar refuses it

@@ -8,33 +8,38 @@ policy tightens:
   judged by the policy in force now. After tightening, old commits fail by
   design: run it ``since`` the tightening, or use the other mode.
 * ``against="admitting"`` — *did the gate hold?* Every commit is judged by the
-  policy version that admitted it (the ``policy_hash`` its record carries),
-  loaded from the policy history. A commit admitted with no policy in force
-  is not judged; one whose policy is missing from the history fails (the
-  ``policy-history`` violation), since nothing can show it was admitted.
+  policy versions that admitted it (the dataset's and the root's hashes its
+  record carries; for a rollback, those that admitted the holder it
+  restored), loaded from the policy histories, and the violations its record
+  says an override let past are excused. A commit admitted with no policy
+  in force is not judged; one whose policy is missing from the history
+  fails (the ``policy-history`` violation), since nothing can show it was
+  admitted.
 
 ``since`` limits what is *reported*, never what is *known*: each commit is
 still judged as if proposed on top of every commit before it, so
 history-dependent rules (unique tags, earlier stages) mean what they meant.
 
-Exceptions a record may come to carry (a deliberate override of some
-violations) belong in :func:`admitted_verdict`, the one place a commit's
-verdict under its admitting policy is decided.
+Both modes judge by the dataset's policy and the registry root's, as the
+gate does. Exceptions a record carries (a break-glass override of some
+violations) are applied in :func:`admitted_verdict` only, the one place a
+commit's verdict under its admitting policies is decided; the current mode
+reports what today's rules say, overrides included.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Literal
 
 from .errors import AmbiguousRefError, CommitNotFoundError, InvalidInputError
-from .policylog import PolicyVersion, with_unknown_policy
+from .policylog import PolicyLog, with_unknown_policy
 from .values import Commit
 
 if TYPE_CHECKING:
-    from .policy import Policy, Report
+    from .policy import Policy, Report, Violation
 
 Against = Literal["current", "admitting"]
 AGAINST: tuple[Against, ...] = ("current", "admitting")
@@ -106,82 +111,146 @@ def since_argument(since: str | datetime | None, resolve: Callable[[str], Commit
         return Since(moment=moment)
 
 
-def admitted_verdict(commit: Commit, verdict: Report | None) -> Report:
-    """How ``commit`` fares under the policy that admitted it.
+def admitting_hashes(commit: Commit) -> tuple[str | None, str | None]:
+    """(dataset policy, root policy) that admitted ``commit``: the hashes it was judged by.
 
-    ``verdict`` is that policy's judgement of the commit (``None``: the policy
-    is missing from the policy history). A commit admitted with no policy in
-    force is not judged: an empty report with no policy hash. This is where
-    violations a record deliberately overrode are to be excused.
+    A rollback was judged by the policies that admitted the earlier holder
+    it restored (its record names them), not by those in force then.
+    """
+    rollback = commit.rollback
+    if rollback is not None:
+        own, root = rollback["policy"], rollback["root_policy"]
+        return (str(own) if own is not None else None, str(root) if root is not None else None)
+    return commit.policy_hash, commit.root_policy_hash
+
+
+def is_judged(report: Report) -> bool:
+    """Whether a policy judged the commit (one admitted with no policy at all is not)."""
+    return report.policy_hash is not None or report.root_policy_hash is not None
+
+
+def admitted_verdict(commit: Commit, verdict: Report) -> Report:
+    """How ``commit`` fares under the policies that admitted it, its exceptions applied.
+
+    ``verdict`` is those policies' judgement of the commit. The violations its
+    record says a break-glass override let past are excused (kept in
+    ``overridden``): the gate held if nothing else is left. This is the one
+    place a recorded exception changes an audit's verdict.
     """
     from .policy import Report
 
-    if commit.policy_hash is None:
-        return Report((), None)
-    if verdict is None:
-        return with_unknown_policy(commit, Report((), commit.policy_hash))
-    return verdict
+    override = commit.override
+    if override is None or not verdict.violations:
+        return verdict
+    excused = {(str(v["rule"]), str(v["path"]), str(v["source"]))
+               for v in override["violations"]}
+    kept = tuple(v for v in verdict.violations if (v.rule, v.path, v.source) not in excused)
+    let_past = tuple(v for v in verdict.violations if (v.rule, v.path, v.source) in excused)
+    return Report(kept, verdict.policy_hash, verdict.root_policy_hash,
+                  (*verdict.overridden, *let_past))
 
 
-class _Policies:
-    """Policy versions by hash, each parsed once and only if an audit needs it."""
+def _missing(commit: Commit, digest: str, source: str) -> Violation:
+    """The finding that ``commit`` names a policy version its policy history lacks."""
+    from .policy import Report
 
-    def __init__(self, versions: Sequence[PolicyVersion]) -> None:
-        self.by_hash: dict[str, PolicyVersion] = {
-            v.policy_hash: v for v in versions if v.policy_hash is not None}
-        self.loaded: dict[str, Policy] = {}
-
-    def get(self, digest: str) -> Policy | None:
-        if digest not in self.loaded:
-            version = self.by_hash.get(digest)
-            policy = version.load() if version is not None else None
-            if policy is None:
-                return None
-            self.loaded[digest] = policy
-        return self.loaded[digest]
+    found = with_unknown_policy(commit, Report()).violations[-1]
+    if source == "dataset" and digest == commit.policy_hash:
+        return found
+    where = "the root's" if source == "root" else "the dataset's"
+    return replace(found, value=digest, source=source,
+                   message=f"Commit {commit.short_hash} was judged by {where} policy "
+                           f"{digest[:12]}, which {where} policy history does not hold "
+                           "(a policy version was deleted or altered)")
 
 
-def audit_current(policy: Policy, history: Sequence[Commit], known: set[str | None],
-                  since: Since) -> list[tuple[Commit, Report]]:
-    """Every reported commit judged by ``policy``; a commit whose own policy is unknown fails."""
-    from .policy import audit
+class _Judge:
+    """Each (source, policy hash) judges the history once, incrementally, up to where needed."""
 
-    last = max((c.seq for c in history if since.reports(c)), default=-1)
-    results = audit(policy, history[:last + 1])
-    return [(c, r if c.policy_hash in known else with_unknown_policy(c, r))
-            for c, r in results if since.reports(c)]
+    def __init__(self, history: Sequence[Commit], logs: Mapping[str, PolicyLog]) -> None:
+        self.history = history
+        self.logs = logs
+        self.verdicts: dict[tuple[str, str], dict[int, Report]] = {}
+
+    def run(self, source: str, digest: str, seqs: set[int]) -> None:
+        from .policy import audit
+
+        log = self.logs[source]
+        if digest not in log.hashes():
+            return
+        policy = log.policy_of(digest)
+        if policy is None:
+            return
+        self.verdicts[(source, digest)] = {
+            c.seq: r for c, r in audit(policy, self.history[:max(seqs) + 1]) if c.seq in seqs}
+
+    def verdict(self, commit: Commit, own: str | None, root: str | None) -> Report:
+        """The report of the dataset's policy ``own`` and the root's ``root``, both."""
+        from .policy import Report
+
+        parts: list[Report] = []
+        for source, digest in (("dataset", own), ("root", root)):
+            if digest is None:
+                parts.append(Report())
+                continue
+            found = self.verdicts.get((source, digest), {}).get(commit.seq)
+            if found is None:
+                parts.append(Report((_missing(commit, digest, source),), digest))
+            else:
+                parts.append(Report(tuple(v.from_source(source) for v in found.violations),
+                                    digest))
+        dataset, rooted = parts
+        return Report((*rooted.violations, *dataset.violations), own, root)
 
 
-def audit_admitting(history: Sequence[Commit], versions: Sequence[PolicyVersion],
-                    since: Since) -> list[tuple[Commit, Report]]:
-    """Every reported commit judged by the policy that admitted it (see :func:`admitted_verdict`).
+def audit_current(policies: tuple[Policy | None, Policy | None], history: Sequence[Commit],
+                  logs: Mapping[str, PolicyLog], since: Since) -> list[tuple[Commit, Report]]:
+    """Every reported commit judged by the policies in force now (the dataset's, the root's).
+
+    A commit naming a policy version its history lacks also fails: nothing
+    shows it was ever admitted.
+    """
+    own, root = policies
+    judge = _Judge(history, logs)
+    reported = [c for c in history if since.reports(c)]
+    seqs = {c.seq for c in reported}
+    if not seqs:
+        return []
+    for source, policy in (("dataset", own), ("root", root)):
+        if policy is not None:
+            judge.verdicts[(source, policy.hash)] = {}
+            judge.run(source, policy.hash, seqs)
+    results = []
+    for commit in reported:
+        report = judge.verdict(commit, own.hash if own else None, root.hash if root else None)
+        lost = [_missing(commit, digest, source)
+                for source, digest in (("dataset", commit.policy_hash),
+                                       ("root", commit.root_policy_hash))
+                if digest is not None and digest not in logs[source].hashes()]
+        results.append((commit, replace(report, violations=(*report.violations, *lost))))
+    return results
+
+
+def audit_admitting(history: Sequence[Commit], logs: Mapping[str, PolicyLog], since: Since
+                    ) -> list[tuple[Commit, Report]]:
+    """Every reported commit judged by the policies that admitted it (:func:`admitting_hashes`).
 
     Each admitting policy re-judges the history up to the last commit it
     admitted, incrementally (one pass per policy version in use, not one per
-    commit).
+    commit); recorded exceptions are applied by :func:`admitted_verdict`.
     """
-    from .policy import audit
-
-    policies = _Policies(versions)
     reported = [c for c in history if since.reports(c)]
-    verdicts: dict[int, Report] = {}
-    for digest in dict.fromkeys(c.policy_hash for c in reported if c.policy_hash):
-        policy = policies.get(digest)
-        if policy is None:
-            continue
-        wanted = {c.seq for c in reported if c.policy_hash == digest}
-        for commit, report in audit(policy, history[:max(wanted) + 1]):
-            if commit.seq in wanted:
-                verdicts[commit.seq] = report
-    return [(c, admitted_verdict(c, verdicts.get(c.seq))) for c in reported]
-
-
-def judged(results: Sequence[tuple[Commit, Report]]) -> list[tuple[Commit, Report]]:
-    """The results that were judged (a commit admitted without a policy is not)."""
-    return [(c, r) for c, r in results if r.policy_hash is not None]
+    wanted: dict[tuple[str, str], set[int]] = {}
+    for commit in reported:
+        for source, digest in zip(("dataset", "root"), admitting_hashes(commit), strict=True):
+            if digest is not None:
+                wanted.setdefault((source, digest), set()).add(commit.seq)
+    judge = _Judge(history, logs)
+    for (source, digest), seqs in wanted.items():
+        judge.run(source, digest, seqs)
+    return [(c, admitted_verdict(c, judge.verdict(c, *admitting_hashes(c)))) for c in reported]
 
 
 def newest_first(results: Sequence[tuple[Commit, Report]], include_passing: bool
                  ) -> list[tuple[Commit, Report]]:
     return [(c, r) for c, r in reversed(results) if include_passing or not r.ok]
-

@@ -109,8 +109,14 @@ class Catalog:
             from .policy import policy_from
 
             loaded = policy_from(policy)
-        version = PolicyLog(self._store, None).append(
-            loaded, message=message, author=(author or default_author()).strip())
+        log = PolicyLog(self._store, None)
+        log.refresh()
+        current = log.current()
+        if loaded is not None and (current is None or current.policy_hash != loaded.hash):
+            from .policy.loader import refuse_rule_typos
+
+            refuse_rule_typos(loaded, policy)  # a new version only: stored ones must load
+        version = log.append(loaded, message=message, author=(author or default_author()).strip())
         return version.policy_hash
 
     def policy_history(self) -> list[PolicyVersion]:

@@ -968,20 +968,24 @@ class Dataset:
         """Re-judge the existing history; return the commits that fail, newest first.
 
         ``against="current"`` (the default): what would be rejected today,
-        every commit judged by the policy in force now (none: nothing is
-        judged, ``[]``). ``against="admitting"``: did the gate hold? Each
-        commit is judged by the policy version that admitted it; a commit
-        admitted with no policy is not judged, and one whose policy version
-        is missing from the policy history fails (``policy-history``).
+        every commit judged by the policies in force now, the dataset's and
+        the registry root's (neither: nothing is judged, ``[]``).
+        ``against="admitting"``: did the gate hold? Each commit is judged by
+        the policy versions that admitted it (a rollback: those that admitted
+        the holder it restored), the violations its record says were
+        overridden excused; a commit admitted with no policy is not judged,
+        and one whose policy version is missing from the policy history fails
+        (``policy-history``).
 
         Each commit is judged as if proposed on top of the commits before it.
         ``since`` reports only the commits after a commit (a REF: hash, unique
         prefix or tag, like git's ``REF..HEAD``) or at/after a moment (an ISO
         8601 date or date-time string, local time without an offset, or a
         ``datetime``); the history before still counts for history-dependent
-        rules. Each result is ``(commit, report)``; ``report.policy_hash`` is
-        the policy that judged it (``None``: not judged). ``include_passing``
-        returns every reported commit.
+        rules. Each result is ``(commit, report)``; the report's
+        ``policy_hash`` and ``root_policy_hash`` are the policies that judged
+        it (both ``None``: not judged). ``include_passing`` returns every
+        reported commit.
         """
         from . import auditing
 
@@ -989,14 +993,16 @@ class Dataset:
         self._refresh()
         self._policies.refresh()  # a hole raises; a commit naming a lost policy is reported
         window = auditing.since_argument(since, self._history.resolve, self.name)
+        self._root_policies.refresh()
         history = self._history.commits()
+        logs = {"dataset": self._policies, "root": self._root_policies}
         if mode == "admitting":
-            results = auditing.audit_admitting(history, self._policies.versions(), window)
+            results = auditing.audit_admitting(history, logs, window)
         else:
-            policy = self._policies.current_policy()
-            if policy is None:
+            policies = (self._policies.current_policy(), self._root_policies.current_policy())
+            if policies == (None, None):
                 return []
-            results = auditing.audit_current(policy, history, self._policies.hashes(), window)
+            results = auditing.audit_current(policies, history, logs, window)
         return auditing.newest_first(results, include_passing)
 
 def _policy_from(policy: PathLike | Policy | None) -> Policy | None:

@@ -166,8 +166,10 @@ def audit(session: Session, *,
     # the newest version, not dataset.policy: a commit naming a lost policy version is a
     # finding of the audit (exit 1), not a reason to refuse to audit
     history = dataset.policy_history()
+    root_history = session.catalog().policy_history()
     return views.audited(dataset.name, history[0].policy_hash if history else None, results,
-                         against=against.value, since=since)
+                         against=against.value, since=since,
+                         root_policy_hash=root_history[0].policy_hash if root_history else None)
 
 
 @command(app, "verify", scope=Scope.DATASET, gate=True)

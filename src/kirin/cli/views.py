@@ -404,21 +404,26 @@ def policy_history(dataset: str, versions: Sequence[PolicyVersion]) -> Outcome:
 
 
 def audited(dataset: str, policy_hash: str | None, results: Sequence[tuple[Commit, Report]],
-            *, against: str = "current", since: str | None = None) -> Outcome:
+            *, against: str = "current", since: str | None = None,
+            root_policy_hash: str | None = None) -> Outcome:
     """``kirin audit``: ``results`` are every reported commit (a report with no policy
     hash: not judged, admitted without a policy)."""
-    checked = [(c, r) for c, r in results if r.policy_hash is not None]
+    from ..auditing import is_judged
+
+    checked = [(c, r) for c, r in results if is_judged(r)]
     failures = [(c, r) for c, r in checked if not r.ok]
     data = {"dataset": dataset, "ok": not failures, "policy_hash": policy_hash,
-            "against": against, "since": since,
+            "root_policy_hash": root_policy_hash, "against": against, "since": since,
             "commits_checked": len(checked),
             "commits_not_judged": len(results) - len(checked),
             "failures": [{"commit": commit_data(c), "policy_hash": r.policy_hash,
-                          "violations": [v.to_dict() for v in r.violations]}
+                          "root_policy_hash": r.root_policy_hash,
+                          "violations": [v.to_dict() for v in r.violations],
+                          "overridden": [v.to_dict() for v in r.overridden]}
                          for c, r in failures]}
     window = f" ({'after' if since and not _looks_like_date(since) else 'since'} {since})" \
         if since else ""
-    if against == "current" and policy_hash is None:
+    if against == "current" and policy_hash is None and root_policy_hash is None:
         return Outcome(data, [line(f"Dataset {dataset!r} has no policy: nothing to audit.",
                                    "dim")])
     human: list[RenderableType] = []
@@ -426,9 +431,12 @@ def audited(dataset: str, policy_hash: str | None, results: Sequence[tuple[Commi
     for commit, verdict in failures:
         judge = (f"  policy {verdict.policy_hash[:12]}"
                  if against == "admitting" and verdict.policy_hash else "")
+        override = commit.override
         human.append(assemble((commit.short_hash, "yellow"), " ", commit.message,
                               (f" [{', '.join(commit.tags)}]", "cyan") if commit.tags else "",
-                              (judge, "dim")))
+                              (judge, "dim"),
+                              (f"  override: {override['reason']}", "bold yellow")
+                              if override is not None else ""))
         human.append(violations_table(verdict.violations))
         annotations += [Annotation(f"commit {commit.short_hash}: {v.rule}: {v.message}",
                                    title="Kirin audit") for v in verdict.violations]
@@ -442,11 +450,10 @@ def audited(dataset: str, policy_hash: str | None, results: Sequence[tuple[Commi
                    f"The gate did not hold: {n} of {total} {commits}{window} break the policy "
                    f"that admitted them{unjudged}.")
     else:
-        assert policy_hash is not None
-        summary = (f"All {total} {commits}{window} satisfy policy {policy_hash[:12]}."
-                   if not failures else
-                   f"{n} of {total} {commits}{window} would be rejected by policy "
-                   f"{policy_hash[:12]} today.")
+        judges = " and ".join(f"{what}policy {digest[:12]}" for what, digest in
+                              (("", policy_hash), ("root ", root_policy_hash)) if digest)
+        summary = (f"All {total} {commits}{window} satisfy {judges}." if not failures else
+                   f"{n} of {total} {commits}{window} would be rejected by {judges} today.")
     human.append(line(summary, "green" if not failures else "bold red"))
     return Outcome(data, human, tuple(annotations),
                    ExitCode.FAILED if failures else ExitCode.OK)
