@@ -235,3 +235,21 @@ def test_piped_log_never_wraps_or_cuts(reg: Registry) -> None:
     assert "notes" in header
     assert message in row and "n" * 150 + "|" in row and "tester@example" in row
     assert row.startswith(reg.open().history(limit=1)[0].short_hash)
+
+
+def test_log_flags_overrides_and_withdrawals(tmp_path: Path) -> None:
+    from kirin import Catalog
+
+    policy = ("version: 1\ntags: {allowed: [staging, production]}\nstages: [staging, production]\n"
+              "promotion:\n  production:\n    when: 'accuracy >= 0.9'\n"
+              "overrides:\n  rules: ['promotion.production.when']\n")
+    ds = Catalog(tmp_path / "registry").create_dataset("models", policy=policy)
+    model = write(tmp_path, "m.pt", b"m")
+    weak = ds.commit("Weak model", add_files=[model], metadata={"accuracy": 0.5})
+    ds.promote(weak, ["production"], override=True, reason="incident 7")
+    ds.withdraw("production", "Withdrawn after the incident")
+    args = ["--root", str(tmp_path / "registry"), "-d", "models"]
+    rows = invoke("log", *args).stdout.splitlines()[2:]
+    assert "[withdrew production] Withdrawn after the incident" in rows[0]
+    assert "[override] Promote" in rows[1]
+    assert "[" not in rows[2].split("│")[-1]  # a plain commit: no mark

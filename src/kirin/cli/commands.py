@@ -222,9 +222,10 @@ def log(session: Session, *,
             "values.", show_default=False)] = None) -> Outcome:
     """List commits, newest first, filtered by tags and metadata.
 
-    Shows each commit's hash, date, author, tags and message. When stdout is
-    not a terminal (a pipe, a file, a CI log) the table is never wrapped or
-    cut: each commit is one line, however long.
+    Shows each commit's hash, date, author, tags and message (marked
+    [override], [rollback] or [withdrew STAGE] where the record says so).
+    When stdout is not a terminal (a pipe, a file, a CI log) the table is
+    never wrapped or cut: each commit is one line, however long.
     """
     from .columns import parse_columns
 

@@ -74,6 +74,9 @@ def commits_table(commits: Sequence[Commit], title: str | None = None,
                   columns: Sequence[Column] = ()) -> Table:
     """Commits, one a row: hash, date, author, tags, chosen metadata ``columns``, message.
 
+    The message is marked ``[override]``, ``[rollback]`` or ``[withdrew STAGE]``
+    where the record says so.
+
     A commit lacking a column's field shows a blank cell; strings show as
     they are, other values as compact JSON.
     """
@@ -88,8 +91,20 @@ def commits_table(commits: Sequence[Commit], title: str | None = None,
     for c in commits:
         cells = [_cell(column, c) for column in columns]
         table.add_row(c.short_hash, when(c), text(c.author), tags_text(c.tags), *cells,
-                      text(c.message))
+                      assemble((_flags(c), "bold yellow"), c.message))
     return table
+
+
+def _flags(commit: Commit) -> str:
+    """Marks for what a record did beyond a plain commit: exceptions are never silent."""
+    marks = []
+    if commit.withdrawal is not None:
+        marks.append(f"[withdrew {commit.withdrawal['stage']}]")
+    if commit.rollback is not None:
+        marks.append("[rollback]")
+    if commit.override is not None:
+        marks.append("[override]")
+    return " ".join(marks) + " " if marks else ""
 
 
 def _cell(column: Column, commit: Commit) -> Text:
