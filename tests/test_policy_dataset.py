@@ -167,6 +167,8 @@ class TestStoringThePolicy:
         assert registry_root.objects() == {}
         with pytest.raises(PolicyError, match="acuracy"):
             registry_root.catalog().create_dataset("other", policy=typo)
+        with pytest.raises(PolicyError, match="acuracy"):
+            registry_root.catalog().set_policy(typo)  # the root policy too
         # as an older Kirin stored it, unchecked: it must keep working
         old = load_policy_text(typo)
         ds._policies.append(old, message="stored before the cross-check", author="old")

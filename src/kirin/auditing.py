@@ -172,15 +172,18 @@ class _Judge:
         self.logs = logs
         self.verdicts: dict[tuple[str, str], dict[int, Report]] = {}
 
-    def run(self, source: str, digest: str, seqs: set[int]) -> None:
+    def run(self, source: str, digest: str, seqs: set[int], policy: Policy | None = None
+            ) -> None:
+        """Judge the commits ``seqs`` by the ``source`` policy ``digest`` (given, or loaded)."""
         from .policy import audit
 
-        log = self.logs[source]
-        if digest not in log.hashes():
-            return
-        policy = log.policy_of(digest)
         if policy is None:
-            return
+            log = self.logs[source]
+            if digest not in log.hashes():
+                return  # missing: :meth:`verdict` reports it
+            policy = log.policy_of(digest)
+            if policy is None:
+                return
         self.verdicts[(source, digest)] = {
             c.seq: r for c, r in audit(policy, self.history[:max(seqs) + 1]) if c.seq in seqs}
 
@@ -218,8 +221,7 @@ def audit_current(policies: tuple[Policy | None, Policy | None], history: Sequen
         return []
     for source, policy in (("dataset", own), ("root", root)):
         if policy is not None:
-            judge.verdicts[(source, policy.hash)] = {}
-            judge.run(source, policy.hash, seqs)
+            judge.run(source, policy.hash, seqs, policy)
     results = []
     for commit in reported:
         report = judge.verdict(commit, own.hash if own else None, root.hash if root else None)

@@ -1000,10 +1000,11 @@ class Dataset:
             results = auditing.audit_admitting(history, logs, window)
         else:
             policies = (self._policies.current_policy(), self._root_policies.current_policy())
-            if policies == (None, None):
+            if all(p is None for p in policies):
                 return []
             results = auditing.audit_current(policies, history, logs, window)
         return auditing.newest_first(results, include_passing)
+
 
 def _policy_from(policy: PathLike | Policy | None) -> Policy | None:
     """A checked policy, or ``None`` (no policy); the policy package loads only here."""
