@@ -159,10 +159,18 @@ def _sometimes(step: _Step, optional: Sequence[_Step]) -> _Step:
 
 
 class _Walker:
-    """Reads one metadata schema; local ``$ref`` pointers resolve against its root."""
+    """Reads one metadata schema; local ``$ref`` pointers resolve against its root.
+
+    Answers are remembered per subschema (and key): a schema whose ``$defs``
+    refer to each other twice over, level after level, would otherwise cost
+    2**depth steps. The cache holds the subschema itself, so its ``id`` is
+    never reused by another object while the walker lives.
+    """
 
     def __init__(self, root: Schema) -> None:
         self.root = root
+        self.steps: dict[tuple[int, str], tuple[Schema, _Step]] = {}
+        self.types: dict[int, tuple[Schema, frozenset[str] | None]] = {}
 
     def resolve(self, ref: Any) -> Schema | None:
         if not isinstance(ref, str) or not ref.startswith("#"):
@@ -185,6 +193,14 @@ class _Walker:
 
     def step(self, schema: Schema, key: str, depth: int = 0) -> _Step:
         """What ``schema`` says about the key ``key`` of the object it describes."""
+        cached = self.steps.get((id(schema), key))
+        if cached is not None and cached[0] is schema:
+            return cached[1]
+        found = self._step(schema, key, depth)
+        self.steps[(id(schema), key)] = (schema, found)
+        return found
+
+    def _step(self, schema: Schema, key: str, depth: int) -> _Step:
         if depth > MAX_SCHEMA_DEPTH:
             return _UNDECIDED
         if schema is True:
@@ -251,6 +267,14 @@ class _Walker:
 
     def types_at(self, schema: Schema, depth: int = 0) -> frozenset[str] | None:
         """The JSON types a value under ``schema`` may have; ``None``: any / unknown."""
+        cached = self.types.get(id(schema))
+        if cached is not None and cached[0] is schema:
+            return cached[1]
+        found = self._types_at(schema, depth)
+        self.types[id(schema)] = (schema, found)
+        return found
+
+    def _types_at(self, schema: Schema, depth: int) -> frozenset[str] | None:
         if depth > MAX_SCHEMA_DEPTH or not isinstance(schema, Mapping):
             return None
         found: list[frozenset[str]] = []
