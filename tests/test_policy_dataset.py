@@ -13,7 +13,7 @@ from kirin.errors import (
     PolicyError,
     PolicyViolationError,
 )
-from kirin.policy import Policy, load_policy
+from kirin.policy import Policy, load_policy, load_policy_text
 
 from conftest import write
 from roots import RegistryRoot
@@ -153,6 +153,30 @@ class TestStoringThePolicy:
         assert registry_root.objects() == {}
         with pytest.raises(PolicyError, match="not found"):
             ds.set_policy("no-such-policy.yaml")
+
+    def test_a_new_policy_whose_rule_reads_a_typo_is_refused(
+            self, registry_root: RegistryRoot) -> None:
+        """set_policy cross-checks rules against the schema before storing anything; a
+        version stored before this check existed still loads, judges and re-applies."""
+        typo = SMALL_POLICY.replace('when: "accuracy >= 0.9"', 'when: "acuracy >= 0.9"')
+        ds = registry_root.dataset()
+        with pytest.raises(PolicyError) as info:
+            ds.set_policy(typo)
+        assert "Did you mean 'accuracy'?" in str(info.value)
+        assert info.value.key_path == "promotion.production.when" and info.value.line == 14
+        assert registry_root.objects() == {}
+        with pytest.raises(PolicyError, match="acuracy"):
+            registry_root.catalog().create_dataset("other", policy=typo)
+        with pytest.raises(PolicyError, match="acuracy"):
+            registry_root.catalog().set_policy(typo)  # the root policy too
+        # as an older Kirin stored it, unchecked: it must keep working
+        old = load_policy_text(typo)
+        ds._policies.append(old, message="stored before the cross-check", author="old")
+        ds._ensure_info()
+        reopened = registry_root.dataset()
+        assert reopened.policy == old
+        assert reopened.set_policy(old) == old.hash  # the version in force: not re-judged
+        assert len(reopened.policy_history()) == 1
 
     def test_create_dataset_with_a_policy(self, registry_root: RegistryRoot) -> None:
         """create_dataset(policy=...) sets the first version; a bad policy creates nothing."""
@@ -296,3 +320,27 @@ def test_catalog_datasets_with_policies_are_independent(tmp_path: Path, model: P
     with pytest.raises(PolicyViolationError):
         strict.commit("x", add_files=[model])
     assert loose.policy is None and strict.policy is not None
+
+
+def test_policy_version_by_number_hash_or_prefix(registry_root: RegistryRoot) -> None:
+    """policy_version() names a version as `kirin policy history` lists it, or by hash."""
+    from kirin.errors import PolicyVersionNotFoundError
+
+    ds = registry_root.dataset()
+    with pytest.raises(PolicyVersionNotFoundError, match="never had a policy"):
+        ds.policy_version()
+    first = ds.set_policy(SMALL_POLICY, message="first")
+    second = ds.set_policy(SMALL_POLICY.replace("min_length: 5", "min_length: 6"))
+    ds.set_policy(None, message="drop the rules")
+    assert first is not None and second is not None
+    assert ds.policy_version(0).policy_hash == first
+    assert ds.policy_version("1").policy_hash == second
+    assert ds.policy_version("#1").policy_hash == second
+    assert ds.policy_version(first[:6]).seq == 0
+    assert ds.policy_version(second.upper()).seq == 1
+    assert ds.policy_version().policy_hash is None and ds.policy_version().seq == 2
+    again = ds.set_policy(SMALL_POLICY)  # the first policy again: the newest version holds it
+    assert again == first and ds.policy_version(first).seq == 3
+    for bad in ("9", "xyz!", "ab", first[:4] + "zz"):
+        with pytest.raises(PolicyVersionNotFoundError):
+            ds.policy_version(bad)

@@ -109,8 +109,14 @@ class Catalog:
             from .policy import policy_from
 
             loaded = policy_from(policy)
-        version = PolicyLog(self._store, None).append(
-            loaded, message=message, author=(author or default_author()).strip())
+        log = PolicyLog(self._store, None)
+        log.refresh()
+        current = log.current()
+        if loaded is not None and (current is None or current.policy_hash != loaded.hash):
+            from .policy.loader import refuse_rule_typos
+
+            refuse_rule_typos(loaded, policy)  # a new version only: stored ones must load
+        version = log.append(loaded, message=message, author=(author or default_author()).strip())
         return version.policy_hash
 
     def policy_history(self) -> list[PolicyVersion]:
@@ -139,8 +145,10 @@ class Catalog:
         loaded = None
         if policy is not None:
             from .policy import policy_from
+            from .policy.loader import refuse_rule_typos
 
             loaded = policy_from(policy)
+            refuse_rule_typos(loaded, policy)  # a dataset's first policy is a new version
         dataset = Dataset._on_store(self._store, self.root_dir, name, description)
         if self._store.exists(self._store.path(layout.dataset_info(name))):
             if loaded is None or not dataset.is_empty() or dataset.policy_history():

@@ -65,7 +65,7 @@ from .inputs import (
 from .journal import Journal
 from .localfiles import LocalFiles, local_files
 from .naming import lookup_name, safe_local_path, validate_dataset_name
-from .policylog import PolicyLog, PolicyVersion, with_unknown_policy
+from .policylog import PolicyLog, PolicyVersion
 from .records import make_record, signed_message
 from .results import AuditResults, Comparison
 from .store import StagedBlob, Store
@@ -1024,34 +1024,87 @@ class Dataset:
         message = text_argument(message, "message")
         author = optional_text_argument(author, "author")
         loaded = _policy_from(policy)
+        self._refuse_rule_typos(loaded, policy)
         version = self._policies.append(
             loaded, message=message, author=(author or default_author()).strip())
         self._ensure_info()  # after the policy: the dataset is never visible without it
         return version.policy_hash
+
+    def _refuse_rule_typos(self, policy: Policy | None, source: object) -> None:
+        """Cross-check rules against the schema, for a version not yet in force only.
+
+        Re-applying the policy in force records nothing, so it is not judged
+        again: stored versions must keep working whatever the check learns.
+        """
+        if policy is None:
+            return
+        self._policies.refresh()
+        current = self._policies.current()
+        if current is None or current.policy_hash != policy.hash:
+            from .policy.loader import refuse_rule_typos
+
+            refuse_rule_typos(policy, source)
 
     def policy_history(self) -> list[PolicyVersion]:
         """Every version of the policy, newest first."""
         self._policies.refresh()
         return list(reversed(self._policies.versions()))
 
-    def audit(self, *, include_passing: bool = False) -> AuditResults:
-        """Re-judge the existing history under the policy in force now.
+    def policy_version(self, ref: str | int | None = None) -> PolicyVersion:
+        """One version of the policy: its number (``policy_history()``'s ``seq``), or a hash.
+
+        ``ref`` is the version number (an ``int``, or a string of digits), a
+        policy hash or a unique prefix of one (at least 4 hex digits; the
+        newest version holding it), or ``None`` for the version in force.
+        Raises :class:`~kirin.errors.NotFoundError` when nothing or several
+        hashes match, or the dataset has never had a policy.
+        """
+        from .policyrefs import find_version
+
+        self._policies.refresh()
+        return find_version(self._policies.versions(), ref, dataset=self.name)
+
+    def audit(self, *, include_passing: bool = False, since: str | datetime | None = None,
+              against: str = "current") -> AuditResults:
+        """Re-judge the existing history; return the commits that fail, newest first.
+
+        ``against="current"`` (the default): what would be rejected today,
+        every commit judged by the policies in force now, the dataset's and
+        the registry root's (neither: nothing is judged, ``[]``).
+        ``against="admitting"``: did the gate hold? Each commit is judged by
+        the policy versions that admitted it (a rollback: those that admitted
+        the holder it restored), the violations its record says were
+        overridden excused; a commit admitted with no policy is not judged,
+        and one whose policy version is missing from the policy history fails
+        (``policy-history``).
 
         Each commit is judged as if proposed on top of the commits before it.
-        Returns the commits that would be rejected today, newest first, each
-        with its report (``include_passing`` returns every commit).
+        ``since`` reports only the commits after a commit (a REF: hash, unique
+        prefix or tag, like git's ``REF..HEAD``) or at/after a moment (an ISO
+        8601 date or date-time string, local time without an offset, or a
+        ``datetime``); the history before still counts for history-dependent
+        rules. Each result is ``(commit, report)``; the report's
+        ``policy_hash`` and ``root_policy_hash`` are the policies that judged
+        it (both ``None``: not judged). ``include_passing`` returns every
+        reported commit.
         """
-        from .policy import audit
+        from . import auditing
 
+        mode = auditing.against_argument(against)
         self._refresh()
         self._policies.refresh()  # a hole raises; a commit naming a lost policy is reported
-        policy = self._policies.current_policy()
-        if policy is None:
-            return AuditResults()
-        known = self._policies.hashes()
-        results = [(c, r if c.policy_hash in known else with_unknown_policy(c, r))
-                   for c, r in audit(policy, self._history.commits())]
-        return AuditResults((c, r) for c, r in reversed(results) if include_passing or not r.ok)
+        window = auditing.since_argument(since, self._history.resolve, self.name)
+        self._root_policies.refresh()
+        history = self._history.commits()
+        logs = {"dataset": self._policies, "root": self._root_policies}
+        if mode == "admitting":
+            results = auditing.audit_admitting(history, logs, window)
+        else:
+            policies = (self._policies.current_policy(), self._root_policies.current_policy())
+            if all(p is None for p in policies):
+                return AuditResults()
+            results = auditing.audit_current(policies, history, logs, window)
+        return AuditResults(auditing.newest_first(results, include_passing))
 
 
 def _implied_stages(policies: list[Policy]) -> tuple[str, ...]:

@@ -181,6 +181,10 @@ class AmbiguousRefError(CommitNotFoundError):
         )
 
 
+class PolicyVersionNotFoundError(NotFoundError):
+    """No version of a dataset's policy matches a version number or policy hash."""
+
+
 class FileNotInCommitError(NotFoundError, FileNotFoundError):
     """The commit has no file of that name."""
 

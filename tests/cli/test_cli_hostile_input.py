@@ -58,7 +58,7 @@ def _assert_terminal_safe(text: str) -> None:
 
 @pytest.mark.parametrize("args", [
     ["log"], ["show"], ["files"], ["policy", "history"], ["catalog", "list"],
-    ["audit"],
+    ["audit"], ["audit", "--against", "admitting"], ["log", "--columns", "nested,missing"],
 ])
 def test_human_output_escapes_terminal_controls(hostile: tuple[Path, Dataset],
                                                 args: list[str]) -> None:
@@ -204,7 +204,8 @@ def command_lines(draw: Any, root: str, work: str) -> list[str]:
             args.append("--dry-run")  # the sweep judges, it need not write
         return args + where
     if choice == "log":
-        return ["log", "--limit", draw(NUMBERS), "--tag", draw(text), "--where", draw(text), *where]
+        return ["log", "--limit", draw(NUMBERS), "--tag", draw(text), "--where", draw(text),
+                "--columns", draw(text), *where]
     if choice in ("show", "files"):
         return [choice, draw(text), *where]
     if choice == "diff":
@@ -219,9 +220,12 @@ def command_lines(draw: Any, root: str, work: str) -> list[str]:
     if choice == "catalog":
         return ["catalog", "list", *where[:2]]
     if choice == "policy":
-        return ["policy", draw(st.sampled_from(["show", "history", "check"])), *where] if \
-            draw(st.booleans()) else ["policy", "check", draw(text)]
-    return ["audit", *where]
+        sub = draw(st.sampled_from(["show", "history", "check", "diff"]))
+        versions = {"show": [draw(text)], "diff": [draw(text), draw(text)]}.get(sub, [])
+        return ["policy", sub, *versions, *where] if draw(st.booleans()) else [
+            "policy", "check", draw(text)]
+    return ["audit", "--since", draw(text), "--against",
+            draw(st.sampled_from(["current", "admitting"]) | text), *where]
 
 
 @settings(max_examples=300, deadline=None,

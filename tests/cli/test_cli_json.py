@@ -62,6 +62,7 @@ def test_json_of_every_command_matches_its_shape(reg: Registry, tmp_path: Path) 
     seen["policy apply"] = json_of("policy", "apply", TEAM_POLICY, *args)
     seen["policy check"] = json_of("policy", "check", TEAM_POLICY)
     seen["policy history"] = json_of("policy", "history", *args)
+    seen["policy diff"] = json_of("policy", "diff", "0", *args)
     seen["audit"] = json_of("audit", *args)
     seen["verify"] = json_of("verify", *args)
     seen["gc"] = json_of("gc", "--root", reg.root, "--dry-run")
@@ -109,7 +110,7 @@ def test_json_of_documents_with_nulls_and_empty_lists(reg: Registry, tmp_path: P
     assert bare["policy_hash"] is None and bare["config_file"] is None
     assert_shape("init", bare)
     none = json_of("policy", "show", "--root", reg.root, "-d", "bare")
-    assert none == {"dataset": "bare", "policy_hash": None, "policy": None}
+    assert none == {"dataset": "bare", "policy_hash": None, "policy": None, "version": None}
     audit = json_of("audit", "--root", reg.root, "-d", "bare")
     assert_shape("audit", audit)
     broken = write(tmp_path, "broken.yaml", "version: 2\n")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -17,18 +18,47 @@ from .output import Outcome
 from .parsing import parse_duration
 from .runner import Scope, Session, command
 
-if TYPE_CHECKING:
-    from ..policy import Policy
+VersionArgument = Annotated[str | None, typer.Argument(
+    metavar="VERSION", show_default=False,
+    help="A policy version: its number as kirin policy history lists it, or a policy hash "
+         "or unique prefix of one (at least 4 hex digits).")]
 
 
 @command(policy_app, "show", scope=Scope.DATASET, shape="policy show")
-def policy_show(session: Session) -> Outcome:
-    """Print the policy in force and its hash.
+def policy_show(session: Session, *, version: VersionArgument = None) -> Outcome:
+    """Print a version of the policy (default: the one in force) and its hash.
 
     The YAML is self-contained: a schema file the policy named is embedded.
     """
     dataset = session.dataset()
-    return views.policy_show(dataset.name, dataset.policy)
+    if version is None:
+        policy = dataset.policy  # fails closed on a damaged policy history
+        history = dataset.policy_history()
+        return views.policy_show(dataset.name, policy, history[0] if history else None)
+    chosen = dataset.policy_version(version)
+    return views.policy_show(dataset.name, chosen.load(), chosen)
+
+
+@command(policy_app, "diff", scope=Scope.DATASET, shape="policy diff")
+def policy_diff(session: Session, *,
+                old: Annotated[str, typer.Argument(
+                    metavar="A", show_default=False,
+                    help="The older policy VERSION (number, hash or prefix).")],
+                new: Annotated[str | None, typer.Argument(
+                    metavar="B", show_default=False,
+                    help="The newer policy VERSION (default: the one in force).")] = None
+                ) -> Outcome:
+    """Show what changed between two versions of the policy, as a unified diff.
+
+    Compares the readable YAML of each version (kirin policy show), so a
+    changed rule shows as the lines that changed. Exits with 0 whether or not
+    they differ (the JSON document says "changed").
+    """
+    from ..policyrefs import diff_versions
+
+    dataset = session.dataset()
+    a, b = dataset.policy_version(old), dataset.policy_version(new)
+    return views.policy_diffed(dataset.name, a, b, diff_versions(a, b))
 
 
 @command(policy_app, "apply", scope=Scope.DATASET, shape="policy apply")
@@ -56,21 +86,32 @@ def policy_apply(session: Session, *,
 def policy_check(session: Session, *,
                  files: Annotated[list[Path], typer.Argument(
                      metavar="FILES", help="Policy files (YAML) to check.",
-                     show_default=False)]) -> Outcome:
+                     show_default=False)],
+                 strict: Annotated[bool, typer.Option(
+                     "--strict", help="Fail on warnings too (a field a rule reads that the "
+                     "schema does not declare).")] = False) -> Outcome:
     """Check policy files; no registry needed.
 
+    Besides the file itself, every field a promotion rule reads is checked
+    against the metadata schema: a field the schema cannot produce (an
+    object closed by additionalProperties: false, a value that is not an
+    object, a near miss of a declared name such as metrics.acu for
+    metrics.auc) or a comparison that can never hold is an error, with "did
+    you mean"; a field an open object merely does not declare is a warning.
     Reports every invalid file with its line and key; exits with code 2 if
-    any is invalid (--format github: one ::error annotation per file).
+    any is invalid, or with --strict has warnings (--format github: one
+    ::error annotation per invalid file, one ::warning per warning).
     """
-    from ..policy import load_policy  # pydantic and jsonschema: only when needed
+    from ..policy.loader import check_policy_file  # pydantic and jsonschema: only when needed
 
-    results: list[tuple[str, Policy | None, Any]] = []
+    results: list[views.CheckedPolicy] = []
     for file in files:
         try:
-            results.append((str(file), load_policy(file), None))
+            policy, warnings = check_policy_file(file)
+            results.append(views.CheckedPolicy(str(file), policy, None, warnings))
         except PolicyError as exc:
-            results.append((str(file), None, exc))
-    return views.policy_checked(results)
+            results.append(views.CheckedPolicy(str(file), None, exc, ()))
+    return views.policy_checked(results, strict=strict)
 
 
 @command(policy_app, "history", scope=Scope.DATASET, shape="policy history")
@@ -80,18 +121,55 @@ def policy_history(session: Session) -> Outcome:
     return views.policy_history(dataset.name, dataset.policy_history())
 
 
+class Against(str, Enum):
+    """Which policy judges each commit in kirin audit."""
+
+    current = "current"
+    admitting = "admitting"
+
+
 @command(app, "audit", scope=Scope.DATASET, gate=True)
-def audit(session: Session) -> Outcome:
-    """Re-judge every commit under today's policy.
+def audit(session: Session, *,
+          since: Annotated[str | None, typer.Option(
+              "--since", metavar="REF|DATE",
+              help="Report only the commits after REF (as git's REF..HEAD), or at or after "
+              "an ISO 8601 date or date-time (local time unless it has an offset, e.g. "
+              "2026-12-01 or 2026-12-01T09:30Z). Earlier commits still count for rules on "
+              "the history.", show_default=False)] = None,
+          against: Annotated[Against, typer.Option(
+              "--against", help="current: judge by the policy in force now (what would be "
+              "rejected today); admitting: judge each commit by the policy version that "
+              "admitted it (did the gate hold?).")] = Against.current) -> Outcome:
+    """Re-judge commits of the history under a policy.
 
     Each commit is judged as if proposed on top of the commits before it.
-    Lists the commits that would be rejected today with their violations;
-    exits with code 1 if there are any.
+    Lists the commits that fail, with their violations.
+
+    \b
+    Exit codes:
+      0  every reported commit passes (none judged: also 0)
+      1  --against current: some would be rejected today;
+         --against admitting: some break the policy that admitted them, or
+         name a policy version missing from the policy history (the gate
+         did not hold)
+      2  a bad --since or --against
+      3  no such dataset, or --since names several commits
+      4  the policy history is damaged (a hole): run kirin verify
+
+    After tightening the policy, old commits fail --against current for
+    good: run --against admitting as the CI step, or --since the commit or
+    date of the tightening. A commit admitted with no policy in force is not
+    judged --against admitting.
     """
     dataset = session.dataset()
-    policy = dataset.policy
-    results = dataset.audit(include_passing=True) if policy is not None else []
-    return views.audited(dataset.name, policy.hash if policy else None, results)
+    results = dataset.audit(include_passing=True, since=since, against=against.value)
+    # the newest version, not dataset.policy: a commit naming a lost policy version is a
+    # finding of the audit (exit 1), not a reason to refuse to audit
+    history = dataset.policy_history()
+    root_history = session.catalog().policy_history()
+    return views.audited(dataset.name, history[0].policy_hash if history else None, results,
+                         against=against.value, since=since,
+                         root_policy_hash=root_history[0].policy_hash if root_history else None)
 
 
 @command(app, "verify", scope=Scope.DATASET, gate=True)

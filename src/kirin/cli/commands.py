@@ -229,11 +229,25 @@ def log(session: Session, *,
             "all of them).", show_default=False)] = None,
         where: Annotated[str | None, typer.Option(
             "--where", "-w", metavar="EXPR", help="Only commits whose metadata satisfies "
-            "EXPR, e.g. \"accuracy > 0.9 and framework == 'pytorch'\".")] = None) -> Outcome:
-    """List commits, newest first, filtered by tags and metadata."""
+            "EXPR, e.g. \"accuracy > 0.9 and framework == 'pytorch'\".")] = None,
+        columns: Annotated[list[str] | None, typer.Option(
+            "--columns", "-c", metavar="PATHS", help="Also show these metadata fields, as "
+            "columns: comma-separated dotted paths as in --where (repeatable), e.g. "
+            "accuracy,metrics.f1; blank where a commit lacks one. In JSON: columns and "
+            "values.", show_default=False)] = None) -> Outcome:
+    """List commits, newest first, filtered by tags and metadata.
+
+    Shows each commit's hash, date, author, tags and message (marked
+    [override], [rollback] or [withdrew STAGE] where the record says so).
+    When stdout is not a terminal (a pipe, a file, a CI log) the table is
+    never wrapped or cut: each commit is one line, however long.
+    """
+    from .columns import parse_columns
+
+    chosen = parse_columns(columns)
     dataset = session.dataset()
     return views.log(dataset.name, dataset.find_commits(tags=tag or None, limit=limit,
-                                                        where=where))
+                                                        where=where), chosen)
 
 
 @command(app, "show", scope=Scope.DATASET)

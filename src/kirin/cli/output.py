@@ -22,6 +22,7 @@ from enum import Enum
 from typing import IO, Any
 
 from rich.console import Console, RenderableType
+from rich.measure import Measurement
 from rich.text import Text, TextType
 
 from ..errors import PolicyViolationError
@@ -173,9 +174,39 @@ def emit(outcome: Outcome, fmt: str, console: Console) -> None:
         for annotation in outcome.annotations:
             _write(sys.stdout, str(annotation))
     for renderable in outcome.human:
-        # plain text (a policy's YAML, a summary) is never re-wrapped: it may be piped
-        console.print(renderable, soft_wrap=isinstance(renderable, Text))
+        if isinstance(renderable, Text):
+            # plain text (a policy's YAML, a summary) is never re-wrapped: it may be piped
+            console.print(renderable, soft_wrap=True)
+        elif console.is_terminal:
+            console.print(renderable)
+        else:
+            print_unwrapped(console, renderable)
     sys.stdout.flush()  # a reader that went away is noticed here, not at exit
+
+
+#: Widest line a table piped to a program or file is printed at.
+MAX_PIPED_WIDTH = 100_000
+
+
+def print_unwrapped(console: Console, renderable: RenderableType) -> None:
+    """Print ``renderable`` (a table) at its natural width, however wide.
+
+    Why: stdout that is not a terminal goes to a program, a file or a CI log,
+    where rich's assumed 80 columns (or $COLUMNS) would wrap a long message
+    over several lines or cut a cell, and ``grep``/``cut`` would see pieces.
+    So the console is widened to what the table needs, for this print only.
+    """
+    wide = console.options.update(max_width=MAX_PIPED_WIDTH)
+    natural = Measurement.get(console, wide, renderable).maximum
+    if natural <= console.width:
+        console.print(renderable)
+        return
+    before = console.width
+    console.width = min(natural, MAX_PIPED_WIDTH)
+    try:
+        console.print(renderable)
+    finally:
+        console.width = before
 
 
 def report_error(exc: BaseException, fmt: str, *, show_traceback: bool) -> ExitCode:

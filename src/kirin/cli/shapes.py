@@ -68,7 +68,8 @@ OBJECT_NOTES: dict[str, str] = {
     "problem": "One thing kirin verify found wrong (kind: record, snapshot, checkpoint, "
                "summary, policy, signature or blob) and the commits and files it affects.",
     "policy_version": "One version of a dataset's policy (policy_hash null: no policy).",
-    "policy_error": "Why a policy file is invalid, and where (1-based line).",
+    "policy_error": "Why a policy file is invalid, and where (1-based line); also a "
+                    "warning of kirin policy check.",
     "change": "Metadata differences (changed keys map to their old and new values).",
     "error": "Printed on stdout instead of the command's document when a command fails "
              "with --format json (the one-line message also goes to stderr).",
@@ -84,7 +85,8 @@ COMMANDS: dict[str, Shape] = {
     "commit": {"dataset": "str", "commit": "<commit>"},
     "validate": REPORT,
     "promote": {"dataset": "str", "source": "<commit>", "commit": "<commit>"},
-    "log": {"dataset": "str", "commits": ["<commit>"]},
+    "log": {"dataset": "str", "commits": ["<commit>"], "columns?": ["str"],
+            "values?": [{"*": "any"}]},
     "show": {"dataset": "str", "commit": "<commit>", "files": ["<file>"]},
     "diff": {"dataset": "str", "from": "<commit>", "to": "<commit>",
              "metadata_diff": "<change>", "metadata_diff_paths": "<change>",
@@ -93,15 +95,23 @@ COMMANDS: dict[str, Shape] = {
     "files": {"dataset": "str", "commit": "str", "files": ["<file>"]},
     "get": {"dataset": "str", "commit": "str", "directory": "str",
             "files": [{"name": "str", "path": "str", "size": "int"}]},
-    "policy show": {"dataset": "str", "policy_hash": "str | null", "policy": "object | null"},
+    "policy show": {"dataset": "str", "policy_hash": "str | null", "policy": "object | null",
+                    "version": "<policy_version> | null"},
+    "policy diff": {"dataset": "str", "from": "<policy_version>", "to": "<policy_version>",
+                    "changed": "bool", "diff": ["str"]},
     "policy apply": {"dataset": "str", "policy_hash": "str | null", "changed": "bool"},
     "policy check": {"ok": "bool", "files": [{"file": "str", "ok": "bool",
                                               "policy_hash": "str | null",
-                                              "error": "<policy_error> | null"}]},
+                                              "error": "<policy_error> | null",
+                                              "warnings": ["<policy_error>"]}]},
     "policy history": {"dataset": "str", "versions": ["<policy_version>"]},
     "audit": {"dataset": "str", "ok": "bool", "policy_hash": "str | null",
-              "commits_checked": "int",
-              "failures": [{"commit": "<commit>", "violations": ["<violation>"]}]},
+              "root_policy_hash": "str | null", "against": "str", "since": "str | null",
+              "commits_checked": "int", "commits_not_judged": "int",
+              "failures": [{"commit": "<commit>", "policy_hash": "str | null",
+                            "root_policy_hash": "str | null",
+                            "violations": ["<violation>"],
+                            "overridden": ["<violation>"]}]},
     "verify": {"dataset": "str", "ok": "bool", "commits_checked": "int",
                "blobs_checked": "int", "bytes_checked": "int", "problems": ["<problem>"]},
     "gc": {"root": "str", "dry_run": "bool", "datasets": "int", "blobs_seen": "int",
@@ -130,6 +140,8 @@ COMMANDS: dict[str, Shape] = {
 
 #: Variants a command prints instead of its own shape.
 VARIANTS: dict[str, str] = {
+    "log": "with --columns: columns lists the metadata paths asked for, and values[i] "
+           "the fields commits[i] has of them (a missing field is left out)",
     "commit": "with --dry-run: the document of kirin validate",
     "promote": "with --dry-run: the document of kirin validate",
     "status": "with --history STAGE: {dataset, stage, tenures: [{stage, commit, since, by, "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,11 +21,14 @@ from .exits import ExitCode
 from .output import Annotation, Outcome, assemble, text, violation_annotation
 
 if TYPE_CHECKING:
+    from ..errors import PolicyError
     from ..gc import GcReport
     from ..policy import Policy, Report, Violation
+    from ..policy.crosscheck import Finding
     from ..policylog import PolicyVersion
     from ..values import Commit, File
     from ..verify import VerifyReport
+    from .columns import Column
 
 
 # -- JSON pieces ---------------------------------------------------------------
@@ -66,15 +70,48 @@ def line(value: str, style: str = "") -> Text:
     return text(value, style=style)
 
 
-def commits_table(commits: Sequence[Commit], title: str | None = None) -> Table:
+def commits_table(commits: Sequence[Commit], title: str | None = None,
+                  columns: Sequence[Column] = ()) -> Table:
+    """Commits, one a row: hash, date, author, tags, chosen metadata ``columns``, message.
+
+    The message is marked ``[override]``, ``[rollback]`` or ``[withdrew STAGE]``
+    where the record says so.
+
+    A commit lacking a column's field shows a blank cell; strings show as
+    they are, other values as compact JSON.
+    """
     table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
     table.add_column("commit", style="yellow", no_wrap=True)
     table.add_column("date", no_wrap=True)
+    table.add_column("author", style="dim")
     table.add_column("tags")
+    for column in columns:
+        table.add_column(text(column.name), style="green")
     table.add_column("message")
     for c in commits:
-        table.add_row(c.short_hash, when(c), tags_text(c.tags), text(c.message))
+        cells = [_cell(column, c) for column in columns]
+        table.add_row(c.short_hash, when(c), text(c.author), tags_text(c.tags), *cells,
+                      assemble((_flags(c), "bold yellow"), c.message))
     return table
+
+
+def _flags(commit: Commit) -> str:
+    """Marks for what a record did beyond a plain commit: exceptions are never silent."""
+    marks = []
+    if commit.withdrawal is not None:
+        marks.append(f"[withdrew {commit.withdrawal['stage']}]")
+    if commit.rollback is not None:
+        marks.append("[rollback]")
+    if commit.override is not None:
+        marks.append("[override]")
+    return " ".join(marks) + " " if marks else ""
+
+
+def _cell(column: Column, commit: Commit) -> Text:
+    found, value = column.value(commit.metadata)
+    if not found:
+        return Text("")
+    return text(value if isinstance(value, str) else compact(value))
 
 
 def files_table(files: Iterable[File]) -> Table:
@@ -190,10 +227,17 @@ def promoted(dataset: str, source: Commit, commit: Commit) -> Outcome:
                     "commit": commit_data(commit)}, [summary])
 
 
-def log(dataset: str, commits: Sequence[Commit]) -> Outcome:
-    human: RenderableType = (commits_table(commits) if commits
+def log(dataset: str, commits: Sequence[Commit], columns: Sequence[Column] = ()) -> Outcome:
+    """``kirin log``; with ``columns``, the JSON document also lists each commit's values."""
+    human: RenderableType = (commits_table(commits, columns=columns) if commits
                              else line("No commits match.", "dim"))
-    return Outcome({"dataset": dataset, "commits": [commit_data(c) for c in commits]}, [human])
+    data: dict[str, Any] = {"dataset": dataset, "commits": [commit_data(c) for c in commits]}
+    if columns:
+        data["columns"] = [column.name for column in columns]
+        data["values"] = [{column.name: thaw(value) for column in columns
+                           for found, value in [column.value(c.metadata)] if found}
+                          for c in commits]
+    return Outcome(data, [human])
 
 
 def show(dataset: str, commit: Commit) -> Outcome:
@@ -264,15 +308,42 @@ def got(dataset: str, commit: Commit, directory: Path, written: Mapping[str, Pat
                     "files": entries}, [table, summary])
 
 
-def policy_show(dataset: str, policy: Policy | None) -> Outcome:
+def policy_show(dataset: str, policy: Policy | None, version: PolicyVersion | None
+                ) -> Outcome:
+    data = {"dataset": dataset, "policy_hash": policy.hash if policy is not None else None,
+            "policy": policy.to_data() if policy is not None else None,
+            "version": version.to_dict() if version is not None else None}
     if policy is None:
-        return Outcome({"dataset": dataset, "policy_hash": None, "policy": None},
-                       [line(f"Dataset {dataset!r} has no policy: every well-formed commit "
-                             "is admitted.", "dim")])
-    human = [line(f"# policy {policy.hash} of dataset {dataset}", "dim"),
+        when = f" since version #{version.seq}" if version is not None else ""
+        return Outcome(data, [line(f"Dataset {dataset!r} has no policy{when}: every "
+                                   "well-formed commit is admitted.", "dim")])
+    label = f"version #{version.seq}, " if version is not None else ""
+    human = [line(f"# policy {policy.hash} of dataset {dataset} ({label}"
+                  f"{_version_note(version)})", "dim"),
              text(policy.to_text().rstrip("\n"))]
-    return Outcome({"dataset": dataset, "policy_hash": policy.hash,
-                    "policy": policy.to_data()}, human)
+    return Outcome(data, human)
+
+
+def _version_note(version: PolicyVersion | None) -> str:
+    if version is None:
+        return "in force"
+    stamp = version.timestamp.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    return f"{stamp} by {version.author}: {version.message}"
+
+
+def policy_diffed(dataset: str, old: PolicyVersion, new: PolicyVersion,
+                  lines: Sequence[str]) -> Outcome:
+    data = {"dataset": dataset, "from": old.to_dict(), "to": new.to_dict(),
+            "changed": bool(lines), "diff": list(lines)}
+    if not lines:
+        same = old.policy_hash[:12] if old.policy_hash else "no policy"
+        return Outcome(data, [line(f"Policy versions #{old.seq} and #{new.seq} are the same "
+                                   f"({same}).", "dim")])
+    styles = (("+++", "bold"), ("---", "bold"), ("@@", "cyan"), ("+", "green"), ("-", "red"))
+    human: list[RenderableType] = [
+        text(entry, next((style for mark, style in styles if entry.startswith(mark)), ""))
+        for entry in lines]
+    return Outcome(data, human)
 
 
 def policy_applied(dataset: str, before: str | None, after: str | None) -> Outcome:
@@ -286,24 +357,49 @@ def policy_applied(dataset: str, before: str | None, after: str | None) -> Outco
     return Outcome({"dataset": dataset, "policy_hash": after, "changed": changed}, [message])
 
 
-def policy_checked(results: Sequence[tuple[str, Policy | None, Any]]) -> Outcome:
-    """``results``: (file, policy or None, PolicyError or None) for each file."""
+@dataclass(frozen=True)
+class CheckedPolicy:
+    """One file of ``kirin policy check``: its policy, or why it is invalid, and warnings."""
+
+    file: str
+    policy: Policy | None
+    error: PolicyError | None
+    warnings: tuple[Finding, ...] = ()
+
+
+def _policy_error_data(error: PolicyError) -> dict[str, Any]:
+    return {"message": str(error), "line": error.line, "key_path": error.key_path}
+
+
+def policy_checked(results: Sequence[CheckedPolicy], *, strict: bool = False) -> Outcome:
+    """Each file: ok, or its error; warnings fail it only when ``strict``."""
     entries = []
     human: list[RenderableType] = []
     annotations = []
-    for file, policy, error in results:
-        err = None if error is None else {
-            "message": str(error), "line": error.line, "key_path": error.key_path}
-        entries.append({"file": file, "ok": error is None,
+    for result in results:
+        file, policy, error = result.file, result.policy, result.error
+        warned = [w.to_error(file) for w in result.warnings]
+        ok = error is None and not (strict and warned)
+        entries.append({"file": file, "ok": ok,
                         "policy_hash": policy.hash if policy is not None else None,
-                        "error": err})
+                        "error": None if error is None else _policy_error_data(error),
+                        "warnings": [_policy_error_data(w) for w in warned]})
         if error is None and policy is not None:
-            human.append(assemble(("ok ", "green"), file, (f"  policy {policy.hash[:12]}",
-                                                                 "dim")))
+            human.append(assemble(("ok " if ok else "failed ", "green" if ok else "bold red"),
+                                  file, (f"  policy {policy.hash[:12]}", "dim"),
+                                  (f"  {len(warned)} warning{'s' if len(warned) != 1 else ''}"
+                                   + (" (--strict)" if strict else ""), "yellow")
+                                  if warned else ""))
         else:
             human.append(assemble(("invalid ", "bold red"), str(error)))
-            annotations.append(Annotation(error.detail, title="Kirin policy file",
-                                          file=file, line=error.line))
+            annotations.append(Annotation(error.detail if error is not None else "",
+                                          title="Kirin policy file", file=file,
+                                          line=error.line if error is not None else None))
+        for warning in warned:
+            human.append(assemble(("  warning ", "yellow"), str(warning)))
+            annotations.append(Annotation(warning.detail, title="Kirin policy file",
+                                          level="error" if strict else "warning", file=file,
+                                          line=warning.line))
     ok = all(e["ok"] for e in entries)
     return Outcome({"ok": ok, "files": entries}, human, tuple(annotations),
                    ExitCode.OK if ok else ExitCode.USAGE)
@@ -322,33 +418,66 @@ def policy_history(dataset: str, versions: Sequence[PolicyVersion]) -> Outcome:
     return Outcome({"dataset": dataset, "versions": [v.to_dict() for v in versions]}, [human])
 
 
-def audited(dataset: str, policy_hash: str | None,
-            results: Sequence[tuple[Commit, Report]]) -> Outcome:
-    failures = [(c, r) for c, r in results if not r.ok]
+def audited(dataset: str, policy_hash: str | None, results: Sequence[tuple[Commit, Report]],
+            *, against: str = "current", since: str | None = None,
+            root_policy_hash: str | None = None) -> Outcome:
+    """``kirin audit``: ``results`` are every reported commit (a report with no policy
+    hash: not judged, admitted without a policy)."""
+    from ..auditing import is_judged
+
+    checked = [(c, r) for c, r in results if is_judged(r)]
+    failures = [(c, r) for c, r in checked if not r.ok]
     data = {"dataset": dataset, "ok": not failures, "policy_hash": policy_hash,
-            "commits_checked": len(results),
-            "failures": [{"commit": commit_data(c),
-                          "violations": [v.to_dict() for v in r.violations]}
+            "root_policy_hash": root_policy_hash, "against": against, "since": since,
+            "commits_checked": len(checked),
+            "commits_not_judged": len(results) - len(checked),
+            "failures": [{"commit": commit_data(c), "policy_hash": r.policy_hash,
+                          "root_policy_hash": r.root_policy_hash,
+                          "violations": [v.to_dict() for v in r.violations],
+                          "overridden": [v.to_dict() for v in r.overridden]}
                          for c, r in failures]}
-    if policy_hash is None:
+    window = f" ({'after' if since and not _looks_like_date(since) else 'since'} {since})" \
+        if since else ""
+    if against == "current" and policy_hash is None and root_policy_hash is None:
         return Outcome(data, [line(f"Dataset {dataset!r} has no policy: nothing to audit.",
                                    "dim")])
     human: list[RenderableType] = []
     annotations = []
     for commit, verdict in failures:
+        judge = (f"  policy {verdict.policy_hash[:12]}"
+                 if against == "admitting" and verdict.policy_hash else "")
+        override = commit.override
         human.append(assemble((commit.short_hash, "yellow"), " ", commit.message,
-                                   (f" [{', '.join(commit.tags)}]", "cyan")
-                                   if commit.tags else ""))
+                              (f" [{', '.join(commit.tags)}]", "cyan") if commit.tags else "",
+                              (judge, "dim"),
+                              (f"  override: {override['reason']}", "bold yellow")
+                              if override is not None else ""))
         human.append(violations_table(verdict.violations))
         annotations += [Annotation(f"commit {commit.short_hash}: {v.rule}: {v.message}",
                                    title="Kirin audit") for v in verdict.violations]
-    n = len(failures)
-    human.append(line(
-        f"All {len(results)} commits satisfy policy {policy_hash[:12]}." if not failures else
-        f"{n} of {len(results)} commit{'s' if len(results) != 1 else ''} would be rejected "
-        f"by policy {policy_hash[:12]} today.", "green" if not failures else "bold red"))
+    n, total = len(failures), len(checked)
+    commits = f"commit{'s' if total != 1 else ''}"
+    if against == "admitting":
+        skipped = len(results) - total
+        unjudged = (f"; {skipped} admitted without a policy, not judged" if skipped else "")
+        summary = (f"The gate held: all {total} {commits}{window} satisfy the policy that "
+                   f"admitted them{unjudged}." if not failures else
+                   f"The gate did not hold: {n} of {total} {commits}{window} break the policy "
+                   f"that admitted them{unjudged}.")
+    else:
+        judges = " and ".join(f"{what}policy {digest[:12]}" for what, digest in
+                              (("", policy_hash), ("root ", root_policy_hash)) if digest)
+        summary = (f"All {total} {commits}{window} satisfy {judges}." if not failures else
+                   f"{n} of {total} {commits}{window} would be rejected by {judges} today.")
+    human.append(line(summary, "green" if not failures else "bold red"))
     return Outcome(data, human, tuple(annotations),
                    ExitCode.FAILED if failures else ExitCode.OK)
+
+
+def _looks_like_date(value: str) -> bool:
+    from ..auditing import parse_moment
+
+    return parse_moment(value) is not None
 
 
 def verified(result: VerifyReport) -> Outcome:

@@ -32,7 +32,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from jsonschema.exceptions import SchemaError
@@ -45,6 +45,9 @@ from ..errors import ExpressionSyntaxError, InvalidArgumentTypeError, PolicyErro
 from . import expr as _expr
 from ._schema_safety import InvalidField, Loc, check_json_schema
 from .model import SCHEMA_RESOLVER, Policy, format_loc, keys_at
+
+if TYPE_CHECKING:
+    from .crosscheck import Finding
 
 #: A policy or schema file larger than this is refused unread.
 MAX_DOCUMENT_BYTES = 1024 * 1024
@@ -532,3 +535,64 @@ def policy_from(source: object) -> Policy:
     if "\n" not in text and not text.lstrip().startswith("{"):
         return load_policy(text)  # a path (a missing file is reported as such)
     return load_policy_text(text, source="<policy text>", base_dir=os.getcwd())
+
+
+def _source_path(source: object) -> str | None:
+    """The file ``source`` names, as :func:`policy_from` reads it; ``None``: not a path."""
+    if isinstance(source, os.PathLike):
+        path = os.fspath(source)
+        return path if isinstance(path, str) else None
+    if isinstance(source, str) and "\n" not in source and not source.lstrip().startswith("{"):
+        return source
+    return None
+
+
+def policy_lines(source: object) -> LineMap:
+    """Where each key of ``source`` (anything :func:`policy_from` takes) is; empty if unknown.
+
+    Best effort and never raising: it only adds lines to findings about a
+    policy that has already loaded.
+    """
+    if not isinstance(source, str | os.PathLike):
+        return LineMap()
+    path = _source_path(source)
+    try:
+        if path is not None:
+            with open(path, "rb") as stream:
+                text = stream.read(MAX_DOCUMENT_BYTES + 1).decode("utf-8")
+        else:
+            text = str(source)
+        return parse_document(text)[1]
+    except _CAUGHT:
+        return LineMap()
+
+
+def check_policy_file(path: str | os.PathLike[str]) -> tuple[Policy, tuple[Finding, ...]]:
+    """:func:`load_policy`, then the cross-check of its rules against its schema.
+
+    What ``kirin policy check`` runs: an invalid file, or a rule reading a field
+    the schema cannot produce, raises :class:`~kirin.errors.PolicyError`; the
+    warnings (fields the schema does not declare but may still carry) are
+    returned with the policy.
+    """
+    from .crosscheck import cross_check, refuse_errors, warnings
+
+    policy = load_policy(path)
+    findings = cross_check(policy, lines=policy_lines(path))
+    refuse_errors(findings, source=os.fspath(path))
+    return policy, tuple(warnings(findings))
+
+
+def refuse_rule_typos(policy: Policy, source: object) -> None:
+    """Refuse a *new* policy version whose rules read fields its schema cannot produce.
+
+    Run where a policy version is about to be stored (``set_policy``,
+    ``create_dataset``), never when a stored one is read back: old versions
+    must keep loading (see :mod:`.crosscheck`). Raises the first error as a
+    :class:`~kirin.errors.PolicyError` with the source, key path and line.
+    """
+    from .crosscheck import cross_check, refuse_errors
+
+    name = _source_path(source) or ("<Policy object>" if isinstance(source, Policy)
+                                    else "<policy text>")
+    refuse_errors(cross_check(policy, lines=policy_lines(source)), source=name)
