@@ -357,7 +357,8 @@ class PolicyViolationError(KirinError):
     def __init__(self, violations: Sequence[Any], *, dataset: str = "") -> None:
         self.violations = tuple(violations)
         self.dataset = dataset
-        lines = "\n".join(f"  - {v.message}" for v in self.violations)
+        lines = "\n".join(f"  - {v.message}" + (" (root policy)" if getattr(
+            v, "source", "dataset") == "root" else "") for v in self.violations)
         where = f" in dataset {dataset!r}" if dataset else ""
         n = len(self.violations)
         super().__init__(

@@ -129,3 +129,26 @@ def test_status_without_stages_says_so(tmp_path: Path) -> None:
     Catalog(root).create_dataset("plain")
     result = invoke("status", "--root", root, "-d", "plain")
     assert result.code == 0 and "No stages" in result.stdout
+
+
+def test_root_policy_commands_govern_every_dataset(tmp_path: Path) -> None:
+    root = tmp_path / "registry"
+    policy = write(tmp_path, "org.yaml", "version: 1\nmetadata:\n  schema:\n    type: object\n"
+                   "    required: [owner]\n")
+    applied = run_json("root-policy", "apply", policy, "-m", "every model names an owner",
+                       "--root", root, cwd=tmp_path)
+    assert applied["changed"] is True
+    assert run_json("root-policy", "apply", policy, "--root", root,
+                    cwd=tmp_path)["changed"] is False
+    assert run_json("root-policy", "show", "--root", root,
+                    cwd=tmp_path)["policy_hash"] == applied["policy_hash"]
+    [version] = run_json("root-policy", "history", "--root", root, cwd=tmp_path)["versions"]
+    assert version["message"] == "every model names an owner"
+    assert run("init", "--root", root, "-d", "fraud_model", cwd=tmp_path).returncode == 0
+    model = write(tmp_path, "m.pt", "weights")
+    refused = run("commit", model, "-m", "first model", "--root", root, "-d", "fraud_model",
+                  cwd=tmp_path)
+    assert refused.returncode == 1 and "(root)" in refused.stderr + refused.stdout
+    admitted = run("commit", model, "-m", "first model", "--metadata", '{"owner": "risk"}',
+                   "--root", root, "-d", "fraud_model", cwd=tmp_path)
+    assert admitted.returncode == 0, admitted.stderr

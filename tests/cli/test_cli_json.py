@@ -67,6 +67,11 @@ def test_json_of_every_command_matches_its_shape(reg: Registry, tmp_path: Path) 
     seen["verify"] = json_of("verify", *args)
     seen["gc"] = json_of("gc", "--root", reg.root, "--dry-run")
     seen["catalog list"] = json_of("catalog", "list", "--root", reg.root)
+    seen["root-policy apply"] = json_of("root-policy", "apply", TEAM_POLICY, "--root",
+                                        tmp_path / "rooted")
+    seen["root-policy show"] = json_of("root-policy", "show", "--root", tmp_path / "rooted")
+    seen["root-policy history"] = json_of("root-policy", "history", "--root",
+                                          tmp_path / "rooted")
     (tmp_path / "kirin0" / "datasets" / "empty").mkdir(parents=True)  # an original registry
     seen["import kirin-0.0"] = json_of("import", "kirin-0.0", tmp_path / "kirin0", "--root",
                                        tmp_path / "imported")

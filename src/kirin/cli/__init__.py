@@ -8,7 +8,13 @@ found, outcomes printed and errors turned into exit codes.
 
 from __future__ import annotations
 
-from . import admin, importing, stages, ui  # noqa: F401 - registers the commands on the apps
+from . import (  # noqa: F401 - registers the commands on the apps
+    admin,
+    importing,
+    rootpolicy,
+    stages,
+    ui,
+)
 from .app import app
 from .exits import ExitCode
 

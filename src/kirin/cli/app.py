@@ -47,7 +47,11 @@ catalog_app = typer.Typer(name="catalog", rich_markup_mode=None, no_args_is_help
 import_app = typer.Typer(name="import", rich_markup_mode=None, no_args_is_help=True,
                          context_settings=CONTEXT,
                          help="Bring existing history in: from MLflow, from the original Kirin.")
+root_policy_app = typer.Typer(
+    name="root-policy", rich_markup_mode=None, no_args_is_help=True, context_settings=CONTEXT,
+    help="The root policy: rules every dataset under the root must also satisfy.")
 app.add_typer(policy_app, name="policy")
+app.add_typer(root_policy_app, name="root-policy")
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(import_app, name="import")
 

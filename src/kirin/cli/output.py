@@ -221,7 +221,7 @@ def report_error(exc: BaseException, fmt: str, *, show_traceback: bool) -> ExitC
                    "(a bug in kirin: rerun with --traceback and report it)")
     details = ""
     if isinstance(exc, PolicyViolationError):
-        details = "".join(f"\n  - [{v.rule}] {v.message}" for v in exc.violations)
+        details = "".join(f"\n  - [{rule_label(v)}] {v.message}" for v in exc.violations)
     prefix = Text("kirin: error: ", style="bold red")
     err.print(prefix + text(message + details), soft_wrap=True)
     if fmt == "json":
@@ -250,5 +250,11 @@ def error_message(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
+def rule_label(violation: Any) -> str:
+    """The rule's name, and which policy it came from when that is the root policy."""
+    source = getattr(violation, "source", "dataset")
+    return violation.rule if source == "dataset" else f"{violation.rule} ({source})"
+
+
 def violation_annotation(violation: Any) -> Annotation:
-    return Annotation(f"{violation.rule}: {violation.message}", title="Kirin policy")
+    return Annotation(f"{rule_label(violation)}: {violation.message}", title="Kirin policy")

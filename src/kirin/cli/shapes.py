@@ -128,6 +128,10 @@ COMMANDS: dict[str, Shape] = {
                          "datasets": [{"name": "str", "commits": "int", "imported": "int",
                                        "skipped": "int", "files_checked": "int",
                                        "bytes_checked": "int", "hashes": ["str"]}]},
+    "root-policy apply": {"root": "str", "policy_hash": "str | null", "changed": "bool"},
+    "root-policy show": {"root": "str", "policy_hash": "str | null",
+                         "policy": "object | null"},
+    "root-policy history": {"root": "str", "versions": ["<policy_version>"]},
     "status": {"dataset": "str", "head": "str | null", "stages": [{
         "stage": "str", "commit": "str | null", "since": "str | null", "by": "str | null",
         "kind": "str | null", "promoted_from": "str | null", "version_tags": ["str"],

@@ -18,7 +18,7 @@ from rich.text import Text
 
 from .._json import thaw
 from .exits import ExitCode
-from .output import Annotation, Outcome, assemble, text, violation_annotation
+from .output import Annotation, Outcome, assemble, rule_label, text, violation_annotation
 
 if TYPE_CHECKING:
     from ..errors import PolicyError
@@ -171,8 +171,7 @@ def violations_table(violations: Sequence[Violation]) -> Table:
     table.add_column("rule", style="magenta", no_wrap=True)
     table.add_column("problem")
     for v in violations:
-        rule = v.rule if v.source == "dataset" else f"{v.rule} ({v.source})"
-        table.add_row(text(rule), text(v.message))
+        table.add_row(text(rule_label(v)), text(v.message))
     return table
 
 

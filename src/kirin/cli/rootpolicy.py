@@ -1,0 +1,73 @@
+"""The root policy: the rules every dataset under a registry root must also satisfy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import RenderableType
+from rich.table import Table
+
+from .app import root_policy_app
+from .commands import AuthorOption
+from .output import Outcome, text
+from .runner import Scope, Session, command
+from .views import line
+
+
+@command(root_policy_app, "apply", scope=Scope.ROOT, shape="root-policy apply")
+def apply(session: Session, *,
+          file: Annotated[Path, typer.Argument(
+              metavar="FILE", help="Policy file (YAML).", show_default=False)],
+          message: Annotated[str, typer.Option(
+              "--message", "-m", metavar="TEXT", help="Why the root policy changes (kept "
+              "in its history; default: 'Apply FILE').")] = "",
+          author: AuthorOption = None) -> Outcome:
+    """Make FILE the root policy: every commit of every dataset here must satisfy it.
+
+    Datasets that do not exist yet included, so a commit to a misspelt dataset
+    name is judged by it. A dataset's own policy adds rules on top (both must
+    pass). The file is checked first (exit code 2 if invalid, nothing stored).
+    """
+    catalog = session.catalog()
+    before = catalog.policy
+    after = catalog.set_policy(file, message=message or f"Apply {file.name}", author=author)
+    changed = (before.hash if before else None) != after
+    human = line(f"Root policy {after[:12]} is now in force under {session.location.root}."
+                 if changed and after else "The root policy is already in force; nothing "
+                 "recorded." if not changed else "Removed the root policy.",
+                 "green" if changed else "dim")
+    return Outcome({"root": session.location.root, "policy_hash": after, "changed": changed},
+                   [human])
+
+
+@command(root_policy_app, "show", scope=Scope.ROOT, shape="root-policy show")
+def show(session: Session) -> Outcome:
+    """Print the root policy in force, and its hash."""
+    policy = session.catalog().policy
+    data = {"root": session.location.root,
+            "policy_hash": policy.hash if policy is not None else None,
+            "policy": policy.to_data() if policy is not None else None}
+    if policy is None:
+        return Outcome(data, [line("No root policy: each dataset's own policy (if any) "
+                                   "judges its commits.", "dim")])
+    return Outcome(data, [line(f"# root policy {policy.hash}", "dim"),
+                          text(policy.to_text().rstrip("\n"))])
+
+
+@command(root_policy_app, "history", scope=Scope.ROOT, shape="root-policy history")
+def history(session: Session) -> Outcome:
+    """List every version of the root policy, newest first."""
+    versions = session.catalog().policy_history()
+    table = Table(show_edge=False, pad_edge=False)
+    for column in ("#", "policy", "date", "author", "message"):
+        table.add_column(column)
+    for v in versions:
+        table.add_row(str(v.seq), text(v.policy_hash[:12] if v.policy_hash else "(none)"),
+                      v.timestamp.astimezone().strftime("%Y-%m-%d %H:%M:%S"),
+                      text(v.author), text(v.message))
+    human: RenderableType = table if versions else line("The root has never had a policy.",
+                                                        "dim")
+    return Outcome({"root": session.location.root,
+                    "versions": [v.to_dict() for v in versions]}, [human])
