@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     import fsspec
 
     from .policy import Policy
+    from .sshsig import Signer
 
 
 class Catalog:
@@ -96,10 +97,11 @@ class Catalog:
         return PolicyLog(self._store, None).in_force(None)
 
     def set_policy(self, policy: PathLike | Policy | None, *, message: str = "",
-                   author: str | None = None) -> str | None:
+                   author: str | None = None, signers: Sequence[Signer] = (),
+                   signatures: Sequence[Mapping[str, Any]] = ()) -> str | None:
         """Make ``policy`` the root policy from now on (``None`` removes it); return its hash.
 
-        Versioned and write-once like a dataset's policy
+        Versioned, write-once and signed like a dataset's policy
         (:meth:`Dataset.set_policy <kirin.Dataset.set_policy>`).
         """
         message = text_argument(message, "message")

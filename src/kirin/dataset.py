@@ -10,7 +10,7 @@ import json
 import os
 import random
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -1012,7 +1012,8 @@ class Dataset:
         return self._root_policies.in_force(self._history.head)
 
     def set_policy(self, policy: PathLike | Policy | None, *, message: str = "",
-                   author: str | None = None) -> str | None:
+                   author: str | None = None, signers: Sequence[Signer] = (),
+                   signatures: Sequence[Mapping[str, Any]] = ()) -> str | None:
         """Make ``policy`` the registry's policy from now on; return its hash.
 
         ``policy`` is a path to a YAML policy file, the YAML text itself, a
@@ -1020,13 +1021,19 @@ class Dataset:
         The stored version is self-contained (schema files embedded) and
         versioned: :meth:`policy_history` lists every version. Setting the
         policy already in force records nothing new.
+
+        Where the policy in force says who must sign its replacement
+        (``signing.require.policy``), the new version needs their signatures:
+        ``signers`` sign it here, ``signatures`` are ones other admins made
+        with :meth:`sign_policy`; too few refuse the change, nothing written.
         """
         message = text_argument(message, "message")
         author = optional_text_argument(author, "author")
         loaded = _policy_from(policy)
         self._refuse_rule_typos(loaded, policy)
         version = self._policies.append(
-            loaded, message=message, author=(author or default_author()).strip())
+            loaded, message=message, author=(author or default_author()).strip(),
+            signers=signers, signatures=signatures)
         self._ensure_info()  # after the policy: the dataset is never visible without it
         return version.policy_hash
 
@@ -1044,6 +1051,11 @@ class Dataset:
             from .policy.loader import refuse_rule_typos
 
             refuse_rule_typos(policy, source)
+
+    def sign_policy(self, policy: PathLike | Policy | None, signer: Signer) -> dict[str, str]:
+        """An admin's signature authorising ``policy`` as the next version, for
+        :meth:`set_policy`'s ``signatures`` (valid until another version is set)."""
+        return self._policies.sign_next(_policy_from(policy), signer)
 
     def policy_history(self) -> list[PolicyVersion]:
         """Every version of the policy, newest first."""

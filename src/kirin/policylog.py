@@ -11,6 +11,7 @@ auditor can tell exactly which rules a commit passed.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,7 @@ from .store import Store
 
 if TYPE_CHECKING:  # the policy package (pydantic, jsonschema) loads only when needed
     from .policy import Policy, Report
+    from .sshsig import Signer
     from .values import Commit
 
 MAX_ATTEMPTS = 50
@@ -73,6 +75,8 @@ class PolicyLog:
         self._versions: list[PolicyVersion] = []
         self._loaded: dict[int, Policy | None] = {}
         self._looked = False
+        self.scope = f"dataset:{dataset}" if dataset is not None else "root"
+        self._trust: dict[int, str | None] = {}  # why version N is not authorised (None: it is)
 
     def path(self, seq: int) -> str:
         return self.log.path(seq)
@@ -98,6 +102,52 @@ class PolicyLog:
     def hashes(self) -> set[str | None]:
         """Every policy hash the history holds, and ``None`` (no policy), which needs none."""
         return {None, *(v.policy_hash for v in self._versions)}
+
+    def signatures(self, seq: int) -> list[dict[str, Any]]:
+        """The admins' signatures stored with version ``seq`` (see :mod:`kirin.policytrust`)."""
+        return list(self._entries[seq].get("signatures", ()))
+
+    def message(self, seq: int, policy_hash: str | None) -> bytes:
+        from .policytrust import policy_message
+
+        parent = self._entries[seq - 1]["hash"] if seq else None
+        return policy_message(self.scope, seq, parent, policy_hash)
+
+    def untrusted(self) -> tuple[int, str] | None:
+        """The first version its predecessor did not authorise, and why; ``None``: all are.
+
+        Each version is checked once (entries are write-once); a version after
+        an unauthorised one is never trusted either.
+        """
+        for version in self._versions[1:]:
+            seq = version.seq
+            if seq not in self._trust:
+                from .policytrust import change_problem
+
+                self._trust[seq] = change_problem(
+                    self._policy_at(seq - 1), self.signatures(seq),
+                    self.message(seq, version.policy_hash))
+            reason = self._trust[seq]
+            if reason is not None:
+                return seq, reason
+        return None
+
+    def _policy_at(self, seq: int) -> Policy | None:
+        if seq not in self._loaded:
+            self._loaded[seq] = self._versions[seq].load()
+        return self._loaded[seq]
+
+    def check_trusted(self) -> None:
+        """Fail closed on a version the one before it did not authorise."""
+        found = self.untrusted()
+        if found is not None:
+            seq, reason = found
+            where = self.store.path(self.path(seq))
+            raise CorruptObjectError(
+                f"Policy version #{seq} of {self.what} is not authorised: {reason}. A writer "
+                "may have replaced the policy without the admins; nothing is judged until "
+                "it is resolved. Run `kirin verify` to see the commits it admitted.",
+                path=where)
 
     def in_force(self, head: Commit | None) -> Policy | None:
         """The policy in force, read afresh; fails closed when the history is damaged.
@@ -140,7 +190,9 @@ class PolicyLog:
         return self._versions[-1] if self._versions else None
 
     def current_policy(self) -> Policy | None:
-        """The policy in force (parsed once per version)."""
+        """The policy in force (parsed once per version); fails closed on a version the one
+        before it did not authorise."""
+        self.check_trusted()
         version = self.current()
         if version is None:
             return None
@@ -148,8 +200,17 @@ class PolicyLog:
             self._loaded[version.seq] = version.load()
         return self._loaded[version.seq]
 
-    def append(self, policy: Policy | None, *, message: str, author: str) -> PolicyVersion:
-        """Make ``policy`` the one in force (no new version if it already is)."""
+    def append(self, policy: Policy | None, *, message: str, author: str,
+               signers: Sequence[Signer] = (),
+               signatures: Sequence[Mapping[str, Any]] = ()) -> PolicyVersion:
+        """Make ``policy`` the one in force (no new version if it already is).
+
+        Where the policy in force says who must sign its replacement
+        (``signing.require.policy``), ``signers`` sign the new version here and
+        ``signatures`` are ones made beforehand (:meth:`sign_next`); too few
+        valid ones refuse the change with a PolicyViolationError, nothing
+        written.
+        """
         text = policy.stored_text() if policy is not None else None
         digest = policy.hash if policy is not None else None
         for _ in range(MAX_ATTEMPTS):
@@ -159,14 +220,17 @@ class PolicyLog:
                     current is not None or digest is None):
                 return current  # type: ignore[return-value]
             seq = len(self._entries)
+            signed = self._signed(seq, digest, signers, signatures)
             entry: dict[str, Any] = {
-                "kirin": 1, "seq": seq,
+                "kirin": 2 if signed else 1, "seq": seq,
                 "parent": self._entries[-1]["hash"] if self._entries else None,
                 "policy_hash": digest, "policy": text,
                 "timestamp": datetime.now(timezone.utc).isoformat(),
                 "author": author, "message": message,
             }
             entry["hash"] = record_hash(entry)
+            if signed:
+                entry["signatures"] = signed
             if self.store.create(self.path(seq), (canonical_json(entry) + "\n").encode()):
                 self._append(entry)
                 if policy is not None:
@@ -174,6 +238,41 @@ class PolicyLog:
                 return self._versions[-1]
         raise ConflictError(f"Could not record the policy of {self.what}: other writers kept "
                             "changing it at the same time")
+
+
+    def _signed(self, seq: int, digest: str | None, signers: Sequence[Signer],
+                signatures: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
+        """The signatures version ``seq`` is stored with; refuses if they do not authorise it."""
+        from .policytrust import change_problem, policy_message
+
+        parent = self._entries[-1]["hash"] if self._entries else None
+        message = policy_message(self.scope, seq, parent, digest)
+        signed = [{"key": str(s["key"]), "sig": str(s["sig"])} for s in signatures]
+        signed += [{"key": s.public_key.openssh, "sig": s.sign(message).armored()}
+                   for s in signers]
+        previous = self._policy_at(seq - 1) if seq else None
+        problem = change_problem(previous, signed, message)
+        if problem is not None:
+            from .errors import PolicyViolationError
+            from .policy import Violation
+
+            raise PolicyViolationError([Violation(
+                "signing.require.policy", "signatures", len(signed),
+                "signatures of the admins the policy in force names",
+                f"The new policy of {self.what} is refused: {problem}. Sign it with --key, "
+                "or collect signatures with kirin policy sign.")], dataset=self.dataset or "")
+        return signed
+
+    def sign_next(self, policy: Policy | None, signer: Signer) -> dict[str, str]:
+        """A signature authorising ``policy`` as the next version, for another admin's apply."""
+        self.refresh()
+        from .policytrust import policy_message
+
+        seq = len(self._entries)
+        parent = self._entries[-1]["hash"] if self._entries else None
+        message = policy_message(self.scope, seq, parent, policy.hash if policy else None)
+        return {"key": signer.public_key.openssh, "sig": signer.sign(message).armored(),
+                "version": str(seq)}
 
 
 def decode_version(data: bytes, path: str, seq: int, parent: str | None, *,
@@ -192,8 +291,16 @@ def decode_version(data: bytes, path: str, seq: int, parent: str | None, *,
         raise bad(f"not valid JSON ({exc})") from exc
     keys = {"kirin", "seq", "parent", "policy_hash", "policy", "timestamp", "author", "message",
             "hash"}
-    if not isinstance(entry, dict) or set(entry) != keys:
+    if not isinstance(entry, dict) or set(entry) - {"signatures"} != keys:
         raise bad("unexpected structure")
+    signed = entry.get("signatures")
+    if entry["kirin"] != (2 if "signatures" in entry else 1):
+        raise bad(f"unknown format version {entry['kirin']!r} for its keys")
+    if signed is not None and not (
+            isinstance(signed, list) and signed and all(
+                isinstance(s, dict) and set(s) == {"key", "sig"}
+                and all(isinstance(v, str) for v in s.values()) for s in signed)):
+        raise bad("'signatures' must be a non-empty list of {key, sig}")
     if entry["seq"] != seq or (check_parent and entry["parent"] != parent):
         raise bad(f"it does not follow policy version #{seq - 1}")
     if not all(isinstance(entry[k], str) for k in ("timestamp", "author", "message", "hash")):

@@ -32,8 +32,9 @@ READ_VERSIONS = (FORMAT_VERSION, GOVERNANCE_VERSION)
 #: What a promotion, rollback or withdrawal did; the rules a commit was let past;
 #: the root policy that also judged it; who signed it.
 GOVERNANCE_KEYS = frozenset({"action", "override", "root_policy", "signature"})
-#: Keys a record's hash does not cover: the hash itself, and the signature over it.
-UNHASHED_KEYS = frozenset({"hash", "signature"})
+#: Keys a record's hash does not cover: the hash itself, and the signatures over it (a
+#: commit's ``signature``, a policy version's ``signatures``).
+UNHASHED_KEYS = frozenset({"hash", "signature", "signatures"})
 ACTION_KINDS = ("promotion", "rollback", "withdrawal")
 #: (content hash, size) of each file of a snapshot, by name.
 Snapshot = Mapping[str, tuple[str, int]]

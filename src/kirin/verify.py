@@ -125,9 +125,12 @@ def _check_policies(store: Store, dataset: str, records: dict[int, dict[str, Any
     dataset's (``policy``) and the root's (``root_policy``) histories.
     """
     texts: dict[str, dict[str, str]] = {}
-    for folder, key in ((layout.policy_log(dataset), "policy"),
-                        (layout.root_policy_log(), "root_policy")):
-        texts[key] = _policy_texts(store, folder, problems)
+    for folder, key, scope in ((layout.policy_log(dataset), "policy", f"dataset:{dataset}"),
+                               (layout.root_policy_log(), "root_policy", "root")):
+        versions = _policy_versions(store, folder, problems)
+        texts[key] = {v["policy_hash"]: v["policy"] for v in versions
+                      if v["policy_hash"] is not None}
+        _check_policy_trust(store.path(folder), scope, key, versions, records, problems)
         known: set[str | None] = {None, *texts[key]}
         where = store.path(folder)
         for record in records.values():
@@ -145,11 +148,13 @@ def _check_policies(store: Store, dataset: str, records: dict[int, dict[str, Any
     return texts
 
 
-def _policy_texts(store: Store, folder: str, problems: list[Problem]) -> dict[str, str]:
-    """Every policy of the policy history in ``folder`` by hash; damage goes to ``problems``."""
+def _policy_versions(store: Store, folder: str, problems: list[Problem]
+                     ) -> list[dict[str, Any]]:
+    """Every readable version of the policy history in ``folder``; damage goes to
+    ``problems``."""
     entries, damages = EntryLog(store, folder, "Policy version").scan()
     problems += [Problem("policy", d.path, d.message) for d in damages]
-    known: dict[str, str] = {}
+    known: list[dict[str, Any]] = []
     parent: str | None = None
     previous = -1
     for entry in entries:
@@ -163,10 +168,37 @@ def _policy_texts(store: Store, folder: str, problems: list[Problem]) -> dict[st
             problems.append(Problem("policy", entry.path, str(exc)))
             parent = None
             continue
-        if version["policy_hash"] is not None:
-            known[version["policy_hash"]] = version["policy"]
+        known.append(version)
         parent = version["hash"]
     return known
+
+
+def _check_policy_trust(folder: str, scope: str, key: str, versions: list[dict[str, Any]],
+                        records: dict[int, dict[str, Any]], problems: list[Problem]) -> None:
+    """Each version is authorised by the one before it (``signing.require.policy``); an
+    unauthorised one is reported with every commit it (or a version after it) admitted."""
+    if not any('"signing"' in (v["policy"] or "") for v in versions):
+        return  # no version says who may replace it: cryptography need not load
+    from .policy import load_policy_text
+    from .policytrust import change_problem, policy_message
+
+    previous: Any = None
+    for index, version in enumerate(versions):
+        if index and versions[index - 1]["seq"] == version["seq"] - 1:
+            message = policy_message(scope, version["seq"], version["parent"],
+                                     version["policy_hash"])
+            problem = change_problem(previous, version.get("signatures", ()), message)
+            if problem is not None:
+                later = {v["policy_hash"] for v in versions[index:]} - {None}
+                admitted = tuple(r["hash"] for r in records.values() if r.get(key) in later)
+                problems.append(Problem(
+                    "policy", f"{folder}/#{version['seq']}",
+                    f"Policy version #{version['seq']} is not authorised: {problem}; "
+                    f"{len(admitted)} commit(s) were admitted by it or a version after it",
+                    commits=admitted))
+                return
+        previous = (load_policy_text(version["policy"], source=f"policy #{version['seq']}")
+                    if version["policy"] is not None else None)
 
 
 def _check_signatures(dataset: str, records: dict[int, dict[str, Any]],

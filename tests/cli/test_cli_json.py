@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,9 @@ def test_json_of_every_command_matches_its_shape(reg: Registry, tmp_path: Path) 
     seen["policy apply"] = json_of("policy", "apply", TEAM_POLICY, *args)
     seen["policy check"] = json_of("policy", "check", TEAM_POLICY)
     seen["policy history"] = json_of("policy", "history", *args)
+    key = tmp_path / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    seen["policy sign"] = json_of("policy", "sign", TEAM_POLICY, "--key", key, *args)
     seen["policy diff"] = json_of("policy", "diff", "0", *args)
     seen["audit"] = json_of("audit", *args)
     seen["verify"] = json_of("verify", *args)

@@ -47,3 +47,34 @@ def test_cli_key_signs_and_verify_reports_a_bad_signature(tmp_path: Path) -> Non
     path.write_bytes(encode_record(record))
     report = run_json("verify", *args, cwd=tmp_path, code=1)
     assert [p["kind"] for p in report["problems"]] == ["signature"]
+
+
+TRUST = """\
+version: 1
+message: {{min_length: {min_length}}}
+signing:
+  principals: {{alice: ["{alice}"], bob: ["{bob}"]}}
+  groups: {{admins: [alice, bob]}}
+  require: {{policy: {{by: [admins], count: 2}}}}
+"""
+
+
+def test_cli_policy_sign_then_apply(tmp_path: Path) -> None:
+    """Two admins: bob signs on his machine, alice applies with her key and his signature."""
+    (tmp_path / "keys").mkdir()
+    keys = {name: _key(tmp_path / "keys", name) for name in ("alice", "bob")}
+    root = tmp_path / "registry"
+    Dataset(root, "models").set_policy(TRUST.format(min_length=5, **keys))
+    args = ["--root", str(root), "--dataset", "models"]
+    looser = write(tmp_path, "looser.yaml", TRUST.format(min_length=1, **keys))
+    refused = run("policy", "apply", looser, "--key", tmp_path / "keys" / "alice", *args,
+                  cwd=tmp_path)
+    assert refused.returncode == 1 and "signing.require.policy" in refused.stderr
+    signed = run("policy", "sign", looser, "--key", tmp_path / "keys" / "bob", "--format",
+                 "json", *args, cwd=tmp_path)
+    assert signed.returncode == 0, signed.stderr
+    (tmp_path / "bob.sig").write_text(signed.stdout)
+    applied = run_json("policy", "apply", looser, "--key", tmp_path / "keys" / "alice",
+                       "--signature", tmp_path / "bob.sig", *args, cwd=tmp_path)
+    assert applied["changed"] is True
+    assert run("verify", *args, cwd=tmp_path).returncode == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -13,7 +14,11 @@ from ..errors import PolicyError
 from ..gc import DEFAULT_GRACE
 from . import views
 from .app import app, catalog_app, policy_app
-from .commands import AuthorOption  # (and so the history commands come first in --help)
+from .commands import (  # (and so the history commands come first in --help)
+    AuthorOption,
+    KeyOption,
+    signer_from,
+)
 from .output import Outcome
 from .parsing import parse_duration
 from .runner import Scope, Session, command
@@ -69,17 +74,72 @@ def policy_apply(session: Session, *,
                      "--message", "-m", metavar="TEXT",
                      help="Why the policy changes (kept in the policy history; default: "
                      "'Apply FILE').")] = "",
-                 author: AuthorOption = None) -> Outcome:
+                 author: AuthorOption = None, key: KeyOption = None,
+                 signature: Annotated[list[Path] | None, typer.Option(
+                     "--signature", metavar="FILE", help="A signature another admin made "
+                     "with kirin policy sign (repeatable).", show_default=False)] = None
+                 ) -> Outcome:
     """Make FILE the dataset's policy from now on.
 
     The file is checked first; an invalid one changes nothing and exits with
     code 2. Applying the policy already in force records nothing. Existing
-    commits are not re-judged: see kirin audit.
+    commits are not re-judged: see kirin audit. Where the policy in force says
+    who must sign its replacement (signing.require.policy), give enough admins'
+    signatures (--key signs here, --signature adds others'); too few exit with 1.
     """
     dataset = session.dataset()
     before = dataset.policy
-    after = dataset.set_policy(file, message=message or f"Apply {file.name}", author=author)
+    signer = signer_from(key)
+    after = dataset.set_policy(file, message=message or f"Apply {file.name}", author=author,
+                               signers=[signer] if signer is not None else [],
+                               signatures=[_signature_file(p) for p in signature or ()])
     return views.policy_applied(dataset.name, before.hash if before else None, after)
+
+
+def _signature_file(path: Path) -> dict[str, str]:
+    """A signature printed by ``kirin policy sign --format json`` (or its ``signature``)."""
+    import json
+
+    from ..errors import InvalidInputError
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        found = data.get("signature", data)
+        return {"key": str(found["key"]), "sig": str(found["sig"])}
+    except (OSError, ValueError, AttributeError, KeyError, TypeError) as exc:
+        raise InvalidInputError(f"{path}: not a signature made by kirin policy sign "
+                                f"--format json ({exc})") from exc
+
+
+@command(policy_app, "sign", scope=Scope.DATASET, shape="policy sign")
+def policy_sign(session: Session, *,
+                file: Annotated[Path, typer.Argument(
+                    metavar="FILE", help="Policy file (YAML) to authorise.",
+                    show_default=False)],
+                key: KeyOption = None) -> Outcome:
+    """Sign FILE as the dataset's next policy version, for another admin's policy apply.
+
+    Prints the signature (--format json: a document policy apply --signature
+    takes). It authorises exactly this policy as the next version: it is no
+    longer valid once another version is set.
+    """
+    from ..errors import InvalidInputError
+
+    dataset = session.dataset()
+    signer = signer_from(key)
+    if signer is None:
+        from ..sshsig import signer_from_environment
+
+        signer = signer_from_environment()
+    if signer is None:
+        raise InvalidInputError("No key to sign with: pass --key, set KIRIN_SIGNING_KEY, or "
+                                "add a key to the ssh-agent")
+    signed = dataset.sign_policy(file, signer)
+    version = int(signed.pop("version"))
+    return Outcome({"dataset": dataset.name, "version": version, "signature": signed},
+                   [views.line(f"Signed {file} as version #{version} of the policy of "
+                               f"{dataset.name} with {signer.public_key.fingerprint}.",
+                               "green"), views.line(json.dumps(signed))])
 
 
 @command(policy_app, "check", scope=Scope.NONE, gate=True, shape="policy check")

@@ -104,6 +104,7 @@ COMMANDS: dict[str, Shape] = {
                                               "policy_hash": "str | null",
                                               "error": "<policy_error> | null",
                                               "warnings": ["<policy_error>"]}]},
+    "policy sign": {"dataset": "str", "version": "int", "signature": "<signature>"},
     "policy history": {"dataset": "str", "versions": ["<policy_version>"]},
     "audit": {"dataset": "str", "ok": "bool", "policy_hash": "str | null",
               "root_policy_hash": "str | null", "against": "str", "since": "str | null",

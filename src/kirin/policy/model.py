@@ -312,6 +312,15 @@ SshPublicKey = Annotated[
 Names = tuple[PrincipalName, ...]
 
 
+class PolicyChangeRule(_Model):
+    """Who must sign a new version of the policy (checked against the version before)."""
+
+    by: Names = Field(min_length=1, description="Principals or groups whose signatures "
+                                                "count.")
+    count: PositiveInt = Field(default=1, description="Distinct principals of 'by' who "
+                                                      "must sign the new version.")
+
+
 class SigningRequirements(_Model):
     """Which actions must be signed, and by whom (principal or group names)."""
 
@@ -326,6 +335,10 @@ class SigningRequirements(_Model):
     override: Names | None = Field(
         default=None, description="An override must be signed by one of these (on top "
                                   "of overrides.authors).")
+    policy: PolicyChangeRule | None = Field(
+        default=None, description="A new version of this policy must be signed by 'count' "
+                                  "principals of 'by' (a chain of trust: each version "
+                                  "says who may replace it).")
 
 
 class SigningRules(_Model):
@@ -369,7 +382,8 @@ class SigningRules(_Model):
         lists: list[tuple[Loc, Names | None]] = [
             (("require", "commit"), require.commit), (("require", "withdraw"), require.withdraw),
             (("require", "override"), require.override),
-            *((("require", "promote", tag), names) for tag, names in require.promote.items())]
+            *((("require", "promote", tag), names) for tag, names in require.promote.items()),
+            *([(("require", "policy", "by"), require.policy.by)] if require.policy else [])]
         known = {*self.principals, *self.groups}
         for loc, names in lists:
             for index, name in enumerate(names or ()):
@@ -379,6 +393,12 @@ class SigningRules(_Model):
             if names is not None and not names:
                 raise InvalidField("an empty list would let nobody act; omit the key to "
                                    "require no signature", loc=loc)
+        if require.policy is not None and require.policy.count > len(
+                self.members(require.policy.by)):
+            raise InvalidField(f"count {require.policy.count} is more than the "
+                               f"{len(self.members(require.policy.by))} principal(s) of "
+                               f"{', '.join(require.policy.by)}: no version could follow",
+                               loc=("require", "policy", "count"))
         return self
 
     def members(self, names: Names) -> set[str]:
