@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from kirin.errors import CorruptObjectError, PolicyViolationError
+from kirin.errors import CorruptObjectError, InvalidInputError, PolicyViolationError
 from kirin.policy import load_policy_text
 from kirin.records import record_hash
 from kirin.sshsig import KeyFileSigner
@@ -140,3 +140,30 @@ def test_verify_names_the_commits_an_unauthorised_version_admitted(
     registry_root.pipe(registry_root.log_path("models", 0), encode_record(record))
     [problem] = [p for p in reopen(ds).verify().problems if p.kind == "policy"]
     assert problem.commits == (record["hash"],)
+
+
+def test_a_pinned_policy_starts_the_chain(registry_root: RegistryRoot, src: Source,
+                                          keys: Keys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A writer who deletes the history and writes a version #0 of their own is caught by a pin."""
+    ds = registry_root.catalog().create_dataset("models", policy=policy(keys))
+    assert ds.policy is not None
+    pinned = ds.policy.hash
+    assert registry_root.dataset("models", trust_policy=pinned).validate(
+        "first model", add_files=[src("a.txt")]).ok
+    # before any commit names it, replace the whole policy history by a version #0 of
+    # the writer's own: only a pin tells it from the real one
+    registry_root.rm(registry_root.join("datasets", "models", "policy", f"{0:020d}.json"))
+    other = registry_root.dataset("fresh")
+    other.set_policy("version: 1\n")
+    registry_root.pipe(registry_root.join("datasets", "models", "policy", f"{0:020d}.json"),
+                       registry_root.cat(registry_root.join("datasets", "fresh", "policy",
+                                                            f"{0:020d}.json")))
+    assert registry_root.dataset("models").policy is not None  # trusted on first use
+    with pytest.raises(CorruptObjectError, match="pinned hash"):
+        registry_root.dataset("models", trust_policy=pinned).commit(
+            "another", add_files=[src("b.txt")])
+    monkeypatch.setenv("KIRIN_TRUST_POLICY", pinned)
+    with pytest.raises(CorruptObjectError, match="pinned hash"):
+        _ = registry_root.dataset("models").policy
+    with pytest.raises(InvalidInputError, match="policy hash"):
+        registry_root.dataset("models", trust_policy="latest")

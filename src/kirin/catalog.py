@@ -127,13 +127,14 @@ class Catalog:
         log.refresh()
         return list(reversed(log.versions()))
 
-    def get_dataset(self, name: str, *, require_policy: bool | None = None) -> Dataset:
+    def get_dataset(self, name: str, *, require_policy: bool | None = None,
+                    trust_policy: str | None = None) -> Dataset:
         """The dataset ``name``; it is created on its first commit if new (as in the original).
 
-        ``require_policy``: as for :class:`Dataset`.
+        ``require_policy``, ``trust_policy``: as for :class:`Dataset`.
         """
         return Dataset._on_store(self._store, self.root_dir, name,
-                                 require_policy=require_policy)
+                                 require_policy=require_policy, trust_policy=trust_policy)
 
     def create_dataset(self, name: str, description: str = "",
                        policy: PathLike | Policy | None = None) -> Dataset:

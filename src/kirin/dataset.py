@@ -82,6 +82,8 @@ MAX_ATTEMPTS = 200  # commits retried after losing a race before giving up
 _UNSET: Any = object()
 #: Set to 1 (or true/yes) to make commits to ungoverned datasets fail (see require_policy).
 REQUIRE_POLICY_ENV = "KIRIN_REQUIRE_POLICY"
+#: The hash of the policy version to trust as the start of the chain (see trust_policy).
+TRUST_POLICY_ENV = "KIRIN_TRUST_POLICY"
 RECENT_COMMITS = 10  # commits listed in get_info()["recent_commits"], as in the original
 Entries = dict[str, tuple[str, int]]  # name -> (content hash, size)
 
@@ -106,6 +108,11 @@ class Dataset:
     environment variable) refuses every commit, promotion and withdrawal
     when neither this dataset nor the registry root has a policy, so a
     misspelt root or dataset name cannot start an ungoverned dataset.
+
+    ``trust_policy`` (default: ``KIRIN_TRUST_POLICY``) is the hash of the
+    policy version you trust: the policy's chain of trust starts there, and a
+    history without it is refused by every gate. Without it the first version
+    is trusted on first use.
     """
 
     def __init__(self, root_dir: PathLike, name: str, description: str = "",
@@ -118,6 +125,7 @@ class Dataset:
         # a keyword of its own, not a typed parameter: code passing **dict[str, str] of
         # storage options (typed for the credential arguments) keeps type-checking
         require_policy = storage_options.pop("require_policy", None)
+        trust_policy = storage_options.pop("trust_policy", None)
         name = validate_dataset_name(name)
         root = root_argument(root_dir)
         options = credential_options(root, storage_options, {
@@ -125,19 +133,20 @@ class Dataset:
             "azure_account_name": azure_account_name, "azure_account_key": azure_account_key,
             "azure_connection_string": azure_connection_string})
         self._open(root, Store(root, fs, **options), name,
-                   text_argument(description, "description"), require_policy)
+                   text_argument(description, "description"), require_policy, trust_policy)
 
     @classmethod
     def _on_store(cls, store: Store, root_dir: str, name: str, description: str = "",
-                  *, require_policy: bool | None = None) -> Dataset:
+                  *, require_policy: bool | None = None, trust_policy: str | None = None
+                  ) -> Dataset:
         """The dataset ``name`` on a store already open (a :class:`Catalog`'s)."""
         dataset = cls.__new__(cls)
         dataset._open(root_dir, store, validate_dataset_name(name), description,
-                      require_policy)
+                      require_policy, trust_policy)
         return dataset
 
     def _open(self, root_dir: str, store: Store, name: str, description: str,
-              require_policy: bool | None = None) -> None:
+              require_policy: bool | None = None, trust_policy: str | None = None) -> None:
         self.name = name
         self.root_dir = root_dir
         self._store = store
@@ -146,7 +155,14 @@ class Dataset:
         self._description_read = False
         self._history = History(self.name, self._store)
         self._journal = Journal(self._store, self.name, self._history)
-        self._policies = PolicyLog(self._store, self.name)
+        if trust_policy is None:
+            trust_policy = os.environ.get(TRUST_POLICY_ENV, "").strip() or None
+        if trust_policy is not None:
+            trust_policy = text_argument(trust_policy, "trust_policy").strip().lower()
+            if not is_digest(trust_policy):
+                raise InvalidInputError(f"trust_policy must be a policy hash (64 hex digits, "
+                                        f"as kirin policy history shows), not {trust_policy!r}")
+        self._policies = PolicyLog(self._store, self.name, pin=trust_policy)
         self._root_policies = PolicyLog(self._store, None)
         self._pinned: str | None = None
         self._environment_signer: Any = _UNSET

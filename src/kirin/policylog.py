@@ -64,7 +64,7 @@ class PolicyLog:
     is gone.
     """
 
-    def __init__(self, store: Store, dataset: str | None) -> None:
+    def __init__(self, store: Store, dataset: str | None, *, pin: str | None = None) -> None:
         self.store = store
         self.dataset = dataset
         self.folder = (layout.policy_log(dataset) if dataset is not None
@@ -77,6 +77,8 @@ class PolicyLog:
         self._looked = False
         self.scope = f"dataset:{dataset}" if dataset is not None else "root"
         self._trust: dict[int, str | None] = {}  # why version N is not authorised (None: it is)
+        #: The policy hash the caller trusts (KIRIN_TRUST_POLICY...): the chain starts there.
+        self.pin = pin
 
     def path(self, seq: int) -> str:
         return self.log.path(seq)
@@ -117,9 +119,19 @@ class PolicyLog:
         """The first version its predecessor did not authorise, and why; ``None``: all are.
 
         Each version is checked once (entries are write-once); a version after
-        an unauthorised one is never trusted either.
+        an unauthorised one is never trusted either. With a pinned hash, the
+        chain starts at the first version holding it (none: version 0 is
+        refused); without one, version 0 is trusted on first use.
         """
-        for version in self._versions[1:]:
+        start = 0
+        if self.pin is not None and self._versions:
+            pinned = [v.seq for v in self._versions if v.policy_hash == self.pin]
+            if not pinned:
+                return 0, (f"no version of the policy history has the pinned hash "
+                           f"{self.pin[:12]} (KIRIN_TRUST_POLICY, trust: or trust_policy=); "
+                           "the history is not the one you trust")
+            start = pinned[0]
+        for version in self._versions[start + 1:]:
             seq = version.seq
             if seq not in self._trust:
                 from .policytrust import change_problem

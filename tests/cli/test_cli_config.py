@@ -111,3 +111,8 @@ def test_init_write_config_refuses_an_existing_config_before_creating(
     result = invoke("init", "--root", "reg", "-d", "ds", "--write-config")
     assert result.code == 2 and "already exists" in result.stderr
     assert not (tmp_path / "reg").exists()
+
+
+def test_the_config_can_pin_the_trusted_policy(tmp_path: Path) -> None:
+    write(tmp_path, "kirin.yaml", "root: r\ndataset: d\ntrust: " + "ab" * 32 + "\n")
+    assert resolve(None, None, need_dataset=True, start=tmp_path).trust == "ab" * 32

@@ -9,6 +9,7 @@ Each setting is taken from the first place that gives it:
        root: ./registry          # a folder (relative to this file) or an fsspec URL
        dataset: sentiment_classifier
        require_policy: true      # refuse commits to a dataset and root without a policy
+       trust: 5c1e…              # the policy hash whose chain of trust you accept
 
 ``require_policy`` is read from the file even when ``--root`` and
 ``--dataset`` are given (the file is the repository's setting), and is also
@@ -43,6 +44,7 @@ class Location:
     dataset: str | None
     config_file: Path | None = None
     require_policy: bool | None = None  # None: the environment decides (Dataset's default)
+    trust: str | None = None  # the policy hash to trust (None: KIRIN_TRUST_POLICY, else TOFU)
 
 
 def is_url(root: str) -> bool:
@@ -84,7 +86,7 @@ def read_config(path: Path) -> ConfigFile:
     except ValidationError as exc:
         error = exc.errors()[0]
         key = ".".join(str(p) for p in error["loc"]) or "(top level)"
-        detail = ("unknown key; the keys are root, dataset and require_policy"
+        detail = ("unknown key; the keys are root, dataset, require_policy and trust"
                   if error["type"] == "extra_forbidden" else error["msg"])
         raise ConfigError(f"{path}: key {key}: {detail}") from exc
 
@@ -95,6 +97,7 @@ def resolve(root: str | None, dataset: str | None, *, need_dataset: bool,
     found = find_config(start)
     config_path: Path | None = None  # the file, if it gave the root or the dataset
     require_policy: bool | None = None
+    trust: str | None = None
     if found is not None:
         config = read_config(found)
         if root is None and config.root is not None:
@@ -104,13 +107,14 @@ def resolve(root: str | None, dataset: str | None, *, need_dataset: bool,
             dataset = config.dataset
             config_path = found
         require_policy = True if config.require_policy else None
+        trust = config.trust
     if not root:
         raise ConfigError("No registry given: pass --root, set KIRIN_ROOT, or create a "
                           f"{CONFIG_FILE} (kirin init --write-config)")
     if need_dataset and not dataset:
         raise ConfigError("No dataset given: pass --dataset, set KIRIN_DATASET, or add "
                           f"'dataset:' to {CONFIG_FILE}")
-    return Location(root, dataset, config_path, require_policy)
+    return Location(root, dataset, config_path, require_policy, trust)
 
 
 def _relative_to(root: str, folder: Path) -> str:

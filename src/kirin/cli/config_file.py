@@ -14,3 +14,4 @@ class ConfigFile(BaseModel):
     root: StrictStr | None = None
     dataset: StrictStr | None = None
     require_policy: StrictBool | None = None
+    trust: StrictStr | None = None

@@ -67,7 +67,8 @@ class Session:
         """The dataset named by the location; it must exist (a typo never creates one)."""
         catalog = self.catalog()
         name = self.dataset_name
-        dataset = catalog.get_dataset(name, require_policy=self.location.require_policy)
+        dataset = catalog.get_dataset(name, require_policy=self.location.require_policy,
+                                      trust_policy=self.location.trust)
         # a dataset with commits exists; only an empty one needs the catalog's word
         if dataset.is_empty() and name not in catalog:
             known = catalog.datasets()
