@@ -16,12 +16,14 @@ import re
 import struct
 import subprocess
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ed25519, padding, rsa
+from cryptography.utils import CryptographyDeprecationWarning
 
 from kirin.errors import InvalidArgumentTypeError, InvalidInputError
 from kirin.sshsig import (
@@ -94,7 +96,9 @@ def ssh_mpint(value: int) -> bytes:
 
 def dsa_blob() -> bytes:
     """A real DSA public key blob, framed here (cryptography deprecates writing SSH DSA)."""
-    numbers = dsa.generate_private_key(1024).public_key().public_numbers()
+    with warnings.catch_warnings():  # cryptography 51 deprecates DSA itself
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        numbers = dsa.generate_private_key(1024).public_key().public_numbers()
     params = numbers.parameter_numbers
     return (ssh_string(b"ssh-dss") + ssh_mpint(params.p) + ssh_mpint(params.q)
             + ssh_mpint(params.g) + ssh_mpint(numbers.y))
