@@ -7,13 +7,12 @@ from typing import Annotated
 
 import typer
 from rich.console import RenderableType
-from rich.table import Table
 
 from .app import root_policy_app
 from .commands import AuthorOption
 from .output import Outcome, text
 from .runner import Scope, Session, command
-from .views import line
+from .views import line, policy_versions_table
 
 
 @command(root_policy_app, "apply", scope=Scope.ROOT, shape="root-policy apply")
@@ -60,14 +59,7 @@ def show(session: Session) -> Outcome:
 def history(session: Session) -> Outcome:
     """List every version of the root policy, newest first."""
     versions = session.catalog().policy_history()
-    table = Table(show_edge=False, pad_edge=False)
-    for column in ("#", "policy", "date", "author", "message"):
-        table.add_column(column)
-    for v in versions:
-        table.add_row(str(v.seq), text(v.policy_hash[:12] if v.policy_hash else "(none)"),
-                      v.timestamp.astimezone().strftime("%Y-%m-%d %H:%M:%S"),
-                      text(v.author), text(v.message))
-    human: RenderableType = table if versions else line("The root has never had a policy.",
-                                                        "dim")
+    human: RenderableType = policy_versions_table(versions) if versions else line(
+        "The root has never had a policy.", "dim")
     return Outcome({"root": session.location.root,
                     "versions": [v.to_dict() for v in versions]}, [human])

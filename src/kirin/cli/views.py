@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .._json import thaw
+from ..units import human_size
 from .exits import ExitCode
 from .output import Annotation, Outcome, assemble, rule_label, text, violation_annotation
 
@@ -45,12 +46,7 @@ def files_data(commit: Commit) -> list[dict[str, Any]]:
 
 # -- small human pieces --------------------------------------------------------
 def size(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{n} B" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{n} B"  # pragma: no cover
+    return human_size(n)
 
 
 def when(commit: Commit) -> str:
@@ -404,7 +400,8 @@ def policy_checked(results: Sequence[CheckedPolicy], *, strict: bool = False) ->
                    ExitCode.OK if ok else ExitCode.USAGE)
 
 
-def policy_history(dataset: str, versions: Sequence[PolicyVersion]) -> Outcome:
+def policy_versions_table(versions: Sequence[PolicyVersion]) -> Table:
+    """Policy versions, newest first: number, hash, when, by whom, why."""
     table = Table(show_edge=False, pad_edge=False)
     for column in ("#", "policy", "date", "author", "message"):
         table.add_column(column)
@@ -412,7 +409,11 @@ def policy_history(dataset: str, versions: Sequence[PolicyVersion]) -> Outcome:
         table.add_row(str(v.seq), text(v.policy_hash[:12] if v.policy_hash else "(none)"),
                       v.timestamp.astimezone().strftime("%Y-%m-%d %H:%M:%S"),
                       text(v.author), text(v.message))
-    human: RenderableType = table if versions else line(
+    return table
+
+
+def policy_history(dataset: str, versions: Sequence[PolicyVersion]) -> Outcome:
+    human: RenderableType = policy_versions_table(versions) if versions else line(
         f"Dataset {dataset!r} has never had a policy.", "dim")
     return Outcome({"dataset": dataset, "versions": [v.to_dict() for v in versions]}, [human])
 

@@ -56,6 +56,7 @@ from ..errors import (
 )
 from ..naming import validate_dataset_name
 from ..policylog import PolicyVersion
+from ..units import human_size
 from . import data
 from .svg import trend_svg
 
@@ -124,7 +125,7 @@ def _environment() -> Environment:
                       trim_blocks=True, lstrip_blocks=True)
     env.globals["link"] = link
     env.filters["when"] = _when
-    env.filters["size"] = _size
+    env.filters["size"] = human_size
     env.filters["short"] = lambda h: (h or "")[:8]
     env.tests["mapping"] = lambda v: hasattr(v, "items")
     return env
@@ -134,15 +135,6 @@ def _when(value: datetime | None) -> str:
     if value is None:
         return ""
     return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def _size(value: int) -> str:
-    size = float(value)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    raise AssertionError("unreachable")
 
 
 class Pages:
