@@ -75,7 +75,8 @@ from .verify import VerifyReport, verify_dataset
 if TYPE_CHECKING:
     import fsspec
 
-    from .policy import Policy, Report
+    from .approvals import Approval
+    from .policy import Policy, Report, Violation
     from .sshsig import Signer
 
 MAX_ATTEMPTS = 200  # commits retried after losing a race before giving up
@@ -761,14 +762,139 @@ class Dataset:
         key = signer.public_key if signer is not None else None
         found = [v for source, policy in (("dataset", policies[0]), ("root", policies[1]))
                  if policy is not None
-                 for v in signing_violations(
+                 for v in [*signing_violations(
                      policy, source, kind=request.kind, tags=list(proposal.tags),
                      override=request.override, key=key.openssh if key else None,
-                     fingerprint=key.fingerprint if key else None)]
+                     fingerprint=key.fingerprint if key else None),
+                     *self._approval_violations(policy, source, proposal, request)]]
         if not found:
             return report
         return Report((*report.violations, *found), report.policy_hash,
                       report.root_policy_hash, report.overridden)
+
+    def _approval_violations(self, policy: Policy, source: str, proposal: Proposal,
+                             request: Request) -> list[Violation]:
+        """Each tag the policy wants approved: enough valid approvals of the commit promoted."""
+        from .approvals import shortfall
+        from .policy import Violation
+
+        rules = policy.signing.require.approvals if policy.signing is not None else {}
+        wanted = [t for t in dict.fromkeys(proposal.tags) if t in rules]
+        if not wanted:
+            return []
+        promoted = (request.action or {}).get("source")
+        found = []
+        for tag in wanted:
+            rule = f"signing.require.approvals.{tag}"
+            if promoted is None:
+                found.append(Violation(rule, tag, None, "a promotion of an approved commit",
+                                       f"Tag {tag!r} needs approvals ({rule} of the {source} "
+                                       "policy): promote an approved commit to it.", source))
+                continue
+            commit = self._history.resolve(str(promoted))
+            problem = shortfall(rules[tag], policy, self._read_approvals(commit.hash, tag,
+                                                                         policy),
+                                self._authors(commit, policy))
+            if problem is not None:
+                found.append(Violation(rule, tag, commit.hash, f"{rules[tag].count} approvals",
+                                       f"Promoting {commit.short_hash} to {tag!r} is refused "
+                                       f"({rule} of the {source} policy): {problem}. "
+                                       f"Approve with kirin approve {commit.short_hash} --for "
+                                       f"{tag}.", source))
+        return found
+
+    @staticmethod
+    def _authors(commit: Commit, policy: Policy) -> set[str]:
+        """Who the commit is by, as principals: its signer, and its author if a principal."""
+        rules = policy.signing
+        found = set()
+        if rules is not None and commit.author.strip() in rules.principals:
+            found.add(commit.author.strip())
+        if rules is not None and commit.signature is not None:
+            principal = rules.principal_of(str(commit.signature["key"]))
+            if principal is not None:
+                found.add(principal)
+        return found
+
+    def _read_approvals(self, commit: str, stage: str | None, policy: Policy | None
+                        ) -> list[Approval]:
+        """The approvals stored for ``commit`` (for ``stage``; ``None``: every stage)."""
+        import json
+
+        from .approvals import read
+
+        if stage is None:
+            top = self._store.path(layout.commit_approvals(self.name, commit))
+            folders = [f"{top}/{n}" for n in self._store.listdir(top)]
+        else:
+            folders = [self._store.path(layout.approvals(self.name, commit, stage))]
+        names = [f"{folder}/{n}" for folder in folders for n in self._store.listdir(folder)
+                 if n.endswith(".json")]
+        found = []
+        for data in self._store.read_many(names).values():
+            claimed = stage
+            if claimed is None and data is not None:
+                try:
+                    claimed = str(json.loads(data).get("stage", ""))
+                except (ValueError, AttributeError, RecursionError):
+                    claimed = ""
+            found.append(read(data, dataset=self.name, commit=commit, stage=claimed or "",
+                              policy=policy))
+        return [a for a in found if a is not None]
+
+    def approve(self, ref: str, stage: str, message: str, *, signer: Signer | None = None
+                ) -> Approval:
+        """Record a signed, write-once approval of commit ``ref`` for ``stage``.
+
+        Where the policy says a stage needs approvals
+        (``signing.require.approvals``), a promotion to it counts the distinct
+        valid approvers of the commit promoted. ``signer`` defaults to the
+        environment's key (``KIRIN_SIGNING_KEY``, else the ssh-agent); each key
+        approves a commit for a stage once.
+        """
+        from . import approvals
+        from .errors import InvalidInputError as Invalid
+
+        stage = text_argument(stage, "stage").strip()
+        message = text_argument(message, "message")
+        if not stage or not message.strip():
+            raise Invalid("An approval needs a stage and a message")
+        commit = self.resolve(ref)
+        if signer is None:
+            from .sshsig import signer_from_environment
+
+            signer = signer_from_environment()
+        if signer is None:
+            raise Invalid("An approval is signed: pass signer= (or --key), set "
+                          "KIRIN_SIGNING_KEY, or add a key to the ssh-agent")
+        own, root = self._in_force()
+        for policy in (own, root):
+            rules = policy.signing if policy is not None else None
+            rule = rules.require.approvals.get(stage) if rules is not None else None
+            if rules is not None and rule is not None:
+                who = rules.principal_of(signer.public_key.openssh)
+                if who not in rules.members(rule.by):
+                    named = who or "no principal"
+                    raise Invalid(f"Key {signer.public_key.fingerprint} ({named}) may not "
+                                  f"approve {stage!r}: the policy takes approvals from "
+                                  f"{', '.join(rule.by)}")
+        body = approvals.make(self.name, commit.hash, stage, message,
+                              datetime.now(timezone.utc), signer)
+        path = self._store.path(layout.approval(self.name, commit.hash, stage, body["key"]))
+        if not self._store.create(path, (canonical_json(body) + "\n").encode()):
+            raise Invalid(f"Key {signer.public_key.fingerprint} has already approved "
+                          f"{commit.short_hash} for {stage!r}")
+        found = approvals.read(self._store.read(path), dataset=self.name, commit=commit.hash,
+                               stage=stage, policy=own or root)
+        assert found is not None
+        return found
+
+    def approvals(self, ref: str, stage: str | None = None) -> list[Approval]:
+        """The approvals stored for commit ``ref`` (and ``stage``), each checked (``problem``)."""
+        commit = self.resolve(ref)
+        own, root = self._in_force()
+        wanted = text_argument(stage, "stage").strip() if stage is not None else None
+        return self._read_approvals(commit.hash, wanted, own or root)
 
     # -- promotion ---------------------------------------------------------
     def promote(self, ref: str, tags: Iterable[str], message: str | None = None,

@@ -17,10 +17,13 @@ absolute.
     datasets/<name>/checkpoints/<last>.json blocks of commit records
     datasets/<name>/summaries/<top-last>.json the snapshot at commit <last>, newest name first
     datasets/<name>/policy/<seq>.json       policy versions (write-once)
+    datasets/<name>/approvals/<commit>/<sha256 of stage>/<sha256 of key>.json  approvals
     policy/<seq>.json                       root policy versions: govern every dataset
 """
 
 from __future__ import annotations
+
+import hashlib
 
 DATA = "data"
 TEMP = "tmp"
@@ -71,6 +74,26 @@ def summaries(name: str) -> str:
 
 def policy_log(name: str) -> str:
     return f"{DATASETS}/{name}/policy"
+
+
+def commit_approvals(name: str, commit: str) -> str:
+    """The folder of every approval of ``commit``, one sub-folder per stage."""
+    return f"{DATASETS}/{name}/approvals/{commit}"
+
+
+def approvals(name: str, commit: str, stage: str) -> str:
+    """The folder of the approvals of ``commit`` for ``stage`` (one object per key).
+
+    The stage is hashed: a tag may hold any character, a path segment may not.
+    """
+    digest = hashlib.sha256(stage.encode("utf-8")).hexdigest()
+    return f"{commit_approvals(name, commit)}/{digest}"
+
+
+def approval(name: str, commit: str, stage: str, key: str) -> str:
+    """Where the approval by ``key`` (an OpenSSH public key line) is stored."""
+    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()
+    return f"{approvals(name, commit, stage)}/{digest}.json"
 
 
 def root_policy_log() -> str:

@@ -78,7 +78,7 @@ def verify_dataset(store: Store, dataset: str, progress: Progress | None = None
     _compare_summaries(summarised, records, problems)
     texts = _check_policies(store, dataset, records, problems)
     _check_actions(records, problems)
-    _check_signatures(dataset, records, texts, problems)
+    _check_signatures(store, dataset, records, texts, problems)
     blobs, size = _check_blobs(store, records, problems, progress)
     return VerifyReport(dataset, len(records), blobs, size, tuple(problems))
 
@@ -201,7 +201,7 @@ def _check_policy_trust(folder: str, scope: str, key: str, versions: list[dict[s
                     if version["policy"] is not None else None)
 
 
-def _check_signatures(dataset: str, records: dict[int, dict[str, Any]],
+def _check_signatures(store: Store, dataset: str, records: dict[int, dict[str, Any]],
                       texts: dict[str, dict[str, str]], problems: list[Problem]) -> None:
     """Every signature verifies, and each record was signed as the policies that admitted
     it required: unsigned, invalid, unknown or revoked keys, principals not allowed."""
@@ -217,6 +217,7 @@ def _check_signatures(dataset: str, records: dict[int, dict[str, Any]],
 
     loaded = {where: load_policy_text(text, source=f"stored policy {where[1][:12]}")
               for where, text in policies.items()}
+    by_hash = {r["hash"]: r for r in records.values()}
     for seq in sorted(records):
         record = records[seq]
         where, commit = f"#{seq}", (record["hash"],)
@@ -243,6 +244,39 @@ def _check_signatures(dataset: str, records: dict[int, dict[str, Any]],
                     fingerprint=key.fingerprint if key else None):
                 problems.append(Problem("signature", where, f"Commit {record['hash'][:12]} "
                                         f"(#{seq}): {violation.message}", commits=commit))
+            for message in _approval_shortfalls(store, dataset, record, policy, by_hash):
+                problems.append(Problem("signature", where, f"Commit {record['hash'][:12]} "
+                                        f"(#{seq}): {message}", commits=commit))
+
+
+def _approval_shortfalls(store: Store, dataset: str, record: dict[str, Any], policy: Any,
+                         by_hash: dict[str, dict[str, Any]]) -> list[str]:
+    """The tags of ``record`` whose approvals (as stored now) fall short of ``policy``."""
+    from .approvals import read, shortfall
+
+    rules = policy.signing.require.approvals if policy.signing is not None else {}
+    source = (record.get("action") or {}).get("source")
+    found = []
+    for tag in [t for t in dict.fromkeys(record["tags"]) if t in rules]:
+        promoted = by_hash.get(source) if isinstance(source, str) else None
+        if promoted is None:
+            found.append(f"carries {tag!r}, which needs approvals, but promotes no commit")
+            continue
+        folder = store.path(layout.approvals(dataset, promoted["hash"], tag))
+        names = [f"{folder}/{n}" for n in store.listdir(folder) if n.endswith(".json")]
+        approvals = [a for a in (read(d, dataset=dataset, commit=promoted["hash"], stage=tag,
+                                      policy=policy)
+                                 for d in store.read_many(names).values()) if a is not None]
+        signing = policy.signing
+        authors = {promoted["author"].strip()} & set(signing.principals)
+        signature = promoted.get("signature")
+        if signature is not None and signing.principal_of(signature["key"]) is not None:
+            authors.add(signing.principal_of(signature["key"]))
+        problem = shortfall(rules[tag], policy, approvals, authors)
+        if problem is not None:
+            found.append(f"its promotion to {tag!r} lacks approvals: {problem} (deleted "
+                         "since, or never given)")
+    return found
 
 
 def _check_actions(records: dict[int, dict[str, Any]], problems: list[Problem]) -> None:

@@ -66,6 +66,8 @@ def test_json_of_every_command_matches_its_shape(reg: Registry, tmp_path: Path) 
     key = tmp_path / "id_ed25519"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
     seen["policy sign"] = json_of("policy", "sign", TEAM_POLICY, "--key", key, *args)
+    seen["approve"] = json_of("approve", "staging", "--for", "production", "-m", "Checked",
+                              "--key", key, *args)
     seen["policy diff"] = json_of("policy", "diff", "0", *args)
     seen["audit"] = json_of("audit", *args)
     seen["verify"] = json_of("verify", *args)

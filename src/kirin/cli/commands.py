@@ -252,9 +252,10 @@ def log(session: Session, *,
 
 @command(app, "show", scope=Scope.DATASET)
 def show(session: Session, *, ref: OptionalRef = None) -> Outcome:
-    """Show a commit: message, tags, metadata and files."""
+    """Show a commit: message, tags, metadata, files, and the approvals it has."""
     dataset = session.dataset()
-    return views.show(dataset.name, _commit_or_newest(dataset, ref))
+    commit = _commit_or_newest(dataset, ref)
+    return views.show(dataset.name, commit, dataset.approvals(commit.hash))
 
 
 @command(app, "diff", scope=Scope.DATASET)

@@ -30,6 +30,9 @@ OBJECTS: dict[str, Shape] = {
         "override": "<override> | null", "signature": "<signature> | null",
     },
     "signature": {"key": "str", "sig": "str"},
+    "approval": {"commit": "str", "stage": "str", "message": "str", "timestamp": "str",
+                 "key": "str", "principal": "str | null", "valid": "bool",
+                 "problem": "str | null"},
     "withdrawal": {"stage": "str", "holder": "str"},
     "rollback": {"held": "str", "policy": "str | null", "root_policy": "str | null"},
     "override": {"reason": "str", "violations": [{"rule": "str", "path": "str",
@@ -57,6 +60,8 @@ OBJECT_NOTES: dict[str, str] = {
     "rollback": "What a rollback restored: the earlier holder, and the hashes of the "
                 "policies that admitted it then (the rollback was judged by them).",
     "override": "Break-glass: the reason given and every violation the override let past.",
+    "approval": "A signed approval of a commit for a stage (kirin approve); valid: its "
+                "signature holds and it approves that commit and stage; principal: whose key.",
     "signature": "The signer's OpenSSH public key and the SSHSIG signature (namespace "
                  "kirin) of the record; kirin verify checks it.",
     "file": "A file of a commit: its name in the registry, SHA-256 and size in bytes.",
@@ -87,7 +92,8 @@ COMMANDS: dict[str, Shape] = {
     "promote": {"dataset": "str", "source": "<commit>", "commit": "<commit>"},
     "log": {"dataset": "str", "commits": ["<commit>"], "columns?": ["str"],
             "values?": [{"*": "any"}]},
-    "show": {"dataset": "str", "commit": "<commit>", "files": ["<file>"]},
+    "show": {"dataset": "str", "commit": "<commit>", "files": ["<file>"],
+             "approvals": ["<approval>"]},
     "diff": {"dataset": "str", "from": "<commit>", "to": "<commit>",
              "metadata_diff": "<change>", "metadata_diff_paths": "<change>",
              "tags_diff": {"added": ["str"], "removed": ["str"]},
@@ -138,6 +144,7 @@ COMMANDS: dict[str, Shape] = {
         "kind": "str | null", "promoted_from": "str | null", "version_tags": ["str"],
         "overridden": "bool", "withdrawn": "object | null"}]},
     "withdraw": {"dataset": "str", "commit": "<commit>"},
+    "approve": {"dataset": "str", "approval": "<approval>"},
     "export": {"root": "str", "output": "str", "format": "str", "datasets": "int",
                "rows": "int", "columns": ["str"]},
     "ui": {"url": "str", "root": "str", "dataset": "str | null"},

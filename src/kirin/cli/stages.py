@@ -111,3 +111,27 @@ def withdraw(session: Session, *,
     return views.committed(dataset.name, _written(dataset, digest), "Withdrew stage "
                            f"{stage} with")
 
+
+
+@command(app, "approve", scope=Scope.DATASET, shape="approve")
+def approve(session: Session, *, ref: Annotated[str, typer.Argument(
+                metavar="REF", help="The commit to approve (hash, prefix, tag).",
+                show_default=False)],
+            stage: Annotated[str, typer.Option(
+                "--for", metavar="STAGE", help="The stage it may be promoted to.",
+                show_default=False)],
+            message: Annotated[str, typer.Option(
+                "--message", "-m", metavar="TEXT", help="What was checked (kept, signed).",
+                show_default=False)],
+            key: KeyOption = None) -> Outcome:
+    """Approve REF for STAGE: a signed, write-once approval of exactly that commit.
+
+    Where the policy says a stage needs approvals (signing.require.approvals),
+    a promotion to it counts the distinct valid approvers of the commit
+    promoted. Signed with --key, else KIRIN_SIGNING_KEY, else the ssh-agent.
+    """
+    dataset = session.dataset()
+    found = dataset.approve(ref, stage, message, signer=signer_from(key))
+    who = found.principal or "a key of no principal"
+    return Outcome({"dataset": dataset.name, "approval": found.to_dict()},
+                   [views.line(f"Approved {found.commit[:8]} for {stage} as {who}.", "green")])

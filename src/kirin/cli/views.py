@@ -22,6 +22,7 @@ from .exits import ExitCode
 from .output import Annotation, Outcome, assemble, rule_label, text, violation_annotation
 
 if TYPE_CHECKING:
+    from ..approvals import Approval
     from ..errors import PolicyError
     from ..gc import GcReport
     from ..policy import Policy, Report, Violation
@@ -235,11 +236,18 @@ def log(dataset: str, commits: Sequence[Commit], columns: Sequence[Column] = ())
     return Outcome(data, [human])
 
 
-def show(dataset: str, commit: Commit) -> Outcome:
+def show(dataset: str, commit: Commit, approvals: Sequence[Approval] = ()) -> Outcome:
     human: list[RenderableType] = [commit_details(commit), Text(""),
                                    files_table(commit.files.values())]
+    for approval in approvals:
+        state = "" if approval.problem is None else f" (INVALID: {approval.problem})"
+        human.append(line(f"approved for {approval.stage} by "
+                          f"{approval.principal or 'a key of no principal'} at "
+                          f"{approval.timestamp}: {approval.message}{state}",
+                          "green" if approval.problem is None else "bold red"))
     return Outcome({"dataset": dataset, "commit": commit_data(commit),
-                    "files": files_data(commit)}, human)
+                    "files": files_data(commit),
+                    "approvals": [a.to_dict() for a in approvals]}, human)
 
 
 def files(dataset: str, commit: Commit) -> Outcome:

@@ -321,6 +321,17 @@ class PolicyChangeRule(_Model):
                                                       "must sign the new version.")
 
 
+class ApprovalRule(_Model):
+    """How many distinct people must approve a commit before it may carry a tag."""
+
+    count: PositiveInt = Field(description="Distinct principals of 'by' whose signed "
+                                           "approvals (kirin approve) are needed.")
+    by: Names = Field(min_length=1, description="Principals or groups who may approve.")
+    author_may_approve: bool | None = Field(
+        default=None, description="Whether the signer of the commit being promoted may "
+                                  "approve it (default: no).")
+
+
 class SigningRequirements(_Model):
     """Which actions must be signed, and by whom (principal or group names)."""
 
@@ -335,6 +346,9 @@ class SigningRequirements(_Model):
     override: Names | None = Field(
         default=None, description="An override must be signed by one of these (on top "
                                   "of overrides.authors).")
+    approvals: Annotated[dict[TagName, ApprovalRule], AfterValidator(_freeze_mapping)] = Field(
+        default_factory=FrozenDict,
+        description="Per tag: approvals a promotion to it needs (of the commit promoted).")
     policy: PolicyChangeRule | None = Field(
         default=None, description="A new version of this policy must be signed by 'count' "
                                   "principals of 'by' (a chain of trust: each version "
@@ -383,7 +397,9 @@ class SigningRules(_Model):
             (("require", "commit"), require.commit), (("require", "withdraw"), require.withdraw),
             (("require", "override"), require.override),
             *((("require", "promote", tag), names) for tag, names in require.promote.items()),
-            *([(("require", "policy", "by"), require.policy.by)] if require.policy else [])]
+            *([(("require", "policy", "by"), require.policy.by)] if require.policy else []),
+            *((("require", "approvals", tag, "by"), rule.by)
+              for tag, rule in require.approvals.items())]
         known = {*self.principals, *self.groups}
         for loc, names in lists:
             for index, name in enumerate(names or ()):
@@ -393,6 +409,12 @@ class SigningRules(_Model):
             if names is not None and not names:
                 raise InvalidField("an empty list would let nobody act; omit the key to "
                                    "require no signature", loc=loc)
+        for tag, rule in require.approvals.items():
+            if rule.count > len(self.members(rule.by)):
+                raise InvalidField(f"count {rule.count} is more than the "
+                                   f"{len(self.members(rule.by))} principal(s) of "
+                                   f"{', '.join(rule.by)}", loc=("require", "approvals", tag,
+                                                                 "count"))
         if require.policy is not None and require.policy.count > len(
                 self.members(require.policy.by)):
             raise InvalidField(f"count {require.policy.count} is more than the "
@@ -493,6 +515,9 @@ class Policy(_Model):
         if self.signing is not None:
             for tag in self.signing.require.promote:
                 need(tag, ("signing", "require", "promote", tag), "signing.require.promote")
+            for tag in self.signing.require.approvals:
+                need(tag, ("signing", "require", "approvals", tag),
+                     "signing.require.approvals")
         if self.overrides is not None:
             for index, author in enumerate(self.overrides.authors or ()):
                 if not author.strip():
