@@ -1145,6 +1145,11 @@ class Dataset:
         return self._policies.in_force(self._history.head)
 
     @property
+    def trusted_policy(self) -> str | None:
+        """The pinned policy hash the chain of trust starts at (``None``: trusted on first use)."""
+        return self._policies.pin
+
+    @property
     def root_policy(self) -> Policy | None:
         """The registry root's policy in force, which judges every commit here too.
 

@@ -78,3 +78,39 @@ def test_cli_policy_sign_then_apply(tmp_path: Path) -> None:
                        "--signature", tmp_path / "bob.sig", *args, cwd=tmp_path)
     assert applied["changed"] is True
     assert run("verify", *args, cwd=tmp_path).returncode == 0
+
+
+APPROVALS = """\
+version: 1
+tags: {{allowed: [production]}}
+stages: [production]
+signing:
+  principals: {{alice: ["{alice}"], bob: ["{bob}"]}}
+  require: {{approvals: {{production: {{count: 1, by: [bob]}}}}}}
+"""
+
+
+def test_approve_then_promote_and_status_lists_the_approval(tmp_path: Path) -> None:
+    (tmp_path / "keys").mkdir()
+    keys = {name: _key(tmp_path / "keys", name) for name in ("alice", "bob")}
+    root = tmp_path / "registry"
+    dataset = Dataset(root, "models")
+    dataset.set_policy(APPROVALS.format(**keys))
+    digest = dataset.commit("a model", add_files=[write(tmp_path, "m.pt", "weights")])
+    args = ["--root", str(root), "--dataset", "models"]
+    refused = run("promote", digest, "-t", "production", *args, cwd=tmp_path)
+    assert refused.returncode == 1 and "kirin approve" in refused.stderr
+    approved = run_json("approve", digest, "--for", "production", "-m", "Eval reviewed",
+                        "--key", tmp_path / "keys" / "bob", *args, cwd=tmp_path)
+    assert approved["approval"]["principal"] == "bob" and approved["approval"]["valid"]
+    run_json("promote", digest, "-t", "production", *args, cwd=tmp_path)
+    status = run_json("status", *args, cwd=tmp_path)
+    [production] = status["stages"]
+    assert [a["principal"] for a in production["approvals"]] == ["bob"]
+    assert status["policy_trust"] == "first use"
+    pinned = run_json("status", *args, cwd=tmp_path,
+                      env={**kirin_env(), "KIRIN_TRUST_POLICY": str(dataset.policy_history()[0]
+                                                                     .policy_hash)})
+    assert pinned["policy_trust"] == "pinned"
+    shown = run_json("show", digest, *args, cwd=tmp_path)
+    assert [a["message"] for a in shown["approvals"]] == ["Eval reviewed"]

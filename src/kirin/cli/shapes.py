@@ -139,10 +139,10 @@ COMMANDS: dict[str, Shape] = {
     "root-policy show": {"root": "str", "policy_hash": "str | null",
                          "policy": "object | null"},
     "root-policy history": {"root": "str", "versions": ["<policy_version>"]},
-    "status": {"dataset": "str", "head": "str | null", "stages": [{
+    "status": {"dataset": "str", "head": "str | null", "policy_trust": "str", "stages": [{
         "stage": "str", "commit": "str | null", "since": "str | null", "by": "str | null",
         "kind": "str | null", "promoted_from": "str | null", "version_tags": ["str"],
-        "overridden": "bool", "withdrawn": "object | null"}]},
+        "overridden": "bool", "withdrawn": "object | null", "approvals": ["<approval>"]}]},
     "withdraw": {"dataset": "str", "commit": "<commit>"},
     "approve": {"dataset": "str", "approval": "<approval>"},
     "export": {"root": "str", "output": "str", "format": "str", "datasets": "int",

@@ -47,8 +47,22 @@ def status(session: Session, *,
     human: list[RenderableType] = [table] if found else [
         views.line("No stages: the policy declares none (stages:) and has no promotion "
                    "rules.", "dim")]
+    pin = dataset.trusted_policy
+    if dataset.policy is not None:
+        human.append(views.line(
+            f"Policy chain of trust starts at the pinned policy {pin[:12]}." if pin else
+            "The first policy version is trusted on first use (no pin: kirin.yaml trust:, "
+            "KIRIN_TRUST_POLICY).", "dim"))
+    rows = []
+    for row in found:
+        data = row.to_dict()
+        source = row.promoted_from
+        data["approvals"] = [a.to_dict() for a in dataset.approvals(source, row.stage)] if (
+            source is not None) else []
+        rows.append(data)
     return Outcome({"dataset": dataset.name, "head": head.hash if head else None,
-                    "stages": [row.to_dict() for row in found]}, human)
+                    "policy_trust": "pinned" if pin else "first use",
+                    "stages": rows}, human)
 
 
 def _status_cells(row: StageStatus) -> tuple[RenderableType, ...]:
