@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from .policy import Policy
     from .policy.model import ApprovalRule
     from .sshsig import Signer
+    from .store import Store
 
 _FIELDS = ("commit", "dataset", "key", "kirin", "message", "stage", "timestamp")
 
@@ -117,3 +118,47 @@ def shortfall(rule: ApprovalRule, policy: Policy, approvals: Iterable[Approval],
         authors and not rule.author_may_approve) else ""
     return (f"it needs approvals of {rule.count} distinct principal(s) of "
             f"{', '.join(rule.by)}; it has {len(counted)} ({have}){excluded}")
+
+
+def load(store: Store, dataset: str, commit: str, stage: str | None,
+         policy: Policy | None) -> list[Approval]:
+    """The approvals stored for ``commit`` (for ``stage``; ``None``: every stage), each
+    checked by :func:`read`. The one reader of the approval folders (gate, verify, show)."""
+    import json
+
+    from . import layout
+
+    if stage is None:
+        top = store.path(layout.commit_approvals(dataset, commit))
+        folders = [f"{top}/{n}" for n in store.listdir(top)]
+    else:
+        folders = [store.path(layout.approvals(dataset, commit, stage))]
+    names = [f"{folder}/{n}" for folder in folders for n in store.listdir(folder)
+             if n.endswith(".json")]
+    found = []
+    for data in store.read_many(names).values():
+        claimed = stage
+        if claimed is None and data is not None:
+            try:
+                claimed = str(json.loads(data).get("stage", ""))
+            except (ValueError, AttributeError, RecursionError):
+                claimed = ""
+        found.append(read(data, dataset=dataset, commit=commit, stage=claimed or "",
+                          policy=policy))
+    return [a for a in found if a is not None]
+
+
+def authors(author: str, signature: Mapping[str, Any] | None, policy: Policy) -> set[str]:
+    """Who a commit is by, as principals of ``policy``: the principal whose key signed it
+    (``signature``), and its ``author`` text if that names a principal."""
+    rules = policy.signing
+    found: set[str] = set()
+    if rules is None:
+        return found
+    if author.strip() in rules.principals:
+        found.add(author.strip())
+    if signature is not None:
+        principal = rules.principal_of(str(signature["key"]))
+        if principal is not None:
+            found.add(principal)
+    return found

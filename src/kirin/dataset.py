@@ -775,7 +775,7 @@ class Dataset:
     def _approval_violations(self, policy: Policy, source: str, proposal: Proposal,
                              request: Request) -> list[Violation]:
         """Each tag the policy wants approved: enough valid approvals of the commit promoted."""
-        from .approvals import shortfall
+        from .approvals import authors, shortfall
         from .policy import Violation
 
         rules = policy.signing.require.approvals if policy.signing is not None else {}
@@ -794,7 +794,7 @@ class Dataset:
             commit = self._history.resolve(str(promoted))
             problem = shortfall(rules[tag], policy, self._read_approvals(commit.hash, tag,
                                                                          policy),
-                                self._authors(commit, policy))
+                                authors(commit.author, commit.signature, policy))
             if problem is not None:
                 found.append(Violation(rule, tag, commit.hash, f"{rules[tag].count} approvals",
                                        f"Promoting {commit.short_hash} to {tag!r} is refused "
@@ -803,44 +803,11 @@ class Dataset:
                                        f"{tag}.", source))
         return found
 
-    @staticmethod
-    def _authors(commit: Commit, policy: Policy) -> set[str]:
-        """Who the commit is by, as principals: its signer, and its author if a principal."""
-        rules = policy.signing
-        found = set()
-        if rules is not None and commit.author.strip() in rules.principals:
-            found.add(commit.author.strip())
-        if rules is not None and commit.signature is not None:
-            principal = rules.principal_of(str(commit.signature["key"]))
-            if principal is not None:
-                found.add(principal)
-        return found
-
     def _read_approvals(self, commit: str, stage: str | None, policy: Policy | None
                         ) -> list[Approval]:
-        """The approvals stored for ``commit`` (for ``stage``; ``None``: every stage)."""
-        import json
+        from .approvals import load
 
-        from .approvals import read
-
-        if stage is None:
-            top = self._store.path(layout.commit_approvals(self.name, commit))
-            folders = [f"{top}/{n}" for n in self._store.listdir(top)]
-        else:
-            folders = [self._store.path(layout.approvals(self.name, commit, stage))]
-        names = [f"{folder}/{n}" for folder in folders for n in self._store.listdir(folder)
-                 if n.endswith(".json")]
-        found = []
-        for data in self._store.read_many(names).values():
-            claimed = stage
-            if claimed is None and data is not None:
-                try:
-                    claimed = str(json.loads(data).get("stage", ""))
-                except (ValueError, AttributeError, RecursionError):
-                    claimed = ""
-            found.append(read(data, dataset=self.name, commit=commit, stage=claimed or "",
-                              policy=policy))
-        return [a for a in found if a is not None]
+        return load(self._store, self.name, commit, stage, policy)
 
     def approve(self, ref: str, stage: str, message: str, *, signer: Signer | None = None
                 ) -> Approval:

@@ -252,7 +252,7 @@ def _check_signatures(store: Store, dataset: str, records: dict[int, dict[str, A
 def _approval_shortfalls(store: Store, dataset: str, record: dict[str, Any], policy: Any,
                          by_hash: dict[str, dict[str, Any]]) -> list[str]:
     """The tags of ``record`` whose approvals (as stored now) fall short of ``policy``."""
-    from .approvals import read, shortfall
+    from .approvals import authors, load, shortfall
 
     rules = policy.signing.require.approvals if policy.signing is not None else {}
     source = (record.get("action") or {}).get("source")
@@ -262,17 +262,9 @@ def _approval_shortfalls(store: Store, dataset: str, record: dict[str, Any], pol
         if promoted is None:
             found.append(f"carries {tag!r}, which needs approvals, but promotes no commit")
             continue
-        folder = store.path(layout.approvals(dataset, promoted["hash"], tag))
-        names = [f"{folder}/{n}" for n in store.listdir(folder) if n.endswith(".json")]
-        approvals = [a for a in (read(d, dataset=dataset, commit=promoted["hash"], stage=tag,
-                                      policy=policy)
-                                 for d in store.read_many(names).values()) if a is not None]
-        signing = policy.signing
-        authors = {promoted["author"].strip()} & set(signing.principals)
-        signature = promoted.get("signature")
-        if signature is not None and signing.principal_of(signature["key"]) is not None:
-            authors.add(signing.principal_of(signature["key"]))
-        problem = shortfall(rules[tag], policy, approvals, authors)
+        approvals = load(store, dataset, promoted["hash"], tag, policy)
+        by = authors(promoted["author"], promoted.get("signature"), policy)
+        problem = shortfall(rules[tag], policy, approvals, by)
         if problem is not None:
             found.append(f"its promotion to {tag!r} lacks approvals: {problem} (deleted "
                          "since, or never given)")
