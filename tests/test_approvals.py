@@ -6,31 +6,22 @@ stage; copied elsewhere it no longer counts. Keys are made with ``ssh-keygen``.
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from kirin.errors import InvalidInputError, PolicyViolationError
-from kirin.sshsig import KeyFileSigner
 
 from dataset_helpers import Source, reopen
 from roots import RegistryRoot
+from ssh_keys import Keys, make_keys
 
 NAMES = ("alice", "bob", "carol", "dan")
-Keys = dict[str, tuple[KeyFileSigner, str]]
 
 
 @pytest.fixture
 def keys(tmp_path: Path) -> Keys:
-    folder = tmp_path / "keys"
-    folder.mkdir()
-    found = {}
-    for name in (*NAMES, "mallory"):
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f",
-                        str(folder / name)], check=True)
-        found[name] = (KeyFileSigner(folder / name), (folder / f"{name}.pub").read_text())
-    return found
+    return make_keys(tmp_path, (*NAMES, "mallory"))
 
 
 def policy(keys: Keys) -> str:

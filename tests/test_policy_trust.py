@@ -9,7 +9,6 @@ gate and reported by ``verify``, with the commits it admitted.
 from __future__ import annotations
 
 import json
-import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -18,24 +17,15 @@ import pytest
 from kirin.errors import CorruptObjectError, InvalidInputError, PolicyViolationError
 from kirin.policy import load_policy_text
 from kirin.records import record_hash
-from kirin.sshsig import KeyFileSigner
 
 from dataset_helpers import Source, reopen
 from roots import RegistryRoot
-
-Keys = dict[str, tuple[KeyFileSigner, str]]
+from ssh_keys import Keys, make_keys
 
 
 @pytest.fixture
 def keys(tmp_path: Path) -> Keys:
-    folder = tmp_path / "keys"
-    folder.mkdir()
-    found = {}
-    for name in ("alice", "bob", "carol", "mallory"):
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f",
-                        str(folder / name)], check=True)
-        found[name] = (KeyFileSigner(folder / name), (folder / f"{name}.pub").read_text())
-    return found
+    return make_keys(tmp_path, ("alice", "bob", "carol", "mallory"))
 
 
 def policy(keys: Keys, min_length: int = 5) -> str:

@@ -16,27 +16,19 @@ import pytest
 
 from kirin.errors import PolicyError, PolicyViolationError, SignatureError
 from kirin.records import encode_record, signed_message
-from kirin.sshsig import KeyFileSigner, PublicKey, verify
+from kirin.sshsig import PublicKey, verify
 
 from dataset_helpers import Source, reopen
 from roots import RegistryRoot
-
-
-def keypair(folder: Path, name: str) -> tuple[KeyFileSigner, str]:
-    path = folder / name
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f",
-                    str(path)], check=True)
-    return KeyFileSigner(path), (folder / f"{name}.pub").read_text().strip()
+from ssh_keys import Keys, make_keys
 
 
 @pytest.fixture
-def keys(tmp_path: Path) -> dict[str, tuple[KeyFileSigner, str]]:
-    folder = tmp_path / "keys"
-    folder.mkdir()
-    return {name: keypair(folder, name) for name in ("alice", "bob", "mallory")}
+def keys(tmp_path: Path) -> Keys:
+    return make_keys(tmp_path, ("alice", "bob", "mallory"))
 
 
-def signed_policy(keys: dict[str, tuple[KeyFileSigner, str]], revoked: str = "") -> str:
+def signed_policy(keys: Keys, revoked: str = "") -> str:
     return f"""\
 version: 1
 tags: {{allowed: [staging, production]}}
@@ -57,7 +49,7 @@ signing:
 
 
 def test_the_gate_checks_who_signed(registry_root: RegistryRoot, src: Source,
-                                   keys: dict[str, tuple[KeyFileSigner, str]]) -> None:
+                                   keys: Keys) -> None:
     ds = registry_root.catalog().create_dataset("models", policy=signed_policy(keys))
     alice, bob, mallory = (keys[n][0] for n in ("alice", "bob", "mallory"))
     before = registry_root.objects()
@@ -89,7 +81,7 @@ def test_the_gate_checks_who_signed(registry_root: RegistryRoot, src: Source,
 
 @pytest.mark.storage_free
 def test_a_record_signature_checks_with_ssh_keygen(registry_root: RegistryRoot, src: Source,
-                                                  keys: dict[str, tuple[KeyFileSigner, str]],
+                                                  keys: Keys,
                                                   tmp_path: Path) -> None:
     ds = registry_root.catalog().create_dataset("models", policy=signed_policy(keys))
     digest = ds.commit("a model", add_files=[src("model.pt")], signer=keys["alice"][0])
@@ -111,7 +103,7 @@ def test_a_record_signature_checks_with_ssh_keygen(registry_root: RegistryRoot, 
 
 @pytest.mark.storage_free
 def test_the_environment_key_signs_and_a_revoked_key_signs_nothing(
-        registry_root: RegistryRoot, src: Source, keys: dict[str, tuple[KeyFileSigner, str]],
+        registry_root: RegistryRoot, src: Source, keys: Keys,
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     ds = registry_root.catalog().create_dataset("models", policy=signed_policy(keys))
     monkeypatch.setenv("KIRIN_SIGNING_KEY", str(tmp_path / "keys" / "bob"))
@@ -136,7 +128,7 @@ def _rewrite(root: RegistryRoot, seq: int, change: Any) -> None:
 
 def test_verify_finds_forged_stripped_and_replayed_signatures(
         registry_root: RegistryRoot, src: Source,
-        keys: dict[str, tuple[KeyFileSigner, str]]) -> None:
+        keys: Keys) -> None:
     ds = registry_root.catalog().create_dataset("models", policy=signed_policy(keys))
     alice, mallory = keys["alice"][0], keys["mallory"][0]
     first = ds.commit("a model", add_files=[src("model.pt")], signer=alice)
@@ -180,7 +172,7 @@ def test_verify_finds_forged_stripped_and_replayed_signatures(
     ('principals: {alice: [KEY]}\n  groups: {alice: [alice]}', "both a principal and a group"),
     ('principals: {alice: [KEY]}\n  revoked: ["SHA256:short"]', "revoked"),
 ])
-def test_the_signing_section_is_checked(keys: dict[str, tuple[KeyFileSigner, str]],
+def test_the_signing_section_is_checked(keys: Keys,
                                         text: str, message: str) -> None:
     from kirin.policy import load_policy_text
 
@@ -200,7 +192,7 @@ def test_a_signer_must_be_a_signer(registry_root: RegistryRoot, src: Source) -> 
 
 @pytest.mark.storage_free
 def test_an_unsigned_registry_stays_unsigned(registry_root: RegistryRoot, src: Source,
-                                            keys: dict[str, tuple[KeyFileSigner, str]],
+                                            keys: Keys,
                                             monkeypatch: pytest.MonkeyPatch,
                                             tmp_path: Path) -> None:
     """Signing is switched on by the policy: a configured key alone signs nothing."""

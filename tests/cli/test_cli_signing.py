@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 from kirin import Dataset
@@ -11,13 +10,7 @@ from kirin.records import encode_record
 from kirin.sshsig import PublicKey
 
 from cli_helpers import kirin_env, run, run_json, write
-
-
-def _key(folder: Path, name: str) -> str:
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f",
-                    str(folder / name)], check=True)
-    return (folder / f"{name}.pub").read_text().strip()
-
+from ssh_keys import make_keys
 
 POLICY = """\
 version: 1
@@ -28,8 +21,7 @@ signing:
 
 
 def test_cli_key_signs_and_verify_reports_a_bad_signature(tmp_path: Path) -> None:
-    (tmp_path / "keys").mkdir()
-    keys = {name: _key(tmp_path / "keys", name) for name in ("alice", "bob")}
+    keys = {name: public for name, (_, public) in make_keys(tmp_path, ("alice", "bob")).items()}
     root = tmp_path / "registry"
     Dataset(root, "models").set_policy(POLICY.format(**keys))
     model = write(tmp_path, "model.pt", "weights")
@@ -61,8 +53,7 @@ signing:
 
 def test_cli_policy_sign_then_apply(tmp_path: Path) -> None:
     """Two admins: bob signs on his machine, alice applies with her key and his signature."""
-    (tmp_path / "keys").mkdir()
-    keys = {name: _key(tmp_path / "keys", name) for name in ("alice", "bob")}
+    keys = {name: public for name, (_, public) in make_keys(tmp_path, ("alice", "bob")).items()}
     root = tmp_path / "registry"
     Dataset(root, "models").set_policy(TRUST.format(min_length=5, **keys))
     args = ["--root", str(root), "--dataset", "models"]
@@ -91,8 +82,7 @@ signing:
 
 
 def test_approve_then_promote_and_status_lists_the_approval(tmp_path: Path) -> None:
-    (tmp_path / "keys").mkdir()
-    keys = {name: _key(tmp_path / "keys", name) for name in ("alice", "bob")}
+    keys = {name: public for name, (_, public) in make_keys(tmp_path, ("alice", "bob")).items()}
     root = tmp_path / "registry"
     dataset = Dataset(root, "models")
     dataset.set_policy(APPROVALS.format(**keys))
