@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 from .errors import CorruptObjectError
-from .records import check_record, check_stored_record
+from .records import check_record, check_stored_record, unusable_unless_sound
 
 
 def encode_checkpoint(first: int, last: int, record_texts: list[str]) -> bytes:
@@ -42,10 +42,7 @@ def read_checkpoint(data: bytes, path: str, last: int
     The one reader of checkpoints: opening takes what it returns, ``verify``
     reports what it raises.
     """
-    def bad(reason: str) -> CorruptObjectError:
-        return CorruptObjectError(f"Checkpoint {path} is unusable ({reason})", path=path)
-
-    try:
+    with unusable_unless_sound("Checkpoint", path) as bad:
         split = _split_checkpoint(data, last)
         if split is not None:
             first, parts = split
@@ -59,12 +56,6 @@ def read_checkpoint(data: bytes, path: str, last: int
             raise bad(f"it does not hold commits up to #{last}")
         return [(check_record(r, where=f"{path}[{first + i}]", seq=first + i), None)
                 for i, r in enumerate(records)]
-    except CorruptObjectError as exc:
-        if exc.path == path:
-            raise
-        raise bad(str(exc)) from exc
-    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
-        raise bad(f"{type(exc).__name__}: {exc}") from exc
 
 
 _CHECKPOINT_HEAD = re.compile(r'\{"first":(0|[1-9][0-9]*),"kirin":1,"last":(0|[1-9][0-9]*),'

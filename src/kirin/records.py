@@ -14,7 +14,8 @@ from __future__ import annotations
 import hashlib
 import json
 import json.encoder
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -312,6 +313,28 @@ def _check_override(override: Any, bad: Callable[[str], CorruptObjectError]) -> 
                 and all(isinstance(v, str) for v in item.values())):
             raise bad("each overridden violation holds the strings rule, path, source and "
                       "message")
+
+
+@contextmanager
+def unusable_unless_sound(what: str, path: str) -> Iterator[Callable[[str], CorruptObjectError]]:
+    """Read a stored object inside this block: any defect is one CorruptObjectError naming it.
+
+    Yields ``bad(reason)``, the error to raise for a defect found by hand; a
+    record inside that fails its own check, or a parse that fails (a missing
+    key, a wrong type, nesting too deep), becomes ``what path is unusable (...)``.
+    Shared by the readers of checkpoints and summaries, which repeat records.
+    """
+    def bad(reason: str) -> CorruptObjectError:
+        return CorruptObjectError(f"{what} {path} is unusable ({reason})", path=path)
+
+    try:
+        yield bad
+    except CorruptObjectError as exc:
+        if exc.path == path:
+            raise
+        raise bad(str(exc)) from exc
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+        raise bad(f"{type(exc).__name__}: {exc}") from exc
 
 
 def check_folder_clash(snapshot: Mapping[str, Any]) -> None:

@@ -29,8 +29,7 @@ from typing import Any
 from . import layout
 from ._json import canonical_json
 from .digests import is_digest
-from .errors import CorruptObjectError
-from .records import check_record, tree_hash
+from .records import check_record, tree_hash, unusable_unless_sound
 from .store import Store
 
 #: A summary is due once ``files <= FILES_PER_COMMIT * commits since the previous one``.
@@ -69,10 +68,7 @@ def encode_summary(last: int, record_text: str, files: Mapping[str, tuple[str, i
 def read_summary(data: bytes, path: str, last: int) -> Summary:
     """The verified summary of commits up to ``last``; CorruptObjectError saying why it
     cannot be trusted. The one reader of summaries: opening, ``verify`` and ``gc`` use it."""
-    def bad(reason: str) -> CorruptObjectError:
-        return CorruptObjectError(f"Summary {path} is unusable ({reason})", path=path)
-
-    try:
+    with unusable_unless_sound("Summary", path) as bad:
         body = json.loads(data)
         if not isinstance(body, dict) or body.get("kirin") != FORMAT or set(body) != {
                 "files", "kirin", "last", "record"}:
@@ -84,12 +80,6 @@ def read_summary(data: bytes, path: str, last: int) -> Summary:
         if tree_hash(files) != record["tree"]:
             raise bad(f"its files do not match commit #{last}'s tree hash")
         return Summary(last, record, files)
-    except CorruptObjectError as exc:
-        if exc.path == path:
-            raise
-        raise bad(str(exc)) from exc
-    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
-        raise bad(f"{type(exc).__name__}: {exc}") from exc
 
 
 def _files(listed: Any, bad: Any) -> Files:
