@@ -95,3 +95,41 @@ def text_items(value: Any, what: str) -> list[Any]:
         raise InvalidArgumentTypeError(
             f"{what} must be a string or an iterable of strings, not "
             f"{type(value).__name__}") from None
+
+
+def signer_argument(value: Any, what: str = "signer") -> Any:
+    """``None`` or a :class:`kirin.sshsig.Signer` (cryptography loads only for a signer)."""
+    if value is None:
+        return None
+    from .sshsig import Signer
+
+    if not isinstance(value, Signer):
+        raise InvalidArgumentTypeError(
+            f"{what} must be a kirin.sshsig.Signer (KeyFileSigner, AgentSigner), "
+            f"not {type(value).__name__}")
+    return value
+
+
+def signers_argument(value: Any) -> list[Any]:
+    """A sequence of signers (``signers=``), each checked by :func:`signer_argument`."""
+    if has_type(value, str | bytes | bytearray | Mapping) or not has_type(value, list | tuple):
+        raise InvalidArgumentTypeError(
+            f"signers must be a list of kirin.sshsig.Signer, not {type(value).__name__}")
+    return [signer_argument(s, "each of signers") for s in sequence_items(value)]
+
+
+def signatures_argument(value: Any) -> list[dict[str, str]]:
+    """Signatures other admins made (``signatures=``): ``{"key": ..., "sig": ...}`` each."""
+    if has_type(value, str | bytes | bytearray | Mapping) or not has_type(value, list | tuple):
+        raise InvalidArgumentTypeError(
+            f"signatures must be a list of {{'key': ..., 'sig': ...}}, not "
+            f"{type(value).__name__}")
+    found = []
+    for item in sequence_items(value):
+        if not has_type(item, Mapping) or set(item) - {"key", "sig", "version"} or not (
+                has_type(item.get("key"), str) and has_type(item.get("sig"), str)):
+            raise InvalidArgumentTypeError(
+                "each of signatures must be {'key': str, 'sig': str} as sign_policy returns "
+                f"it, not {type(item).__name__}")
+        found.append({"key": plain_str(item["key"]), "sig": plain_str(item["sig"])})
+    return found

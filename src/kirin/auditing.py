@@ -25,6 +25,14 @@ gate does. Exceptions a record carries (a break-glass override of some
 violations) are applied in :func:`admitted_verdict` only, the one place a
 commit's verdict under its admitting policies is decided; the current mode
 reports what today's rules say, overrides included.
+
+A policy's ``signing:`` section is judged as the gate judges it: each
+record's signature must verify, its signer be allowed what it did, and a
+promotion's approvals (as stored now) reach the count; a forged signature is
+reported whenever a policy judges the commit. A policy version the admins
+never authorised (:mod:`kirin.policytrust`) does not stop the audit: every
+commit it admitted gets the ``policy-trust`` finding, and the current mode
+judges by the newest authorised version instead.
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ from .values import Commit
 
 if TYPE_CHECKING:
     from .policy import Policy, Report, Violation
+    from .signchecks import RecordSigning
 
 Against = Literal["current", "admitting"]
 AGAINST: tuple[Against, ...] = ("current", "admitting")
@@ -165,12 +174,19 @@ def _missing(commit: Commit, digest: str, source: str) -> Violation:
 
 
 class _Judge:
-    """Each (source, policy hash) judges the history once, incrementally, up to where needed."""
+    """Each (source, policy hash) judges the history once, incrementally, up to where needed.
 
-    def __init__(self, history: Sequence[Commit], logs: Mapping[str, PolicyLog]) -> None:
+    With ``signing``, a policy's ``signing:`` section judges each record's
+    signature, signer and approvals too, as the gate did (:mod:`kirin.signchecks`).
+    """
+
+    def __init__(self, history: Sequence[Commit], logs: Mapping[str, PolicyLog],
+                 signing: RecordSigning | None = None) -> None:
         self.history = history
         self.logs = logs
+        self.signing = signing
         self.verdicts: dict[tuple[str, str], dict[int, Report]] = {}
+        self.policies: dict[tuple[str, str], Policy] = {}
 
     def run(self, source: str, digest: str, seqs: set[int], policy: Policy | None = None
             ) -> None:
@@ -184,6 +200,7 @@ class _Judge:
             policy = log.policy_of(digest)
             if policy is None:
                 return
+        self.policies[(source, digest)] = policy
         self.verdicts[(source, digest)] = {
             c.seq: r for c, r in audit(policy, self.history[:max(seqs) + 1]) if c.seq in seqs}
 
@@ -200,21 +217,62 @@ class _Judge:
             if found is None:
                 parts.append(Report((_missing(commit, digest, source),), digest))
             else:
-                parts.append(Report(tuple(v.from_source(source) for v in found.violations),
-                                    digest))
+                parts.append(Report((*(v.from_source(source) for v in found.violations),
+                                     *self._signing(commit, source, digest)), digest))
         dataset, rooted = parts
-        return Report((*rooted.violations, *dataset.violations), own, root)
+        forged = (self.signing.forged(commit, "dataset" if own else "root")
+                  if self.signing is not None and (own or root) else None)
+        return Report((*rooted.violations, *dataset.violations, *([forged] if forged else [])),
+                      own, root)
+
+    def _signing(self, commit: Commit, source: str, digest: str) -> list[Violation]:
+        policy = self.policies.get((source, digest))
+        if self.signing is None or policy is None:
+            return []
+        return self.signing.violations(commit, policy, source)
+
+
+def policies_in_force(logs: Mapping[str, PolicyLog]) -> tuple[Policy | None, Policy | None]:
+    """(dataset, root) policies an audit judges by today: each log's current version, or,
+    where the chain of trust is broken, the newest version the admins authorised."""
+    found: list[Policy | None] = []
+    for source in ("dataset", "root"):
+        distrust = logs[source].distrust()
+        found.append(distrust.trusted if distrust is not None
+                     else logs[source].current_policy())
+    return found[0], found[1]
+
+
+def untrusted_findings(commit: Commit, logs: Mapping[str, PolicyLog],
+                       hashes: tuple[str | None, str | None]) -> list[Violation]:
+    """``commit`` was admitted (``hashes``: dataset's, root's) by a policy version the admins
+    never authorised: the ``policy-trust`` finding, whatever that policy says of it."""
+    from .policy import Violation
+
+    found = []
+    for source, digest in zip(("dataset", "root"), hashes, strict=True):
+        distrust = logs[source].distrust()
+        if digest is None or distrust is None or digest not in distrust.hashes:
+            continue
+        where = "the root's" if source == "root" else "the dataset's"
+        found.append(Violation(
+            "policy-trust", "policy", digest, "a policy version its predecessor authorised",
+            f"Commit {commit.short_hash} was admitted by {where} policy {digest[:12]}, "
+            f"from version #{distrust.seq} on, which is not authorised: {distrust.reason}",
+            source))
+    return found
 
 
 def audit_current(policies: tuple[Policy | None, Policy | None], history: Sequence[Commit],
-                  logs: Mapping[str, PolicyLog], since: Since) -> list[tuple[Commit, Report]]:
+                  logs: Mapping[str, PolicyLog], since: Since,
+                  signing: RecordSigning | None = None) -> list[tuple[Commit, Report]]:
     """Every reported commit judged by the policies in force now (the dataset's, the root's).
 
     A commit naming a policy version its history lacks also fails: nothing
     shows it was ever admitted.
     """
     own, root = policies
-    judge = _Judge(history, logs)
+    judge = _Judge(history, logs, signing)
     reported = [c for c in history if since.reports(c)]
     seqs = {c.seq for c in reported}
     if not seqs:
@@ -229,12 +287,13 @@ def audit_current(policies: tuple[Policy | None, Policy | None], history: Sequen
                 for source, digest in (("dataset", commit.policy_hash),
                                        ("root", commit.root_policy_hash))
                 if digest is not None and digest not in logs[source].hashes()]
+        lost += untrusted_findings(commit, logs, (commit.policy_hash, commit.root_policy_hash))
         results.append((commit, replace(report, violations=(*report.violations, *lost))))
     return results
 
 
-def audit_admitting(history: Sequence[Commit], logs: Mapping[str, PolicyLog], since: Since
-                    ) -> list[tuple[Commit, Report]]:
+def audit_admitting(history: Sequence[Commit], logs: Mapping[str, PolicyLog], since: Since,
+                    signing: RecordSigning | None = None) -> list[tuple[Commit, Report]]:
     """Every reported commit judged by the policies that admitted it (:func:`admitting_hashes`).
 
     Each admitting policy re-judges the history up to the last commit it
@@ -247,10 +306,16 @@ def audit_admitting(history: Sequence[Commit], logs: Mapping[str, PolicyLog], si
         for source, digest in zip(("dataset", "root"), admitting_hashes(commit), strict=True):
             if digest is not None:
                 wanted.setdefault((source, digest), set()).add(commit.seq)
-    judge = _Judge(history, logs)
+    judge = _Judge(history, logs, signing)
     for (source, digest), seqs in wanted.items():
         judge.run(source, digest, seqs)
-    return [(c, admitted_verdict(c, judge.verdict(c, *admitting_hashes(c)))) for c in reported]
+    results = []
+    for commit in reported:
+        verdict = admitted_verdict(commit, judge.verdict(commit, *admitting_hashes(commit)))
+        distrusted = untrusted_findings(commit, logs, admitting_hashes(commit))
+        results.append((commit, replace(verdict, violations=(*verdict.violations,
+                                                             *distrusted))))
+    return results
 
 
 def newest_first(results: Sequence[tuple[Commit, Report]], include_passing: bool

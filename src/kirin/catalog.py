@@ -9,13 +9,20 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from . import layout
-from .arguments import optional_text_argument, text_argument
+from .arguments import (
+    optional_text_argument,
+    signatures_argument,
+    signer_argument,
+    signers_argument,
+    text_argument,
+)
 from .backends import credential_options
 from .dataset import Dataset
 from .errors import (
     DatasetExistsError,
     DatasetNotFoundError,
     GovernedDatasetError,
+    InvalidArgumentTypeError,
     InvalidNameError,
 )
 from .gc import DEFAULT_GRACE, GcReport, collect_garbage
@@ -102,10 +109,14 @@ class Catalog:
         """Make ``policy`` the root policy from now on (``None`` removes it); return its hash.
 
         Versioned, write-once and signed like a dataset's policy
-        (:meth:`Dataset.set_policy <kirin.Dataset.set_policy>`).
+        (:meth:`Dataset.set_policy <kirin.Dataset.set_policy>`): where the root
+        policy in force says who must sign its replacement, ``signers`` sign
+        here and ``signatures`` are ones other admins made with
+        :meth:`sign_policy`; too few refuse the change, nothing written.
         """
         message = text_argument(message, "message")
         author = optional_text_argument(author, "author")
+        signers, signatures = signers_argument(signers), signatures_argument(signatures)
         loaded = None
         if policy is not None:
             from .policy import policy_from
@@ -118,8 +129,24 @@ class Catalog:
             from .policy.loader import refuse_rule_typos
 
             refuse_rule_typos(loaded, policy)  # a new version only: stored ones must load
-        version = log.append(loaded, message=message, author=(author or default_author()).strip())
+        version = log.append(loaded, message=message, author=(author or default_author()).strip(),
+                             signers=signers, signatures=signatures)
         return version.policy_hash
+
+    def sign_policy(self, policy: PathLike | Policy | None, signer: Signer) -> dict[str, str]:
+        """An admin's signature authorising ``policy`` as the root policy's next version,
+        for :meth:`set_policy`'s ``signatures`` (valid until another version is set)."""
+        signer = signer_argument(signer)
+        if signer is None:
+            raise InvalidArgumentTypeError("signer must be a kirin.sshsig.Signer, not None")
+        loaded = None
+        if policy is not None:
+            from .policy import policy_from
+
+            loaded = policy_from(policy)
+        log = PolicyLog(self._store, None)
+        log.refresh()
+        return log.sign_next(loaded, signer)
 
     def policy_history(self) -> list[PolicyVersion]:
         """Every version of the root policy, newest first."""

@@ -23,6 +23,9 @@ from .arguments import (
     count_argument,
     optional_text_argument,
     path_argument,
+    signatures_argument,
+    signer_argument,
+    signers_argument,
     text_argument,
     text_items,
 )
@@ -577,14 +580,8 @@ class Dataset:
         if replace and removes is not None:
             raise InvalidInputError("replace=True already removes every file not given; "
                                     "leave remove_files out")
-        if signer is not None:
-            from .sshsig import Signer as SignerProtocol
-
-            if not isinstance(signer, SignerProtocol):
-                raise InvalidArgumentTypeError(
-                    f"signer must be a kirin.sshsig.Signer (KeyFileSigner, AgentSigner), "
-                    f"not {type(signer).__name__}")
-        return Request(kind, action, override, reason, replace, signer=signer)
+        return Request(kind, action, override, reason, replace,
+                       signer=signer_argument(signer))
 
     def _check_latest(self) -> None:
         head = self._history.head_hash
@@ -775,33 +772,16 @@ class Dataset:
     def _approval_violations(self, policy: Policy, source: str, proposal: Proposal,
                              request: Request) -> list[Violation]:
         """Each tag the policy wants approved: enough valid approvals of the commit promoted."""
-        from .approvals import authors, shortfall
-        from .policy import Violation
+        from .signchecks import approval_violations
 
         rules = policy.signing.require.approvals if policy.signing is not None else {}
-        wanted = [t for t in dict.fromkeys(proposal.tags) if t in rules]
-        if not wanted:
+        if not any(tag in rules for tag in proposal.tags):
             return []
         promoted = (request.action or {}).get("source")
-        found = []
-        for tag in wanted:
-            rule = f"signing.require.approvals.{tag}"
-            if promoted is None:
-                found.append(Violation(rule, tag, None, "a promotion of an approved commit",
-                                       f"Tag {tag!r} needs approvals ({rule} of the {source} "
-                                       "policy): promote an approved commit to it.", source))
-                continue
-            commit = self._history.resolve(str(promoted))
-            problem = shortfall(rules[tag], policy, self._read_approvals(commit.hash, tag,
-                                                                         policy),
-                                authors(commit.author, commit.signature, policy))
-            if problem is not None:
-                found.append(Violation(rule, tag, commit.hash, f"{rules[tag].count} approvals",
-                                       f"Promoting {commit.short_hash} to {tag!r} is refused "
-                                       f"({rule} of the {source} policy): {problem}. "
-                                       f"Approve with kirin approve {commit.short_hash} --for "
-                                       f"{tag}.", source))
-        return found
+        return approval_violations(
+            policy, source, list(proposal.tags),
+            self._history.resolve(str(promoted)) if promoted is not None else None,
+            self._read_approvals)
 
     def _read_approvals(self, commit: str, stage: str | None, policy: Policy | None
                         ) -> list[Approval]:
@@ -827,6 +807,7 @@ class Dataset:
         if not stage or not message.strip():
             raise Invalid("An approval needs a stage and a message")
         commit = self.resolve(ref)
+        signer = signer_argument(signer)
         if signer is None:
             from .sshsig import signer_from_environment
 
@@ -1143,6 +1124,7 @@ class Dataset:
         """
         message = text_argument(message, "message")
         author = optional_text_argument(author, "author")
+        signers, signatures = signers_argument(signers), signatures_argument(signatures)
         loaded = _policy_from(policy)
         self._refuse_rule_typos(loaded, policy)
         version = self._policies.append(
@@ -1169,6 +1151,9 @@ class Dataset:
     def sign_policy(self, policy: PathLike | Policy | None, signer: Signer) -> dict[str, str]:
         """An admin's signature authorising ``policy`` as the next version, for
         :meth:`set_policy`'s ``signatures`` (valid until another version is set)."""
+        signer = signer_argument(signer)
+        if signer is None:
+            raise InvalidArgumentTypeError("signer must be a kirin.sshsig.Signer, not None")
         return self._policies.sign_next(_policy_from(policy), signer)
 
     def policy_history(self) -> list[PolicyVersion]:
@@ -1213,8 +1198,15 @@ class Dataset:
         ``policy_hash`` and ``root_policy_hash`` are the policies that judged
         it (both ``None``: not judged). ``include_passing`` returns every
         reported commit.
+
+        Where a policy has a ``signing:`` section, each record's signature,
+        signer and approvals are judged as the gate judged them; a commit
+        admitted by a policy version the admins never authorised fails
+        (``policy-trust``), and the current mode then judges by the newest
+        authorised version.
         """
         from . import auditing
+        from .signchecks import RecordSigning
 
         mode = auditing.against_argument(against)
         self._refresh()
@@ -1223,13 +1215,15 @@ class Dataset:
         self._root_policies.refresh()
         history = self._history.commits()
         logs = {"dataset": self._policies, "root": self._root_policies}
+        signing = RecordSigning(self.name, history, self._read_approvals)
         if mode == "admitting":
-            results = auditing.audit_admitting(history, logs, window)
+            results = auditing.audit_admitting(history, logs, window, signing)
         else:
-            policies = (self._policies.current_policy(), self._root_policies.current_policy())
-            if all(p is None for p in policies):
+            policies = auditing.policies_in_force(logs)
+            if all(p is None for p in policies) and not any(
+                    log.distrust() for log in logs.values()):
                 return AuditResults()
-            results = auditing.audit_current(policies, history, logs, window)
+            results = auditing.audit_current(policies, history, logs, window, signing)
         return AuditResults(auditing.newest_first(results, include_passing))
 
 

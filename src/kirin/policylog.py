@@ -32,6 +32,22 @@ MAX_ATTEMPTS = 50
 
 
 @dataclass(frozen=True)
+class Distrust:
+    """A policy history's first unauthorised version, and the policies it let in.
+
+    ``hashes`` are the policies of that version and every later one that no
+    authorised version holds: a commit recording one was admitted by rules
+    the admins never signed. ``trusted`` is the newest authorised version's
+    policy (``None``: none, or no policy), what an audit judges by instead.
+    """
+
+    seq: int
+    reason: str
+    hashes: frozenset[str]
+    trusted: Policy | None = field(repr=False)
+
+
+@dataclass(frozen=True)
 class PolicyVersion:
     """One version of a dataset's policy (``policy_hash`` ``None``: no policy)."""
 
@@ -143,6 +159,20 @@ class PolicyLog:
             if reason is not None:
                 return seq, reason
         return None
+
+    def distrust(self) -> Distrust | None:
+        """The first unauthorised version and what it admitted (``None``: all are trusted).
+
+        For reports (``audit``): the gates refuse instead (:meth:`check_trusted`).
+        """
+        found = self.untrusted()
+        if found is None:
+            return None
+        seq, reason = found
+        trusted = {v.policy_hash for v in self._versions[:seq]}
+        later = {v.policy_hash for v in self._versions[seq:]} - trusted
+        return Distrust(seq, reason, frozenset(h for h in later if h is not None),
+                        self._policy_at(seq - 1) if seq else None)
 
     def _policy_at(self, seq: int) -> Policy | None:
         if seq not in self._loaded:

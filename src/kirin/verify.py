@@ -11,15 +11,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from . import layout, summaries
+from ._json import canonical_json
 from .checkpoints import read_checkpoint
 from .errors import CorruptObjectError
 from .logs import EntryLog
 from .policylog import decode_version
-from .records import decode_record, tree_hash
+from .records import GOVERNANCE_KEYS, decode_record, tree_hash
 from .store import Store
+from .values import Commit
 from .verified import BlobCheck
 
 
@@ -204,71 +207,53 @@ def _check_policy_trust(folder: str, scope: str, key: str, versions: list[dict[s
 def _check_signatures(store: Store, dataset: str, records: dict[int, dict[str, Any]],
                       texts: dict[str, dict[str, str]], problems: list[Problem]) -> None:
     """Every signature verifies, and each record was signed as the policies that admitted
-    it required: unsigned, invalid, unknown or revoked keys, principals not allowed."""
+    it required: unsigned, invalid, unknown or revoked keys, principals not allowed, and
+    approvals (as stored now) short of the count. The gate and ``audit`` judge by the same
+    :class:`kirin.signchecks.RecordSigning`."""
     policies = {(key, digest): text for key, found in texts.items()
                 for digest, text in found.items() if '"signing"' in text}
-    signed = [r for r in records.values() if "signature" in r]
-    if not signed and not policies:
+    if not policies and not any("signature" in r for r in records.values()):
         return  # nothing to check: cryptography need not even load
-    from .governance import signing_violations
+    from .approvals import load
     from .policy import load_policy_text
-    from .records import signed_message
-    from .sshsig import PublicKey, verify
+    from .signchecks import RecordSigning
 
     loaded = {where: load_policy_text(text, source=f"stored policy {where[1][:12]}")
               for where, text in policies.items()}
-    by_hash = {r["hash"]: r for r in records.values()}
-    for seq in sorted(records):
-        record = records[seq]
-        where, commit = f"#{seq}", (record["hash"],)
-        signature = record.get("signature")
-        key: PublicKey | None = None
-        if signature is not None:
-            try:
-                key = PublicKey.parse(signature["key"])
-                if verify(signature["sig"], signed_message(dataset, record["hash"])) != key:
-                    raise ValueError("the signature was made by another key than it names")
-            except ValueError as exc:  # SignatureError, SigningKeyError
-                problems.append(Problem("signature", where, f"Commit {record['hash'][:12]} "
-                                        f"(#{seq}) has a bad signature: {exc}", commits=commit))
-                continue
-        action = record.get("action") or {}
+    commits = [_commit_of(records[seq]) for seq in sorted(records)]
+    judge = RecordSigning(dataset, commits,
+                          lambda digest, stage, policy: load(store, dataset, digest, stage,
+                                                             policy))
+    for commit in commits:
+        where, named = f"#{commit.seq}", (commit.hash,)
+        problem = judge.problem(commit)
+        if problem is not None:
+            problems.append(Problem("signature", where, f"Commit {commit.short_hash} "
+                                    f"(#{commit.seq}) has a bad signature: {problem}",
+                                    commits=named))
+            continue
         for source, field_name in (("dataset", "policy"), ("root", "root_policy")):
-            digest = record.get(field_name)
+            digest = records[commit.seq].get(field_name)
             policy = loaded.get((field_name, digest)) if isinstance(digest, str) else None
             if policy is None:
                 continue
-            for violation in signing_violations(
-                    policy, source, kind=action.get("kind", "commit"), tags=record["tags"],
-                    override="override" in record, key=key.openssh if key else None,
-                    fingerprint=key.fingerprint if key else None):
-                problems.append(Problem("signature", where, f"Commit {record['hash'][:12]} "
-                                        f"(#{seq}): {violation.message}", commits=commit))
-            for message in _approval_shortfalls(store, dataset, record, policy, by_hash):
-                problems.append(Problem("signature", where, f"Commit {record['hash'][:12]} "
-                                        f"(#{seq}): {message}", commits=commit))
+            for violation in judge.violations(commit, policy, source):
+                problems.append(Problem("signature", where, f"Commit {commit.short_hash} "
+                                        f"(#{commit.seq}): {violation.message}",
+                                        commits=named))
 
 
-def _approval_shortfalls(store: Store, dataset: str, record: dict[str, Any], policy: Any,
-                         by_hash: dict[str, dict[str, Any]]) -> list[str]:
-    """The tags of ``record`` whose approvals (as stored now) fall short of ``policy``."""
-    from .approvals import authors, load, shortfall
-
-    rules = policy.signing.require.approvals if policy.signing is not None else {}
-    source = (record.get("action") or {}).get("source")
-    found = []
-    for tag in [t for t in dict.fromkeys(record["tags"]) if t in rules]:
-        promoted = by_hash.get(source) if isinstance(source, str) else None
-        if promoted is None:
-            found.append(f"carries {tag!r}, which needs approvals, but promotes no commit")
-            continue
-        approvals = load(store, dataset, promoted["hash"], tag, policy)
-        by = authors(promoted["author"], promoted.get("signature"), policy)
-        problem = shortfall(rules[tag], policy, approvals, by)
-        if problem is not None:
-            found.append(f"its promotion to {tag!r} lacks approvals: {problem} (deleted "
-                         "since, or never given)")
-    return found
+def _commit_of(record: dict[str, Any]) -> Commit:
+    """A decoded record as a :class:`Commit` without files: what the signing rules read."""
+    try:
+        moment = datetime.fromisoformat(record["timestamp"])
+    except (TypeError, ValueError):
+        moment = datetime.min
+    governance = {k: record[k] for k in GOVERNANCE_KEYS if k in record}
+    return Commit(record["hash"], record["parent"], record["message"],
+                  canonical_json(record["metadata"]), tuple(record["tags"]), moment,
+                  record["author"], record["seq"], record["policy"],
+                  governance=governance or None)
 
 
 def _check_actions(records: dict[int, dict[str, Any]], problems: list[Problem]) -> None:

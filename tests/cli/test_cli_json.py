@@ -75,6 +75,8 @@ def test_json_of_every_command_matches_its_shape(reg: Registry, tmp_path: Path) 
     seen["catalog list"] = json_of("catalog", "list", "--root", reg.root)
     seen["root-policy apply"] = json_of("root-policy", "apply", TEAM_POLICY, "--root",
                                         tmp_path / "rooted")
+    seen["root-policy sign"] = json_of("root-policy", "sign", TEAM_POLICY, "--key", key,
+                                       "--root", tmp_path / "rooted")
     seen["root-policy show"] = json_of("root-policy", "show", "--root", tmp_path / "rooted")
     seen["root-policy history"] = json_of("root-policy", "history", "--root",
                                           tmp_path / "rooted")

@@ -104,3 +104,77 @@ def test_approve_then_promote_and_status_lists_the_approval(tmp_path: Path) -> N
     assert pinned["policy_trust"] == "pinned"
     shown = run_json("show", digest, *args, cwd=tmp_path)
     assert [a["message"] for a in shown["approvals"]] == ["Eval reviewed"]
+
+
+def test_audit_in_ci_names_what_an_unauthorised_policy_admitted(tmp_path: Path) -> None:
+    """A writer with bucket access swaps in a looser policy and commits under it: the CI
+    audit step fails (exit 1) and names the commit, in JSON and as a GitHub annotation."""
+    keys = {name: public for name, (_, public) in make_keys(tmp_path, ("alice", "bob")).items()}
+    root = tmp_path / "registry"
+    Dataset(root, "models").set_policy(TRUST.format(min_length=5, **keys))
+    args = ["--root", str(root), "--dataset", "models"]
+    honest = run_json("commit", write(tmp_path, "m.pt", "weights"), "-m", "a fine model",
+                      *args, cwd=tmp_path)["commit"]["hash"]
+    assert run("audit", *args, cwd=tmp_path).returncode == 0
+    folder = root / "datasets" / "models" / "policy"
+    first = json.loads((folder / f"{0:020d}.json").read_text())
+    from kirin.policy import load_policy_text
+    from kirin.records import record_hash
+
+    loose = load_policy_text(TRUST.format(min_length=1, **keys))
+    entry = {**first, "seq": 1, "parent": first["hash"], "policy_hash": loose.hash,
+             "policy": loose.stored_text(), "author": "mallory", "message": "temporary"}
+    entry.pop("signatures", None)
+    entry["hash"] = record_hash(entry)
+    (folder / f"{1:020d}.json").write_text(json.dumps(entry, sort_keys=True) + "\n")
+    refused = run("commit", write(tmp_path, "n.pt", "other"), "-m", "x", *args, cwd=tmp_path)
+    assert refused.returncode == 4 and "not authorised" in refused.stderr  # gates refuse
+    # what a writer bypassing the gate leaves behind: a record admitted by the forged version
+    log = root / "datasets" / "models" / "log"
+    head = json.loads((log / f"{0:020d}.json").read_text())
+    forged = {**head, "seq": 1, "parent": honest, "message": "x", "author": "mallory",
+              "policy": loose.hash, "changes": {"add": {}, "remove": []}}
+    forged["hash"] = record_hash(forged)
+    (log / f"{1:020d}.json").write_bytes(encode_record(forged))
+
+    report = run_json("audit", *args, cwd=tmp_path, code=1)
+    rules = {(r["commit"]["hash"], v["rule"]) for r in report["failures"]
+             for v in r["violations"]}
+    assert (forged["hash"], "policy-trust") in rules and honest not in {h for h, _ in rules}
+    github = run("audit", "--against", "admitting", "--format", "github", *args, cwd=tmp_path)
+    assert github.returncode == 1 and "policy-trust" in github.stdout
+    assert forged["hash"][:8] in github.stdout
+    verified = run_json("verify", *args, cwd=tmp_path, code=1)
+    assert any(forged["hash"] in p["commits"] for p in verified["problems"])
+
+
+def test_root_policy_changes_need_the_root_admins(tmp_path: Path) -> None:
+    """The root policy follows the same chain of trust, through root-policy sign/apply."""
+    keys = {name: public for name, (_, public) in make_keys(tmp_path, ("alice", "bob")).items()}
+    root = tmp_path / "registry"
+    args = ["--root", str(root)]
+    strict = write(tmp_path, "strict.yaml", TRUST.format(min_length=5, **keys))
+    assert run_json("root-policy", "apply", strict, *args, cwd=tmp_path)["changed"] is True
+    looser = write(tmp_path, "looser.yaml", TRUST.format(min_length=1, **keys))
+    alice, bob = tmp_path / "keys" / "alice", tmp_path / "keys" / "bob"
+    given: list[str | Path]
+    for given in ([], ["--key", alice]):
+        refused = run("root-policy", "apply", looser, *given, *args, cwd=tmp_path)
+        assert refused.returncode == 1 and "signing.require.policy" in refused.stderr
+    bad = write(tmp_path, "bad.sig", "{not json")
+    unreadable = run("root-policy", "apply", looser, "--signature", bad, *args, cwd=tmp_path)
+    assert unreadable.returncode == 2 and "bad.sig" in unreadable.stderr
+    signed = run("root-policy", "sign", looser, "--key", bob, "--format", "json", *args,
+                 cwd=tmp_path)
+    assert signed.returncode == 0, signed.stderr
+    (tmp_path / "bob.sig").write_text(signed.stdout)
+    # bob's signature authorises this root version only: not a dataset's policy
+    Dataset(root, "models").set_policy(TRUST.format(min_length=5, **keys))
+    replayed = run("policy", "apply", looser, "--key", alice, "--signature",
+                   tmp_path / "bob.sig", *args, "--dataset", "models", cwd=tmp_path)
+    assert replayed.returncode == 1
+    applied = run_json("root-policy", "apply", looser, "--key", alice, "--signature",
+                       tmp_path / "bob.sig", *args, cwd=tmp_path)
+    assert applied["changed"] is True
+    history = run_json("root-policy", "history", *args, cwd=tmp_path)
+    assert len(history["versions"]) == 2

@@ -17,7 +17,10 @@ from .app import app, catalog_app, policy_app
 from .commands import (  # (and so the history commands come first in --help)
     AuthorOption,
     KeyOption,
+    SignatureOption,
+    signature_files,
     signer_from,
+    signing_key,
 )
 from .output import Outcome
 from .parsing import parse_duration
@@ -75,10 +78,7 @@ def policy_apply(session: Session, *,
                      help="Why the policy changes (kept in the policy history; default: "
                      "'Apply FILE').")] = "",
                  author: AuthorOption = None, key: KeyOption = None,
-                 signature: Annotated[list[Path] | None, typer.Option(
-                     "--signature", metavar="FILE", help="A signature another admin made "
-                     "with kirin policy sign (repeatable).", show_default=False)] = None
-                 ) -> Outcome:
+                 signature: SignatureOption = None) -> Outcome:
     """Make FILE the dataset's policy from now on.
 
     The file is checked first; an invalid one changes nothing and exits with
@@ -92,23 +92,8 @@ def policy_apply(session: Session, *,
     signer = signer_from(key)
     after = dataset.set_policy(file, message=message or f"Apply {file.name}", author=author,
                                signers=[signer] if signer is not None else [],
-                               signatures=[_signature_file(p) for p in signature or ()])
+                               signatures=signature_files(signature))
     return views.policy_applied(dataset.name, before.hash if before else None, after)
-
-
-def _signature_file(path: Path) -> dict[str, str]:
-    """A signature printed by ``kirin policy sign --format json`` (or its ``signature``)."""
-    import json
-
-    from ..errors import InvalidInputError
-
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        found = data.get("signature", data)
-        return {"key": str(found["key"]), "sig": str(found["sig"])}
-    except (OSError, ValueError, AttributeError, KeyError, TypeError) as exc:
-        raise InvalidInputError(f"{path}: not a signature made by kirin policy sign "
-                                f"--format json ({exc})") from exc
 
 
 @command(policy_app, "sign", scope=Scope.DATASET, shape="policy sign")
@@ -123,17 +108,8 @@ def policy_sign(session: Session, *,
     takes). It authorises exactly this policy as the next version: it is no
     longer valid once another version is set.
     """
-    from ..errors import InvalidInputError
-
     dataset = session.dataset()
-    signer = signer_from(key)
-    if signer is None:
-        from ..sshsig import signer_from_environment
-
-        signer = signer_from_environment()
-    if signer is None:
-        raise InvalidInputError("No key to sign with: pass --key, set KIRIN_SIGNING_KEY, or "
-                                "add a key to the ssh-agent")
+    signer = signing_key(key)
     signed = dataset.sign_policy(file, signer)
     version = int(signed.pop("version"))
     return Outcome({"dataset": dataset.name, "version": version, "signature": signed},
@@ -211,7 +187,9 @@ def audit(session: Session, *,
       1  --against current: some would be rejected today;
          --against admitting: some break the policy that admitted them, or
          name a policy version missing from the policy history (the gate
-         did not hold)
+         did not hold); either way, a commit whose signature, signer or
+         approvals fail the policy's signing: rules, or that a policy
+         version the admins never authorised admitted (policy-trust)
       2  a bad --since or --against
       3  no such dataset, or --since names several commits
       4  the policy history is damaged (a hole): run kirin verify

@@ -82,6 +82,42 @@ def signer_from(key: Path | None) -> Any:
     return signer_from_environment(key)
 
 
+def signing_key(key: Path | None) -> Any:
+    """The signer for a command that only signs: ``--key``, else the environment's."""
+    from ..errors import InvalidInputError
+    from ..sshsig import signer_from_environment
+
+    signer = signer_from(key) if key is not None else signer_from_environment()
+    if signer is None:
+        raise InvalidInputError("No key to sign with: pass --key, set KIRIN_SIGNING_KEY, or "
+                                "add a key to the ssh-agent")
+    return signer
+
+
+SignatureOption = Annotated[list[Path] | None, typer.Option(
+    "--signature", metavar="FILE", help="A signature another admin made with policy sign "
+    "(repeatable).", show_default=False)]
+
+
+def signature_files(paths: list[Path] | None) -> list[dict[str, str]]:
+    """Signatures printed by ``policy sign --format json`` (the document or its
+    ``signature``), for ``policy apply --signature``."""
+    import json
+
+    from ..errors import InvalidInputError
+
+    found = []
+    for path in paths or ():
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            signature = data.get("signature", data)
+            found.append({"key": str(signature["key"]), "sig": str(signature["sig"])})
+        except (OSError, ValueError, AttributeError, KeyError, TypeError) as exc:
+            raise InvalidInputError(f"{path}: not a signature made by policy sign "
+                                    f"--format json ({exc})") from exc
+    return found
+
+
 def _commit_or_newest(dataset: Dataset, ref: str | None) -> Commit:
     if ref is not None:
         return dataset.resolve(ref)

@@ -9,7 +9,14 @@ import typer
 from rich.console import RenderableType
 
 from .app import root_policy_app
-from .commands import AuthorOption
+from .commands import (
+    AuthorOption,
+    KeyOption,
+    SignatureOption,
+    signature_files,
+    signer_from,
+    signing_key,
+)
 from .output import Outcome, text
 from .runner import Scope, Session, command
 from .views import line, policy_versions_table
@@ -22,16 +29,24 @@ def apply(session: Session, *,
           message: Annotated[str, typer.Option(
               "--message", "-m", metavar="TEXT", help="Why the root policy changes (kept "
               "in its history; default: 'Apply FILE').")] = "",
-          author: AuthorOption = None) -> Outcome:
+          author: AuthorOption = None, key: KeyOption = None,
+          signature: SignatureOption = None) -> Outcome:
     """Make FILE the root policy: every commit of every dataset here must satisfy it.
 
     Datasets that do not exist yet included, so a commit to a misspelt dataset
     name is judged by it. A dataset's own policy adds rules on top (both must
     pass). The file is checked first (exit code 2 if invalid, nothing stored).
+    Where the root policy in force says who must sign its replacement
+    (signing.require.policy), give enough admins' signatures (--key signs
+    here, --signature adds ones made with kirin root-policy sign); too few
+    exit with 1, nothing stored.
     """
     catalog = session.catalog()
     before = catalog.policy
-    after = catalog.set_policy(file, message=message or f"Apply {file.name}", author=author)
+    signer = signer_from(key)
+    after = catalog.set_policy(file, message=message or f"Apply {file.name}", author=author,
+                               signers=[signer] if signer is not None else [],
+                               signatures=signature_files(signature))
     changed = (before.hash if before else None) != after
     human = line(f"Root policy {after[:12]} is now in force under {session.location.root}."
                  if changed and after else "The root policy is already in force; nothing "
@@ -39,6 +54,28 @@ def apply(session: Session, *,
                  "green" if changed else "dim")
     return Outcome({"root": session.location.root, "policy_hash": after, "changed": changed},
                    [human])
+
+
+@command(root_policy_app, "sign", scope=Scope.ROOT, shape="root-policy sign")
+def sign(session: Session, *,
+         file: Annotated[Path, typer.Argument(
+             metavar="FILE", help="Policy file (YAML) to authorise.", show_default=False)],
+         key: KeyOption = None) -> Outcome:
+    """Sign FILE as the root policy's next version, for another admin's root-policy apply.
+
+    Prints the signature (--format json: a document root-policy apply
+    --signature takes). It authorises exactly this policy as the next version:
+    it is no longer valid once another version is set.
+    """
+    import json
+
+    signer = signing_key(key)
+    signed = session.catalog().sign_policy(file, signer)
+    version = int(signed.pop("version"))
+    return Outcome({"root": session.location.root, "version": version, "signature": signed},
+                   [line(f"Signed {file} as version #{version} of the root policy with "
+                         f"{signer.public_key.fingerprint}.", "green"),
+                    line(json.dumps(signed))])
 
 
 @command(root_policy_app, "show", scope=Scope.ROOT, shape="root-policy show")

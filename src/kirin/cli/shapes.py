@@ -136,6 +136,7 @@ COMMANDS: dict[str, Shape] = {
                                        "skipped": "int", "files_checked": "int",
                                        "bytes_checked": "int", "hashes": ["str"]}]},
     "root-policy apply": {"root": "str", "policy_hash": "str | null", "changed": "bool"},
+    "root-policy sign": {"root": "str", "version": "int", "signature": "<signature>"},
     "root-policy show": {"root": "str", "policy_hash": "str | null",
                          "policy": "object | null"},
     "root-policy history": {"root": "str", "versions": ["<policy_version>"]},
