@@ -157,8 +157,8 @@ def test_root_policy_changes_need_the_root_admins(tmp_path: Path) -> None:
     assert run_json("root-policy", "apply", strict, *args, cwd=tmp_path)["changed"] is True
     looser = write(tmp_path, "looser.yaml", TRUST.format(min_length=1, **keys))
     alice, bob = tmp_path / "keys" / "alice", tmp_path / "keys" / "bob"
-    given: list[str | Path]
-    for given in ([], ["--key", alice]):
+    no_key: list[str | Path] = []
+    for given in (no_key, ["--key", alice]):
         refused = run("root-policy", "apply", looser, *given, *args, cwd=tmp_path)
         assert refused.returncode == 1 and "signing.require.policy" in refused.stderr
     bad = write(tmp_path, "bad.sig", "{not json")
