@@ -42,6 +42,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Literal
 
+from .digests import is_digest
 from .errors import AmbiguousRefError, CommitNotFoundError, InvalidInputError
 from .policylog import PolicyLog, with_unknown_policy
 from .values import Commit
@@ -97,7 +98,9 @@ def since_argument(since: str | datetime | None, resolve: Callable[[str], Commit
 
     A string is tried as a REF first (hash, unique prefix, tag), then as an
     ISO 8601 date or date-time. A REF several commits match is an error, not
-    a date. Anything else is :class:`InvalidInputError`.
+    a date; so is a full hash the history lacks (:class:`CommitNotFoundError`:
+    a head a CI job saw before and that is gone is a finding, not a typo).
+    Anything else is :class:`InvalidInputError`.
     """
     if since is None:
         return Since()
@@ -110,7 +113,12 @@ def since_argument(since: str | datetime | None, resolve: Callable[[str], Commit
         return Since(after_seq=resolve(since).seq)
     except AmbiguousRefError:
         raise
-    except CommitNotFoundError:
+    except CommitNotFoundError as exc:
+        if is_digest(since.strip()):
+            raise CommitNotFoundError(
+                since, dataset, f"Commit {since.strip()} is not in the history of dataset "
+                f"{dataset!r}. If a CI job saw it there before, the newest records were "
+                "deleted since (see docs/security.md).") from exc
         moment = parse_moment(since)
         if moment is None:
             raise InvalidInputError(

@@ -178,3 +178,21 @@ def test_root_policy_changes_need_the_root_admins(tmp_path: Path) -> None:
     assert applied["changed"] is True
     history = run_json("root-policy", "history", *args, cwd=tmp_path)
     assert len(history["versions"]) == 2
+
+
+def test_a_head_hash_kept_by_ci_catches_deleted_newest_records(tmp_path: Path) -> None:
+    """docs/security.md: deleting the newest records leaves a history that looks whole; a CI
+    job that kept the head it last saw fails the next audit --since that head (exit 3)."""
+    root = tmp_path / "registry"
+    args = ["--root", str(root), "--dataset", "models"]
+    assert run("init", *args, cwd=tmp_path).returncode == 0
+    for n in range(3):
+        run_json("commit", write(tmp_path, f"m{n}.pt", f"weights {n}"), "-m", f"model {n}",
+                 *args, cwd=tmp_path)
+    last_seen = run_json("show", *args, cwd=tmp_path)["commit"]["hash"]
+    assert run("audit", "--against", "admitting", "--since", last_seen, *args,
+               cwd=tmp_path).returncode == 0
+    (root / "datasets" / "models" / "log" / f"{2:020d}.json").unlink()  # the newest record
+    assert run("verify", *args, cwd=tmp_path).returncode == 0  # looks whole without the pin
+    caught = run("audit", "--against", "admitting", "--since", last_seen, *args, cwd=tmp_path)
+    assert caught.returncode == 3 and last_seen[:8] in caught.stderr

@@ -191,7 +191,9 @@ def audit(session: Session, *,
          approvals fail the policy's signing: rules, or that a policy
          version the admins never authorised admitted (policy-trust)
       2  a bad --since or --against
-      3  no such dataset, or --since names several commits
+      3  no such dataset, or --since names several commits, or a full hash
+         the history does not hold (a head CI saw before: newest records
+         deleted)
       4  the policy history is damaged (a hole): run kirin verify
 
     After tightening the policy, old commits fail --against current for
