@@ -29,6 +29,7 @@ from .records import (
     _RECORD_KEYS,
     FORMAT_VERSION,
     GOVERNANCE_KEYS,
+    GOVERNANCE_VERSION,
     _encode_str,
     check_folder_clash,
     decode_record,
@@ -64,30 +65,45 @@ def _row(record: Mapping[str, Any], text: str | None = None) -> Row:
     and frozen only when a commit's metadata is read; ``text``, the record's
     canonical JSON when the caller has it, saves re-encoding it. A record
     holding keys Kirin does not write keeps its whole canonical text, so a
-    checkpoint repeats it exactly; so does a version 2 record, whose
-    governance keys are also kept apart as canonical JSON, for its Commit.
+    checkpoint repeats it exactly. A version 2 record's governance keys are
+    kept apart as canonical JSON, for its Commit and to rebuild the record
+    (a signed history opens nearly as fast as an unsigned one).
     """
     changes = record["changes"]
     add = changes["add"]
-    plain = (len(record) == len(_RECORD_KEYS) and len(changes) == 2
+    governance = {k: record[k] for k in GOVERNANCE_KEYS if k in record}
+    plain = (len(record) == len(_RECORD_KEYS) + len(governance)
+             and (not governance or record["kirin"] == GOVERNANCE_VERSION)
+             and len(changes) == 2
              and type(record["kirin"]) is int and type(record["seq"]) is int
              and type(record["tree"]) is str and all(len(entry) == 2 for entry in add.values()))
-    metadata = _metadata_slice(text) if plain and text is not None else None
-    governance = {k: record[k] for k in GOVERNANCE_KEYS if k in record}
+    metadata = (_metadata_slice(text, "override" if "override" in governance else "parent")
+                if plain and text is not None else None)
     return (record["hash"], record["parent"], record["tree"],
             tuple([(name, entry["hash"], entry["size"]) for name, entry in add.items()]),
             tuple(changes["remove"]), tuple(record["tags"]), record["message"],
             canonical_json(record["metadata"]) if metadata is None else metadata,
             record["timestamp"], record["author"], record["policy"],
             None if plain else canonical_json(record),
-            canonical_json(governance) if governance else None)
+            _governance_json(governance) if governance else None)
+
+
+def _governance_json(governance: Mapping[str, Any]) -> str:
+    """``canonical_json(governance)``; a signature alone (most signed records) by hand, as
+    its canonical text is fixed: ``{"signature":{"key":"...","sig":"..."}}``."""
+    signature = governance.get("signature")
+    if (len(governance) == 1 and isinstance(signature, dict) and len(signature) == 2
+            and type(signature.get("key")) is str and type(signature.get("sig")) is str):
+        return (f'{{"signature":{{"key":{_encode_str(signature["key"])},'
+                f'"sig":{_encode_str(signature["sig"])}}}}}')
+    return canonical_json(governance)
 
 
 def _record_of(seq: int, row: Row) -> dict[str, Any]:
     """The record ``row`` was made from, as a fresh dict."""
     if row[_RAW] is not None:
         return json.loads(row[_RAW])  # type: ignore[no-any-return]
-    return {
+    record = {
         "kirin": FORMAT_VERSION, "seq": seq, "hash": row[_HASH], "parent": row[_PARENT],
         "tree": row[_TREE],
         "changes": {"add": {n: {"hash": h, "size": s} for n, h, s in row[_ADD]},
@@ -96,18 +112,24 @@ def _record_of(seq: int, row: Row) -> dict[str, Any]:
         "tags": list(row[_TAGS]), "timestamp": row[_TIMESTAMP], "author": row[_AUTHOR],
         "policy": row[_POLICY],
     }
+    if row[_GOVERNANCE] is not None:  # a version 2 record of the keys Kirin writes
+        record["kirin"] = GOVERNANCE_VERSION
+        record.update(json.loads(row[_GOVERNANCE]))
+    return record
 
 
-def _metadata_slice(text: str) -> str | None:
+def _metadata_slice(text: str, following: str) -> str | None:
     """The metadata's canonical JSON, cut from a record's canonical JSON ``text``.
 
     Only for a record of the shape Kirin writes (see :func:`_row`): its keys
-    are sorted, and a ``,"`` inside a string is always escaped, so the first
-    ``,"metadata":`` is the member itself and the last ``,"parent":`` the
-    member after it (only strings, numbers and a list of strings follow).
+    are sorted, and a ``"`` inside a string is always escaped, so the first
+    ``,"metadata":`` is the member itself (only strings come before it) and
+    the last ``,"<following>":`` the member after it (``override``, else
+    ``parent``: only strings, numbers, lists of strings and objects of
+    strings follow).
     """
     start = text.find(',"metadata":')
-    end = text.rfind(',"parent":')
+    end = text.rfind(f',"{following}":')
     if start < 0 or end < start:
         return None
     return text[start + len(',"metadata":'):end]

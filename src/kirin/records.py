@@ -154,12 +154,19 @@ def decode_record(data: bytes, *, where: str, seq: int | None = None) -> dict[st
 def hashes_as_stored(record: Mapping[str, Any], text: str) -> bool:
     """Whether ``text``, the stored JSON of ``record``, proves its hash without re-encoding.
 
-    ``text`` minus its ``"hash"`` member is hashed as it is. A match means
-    that text is exactly what the writer hashed, i.e. the canonical JSON of
-    the record's other fields (forging it would need a SHA-256 preimage), so
-    this is the same check as :func:`record_hash` at a fraction of the cost.
+    ``text`` minus its ``"hash"`` member (and its ``"signature"`` member, which
+    the hash does not cover either) is hashed as it is. A match means that
+    text is exactly what the writer hashed, i.e. the canonical JSON of the
+    record's other fields (forging it would need a SHA-256 preimage), so this
+    is the same check as :func:`record_hash` at a fraction of the cost.
     ``False`` (text not canonical, or altered) only means the caller must
     re-encode and compare.
+
+    The members are found where canonical JSON puts them: ``hash`` first
+    after ``changes`` (the first occurrence; nothing before it can hold one),
+    ``signature`` just before ``tags`` (the last occurrence: only strings
+    follow it). Inside a JSON string every ``"`` is escaped, so neither
+    pattern can be cut from a string.
     """
     digest = record.get("hash")
     if not is_digest(digest):
@@ -169,6 +176,17 @@ def hashes_as_stored(record: Mapping[str, Any], text: str) -> bool:
     if at < 0:
         return False
     stripped = text[:at] + text[at + len(member):]
+    signature = record.get("signature")
+    if signature is not None:
+        if not (isinstance(signature, dict) and set(signature) == {"key", "sig"}
+                and all(isinstance(v, str) for v in signature.values())):
+            return False
+        signed = f',"signature":{{"key":{_encode_str(signature["key"])},' \
+                 f'"sig":{_encode_str(signature["sig"])}}}'
+        at = stripped.rfind(signed + ',"tags":')
+        if at < 0:
+            return False
+        stripped = stripped[:at] + stripped[at + len(signed):]
     try:
         return hashlib.sha256(stripped.encode("utf-8")).hexdigest() == digest
     except UnicodeEncodeError:

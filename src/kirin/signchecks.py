@@ -17,6 +17,7 @@ from .governance import signing_violations
 if TYPE_CHECKING:
     from .approvals import Approval
     from .policy import Policy, Violation
+    from .sshsig import PublicKey
     from .values import Commit
 
 #: The approvals stored for (commit hash, stage), each checked under the policy.
@@ -24,15 +25,20 @@ ApprovalsOf = Callable[[str, str, "Policy"], Sequence["Approval"]]
 
 
 def signature_problem(dataset: str, commit: Commit) -> str | None:
-    """Why ``commit``'s signature does not hold; ``None``: it verifies, or there is none.
+    """Why ``commit``'s signature does not hold; ``None``: it verifies, or there is none."""
+    return _checked(dataset, commit)[1]
+
+
+def _checked(dataset: str, commit: Commit) -> tuple[PublicKey | None, str | None]:
+    """(the key that signed ``commit``, why its signature does not hold).
 
     It must verify over :func:`kirin.records.signed_message` (the record's
     hash bound to ``dataset``) by the key it names: a signature copied from
-    another record, dataset or key fails.
+    another record, dataset or key fails. Unsigned: ``(None, None)``.
     """
     signature = commit.signature
     if signature is None:
-        return None
+        return None, None
     from .errors import KirinError
     from .records import signed_message
     from .sshsig import PublicKey, verify
@@ -40,10 +46,10 @@ def signature_problem(dataset: str, commit: Commit) -> str | None:
     try:
         key = PublicKey.parse(str(signature["key"]))
         if verify(str(signature["sig"]), signed_message(dataset, commit.hash)) != key:
-            return "the signature was made by another key than it names"
+            return None, "the signature was made by another key than it names"
     except KirinError as exc:  # SignatureError, SigningKeyError
-        return str(exc)
-    return None
+        return None, str(exc)
+    return key, None
 
 
 def approval_violations(policy: Policy, source: str, tags: Sequence[str],
@@ -89,13 +95,16 @@ class RecordSigning:
         self.approvals_of = approvals_of
         self._history = history
         self._by_hash: Mapping[str, Commit] | None = None
-        self._problems: dict[str, str | None] = {}
+        self._checked: dict[str, tuple[PublicKey | None, str | None]] = {}
+
+    def _check(self, commit: Commit) -> tuple[PublicKey | None, str | None]:
+        if commit.hash not in self._checked:
+            self._checked[commit.hash] = _checked(self.dataset, commit)
+        return self._checked[commit.hash]
 
     def problem(self, commit: Commit) -> str | None:
         """Why ``commit``'s signature is not valid (``None``: valid, or unsigned)."""
-        if commit.hash not in self._problems:
-            self._problems[commit.hash] = signature_problem(self.dataset, commit)
-        return self._problems[commit.hash]
+        return self._check(commit)[1]
 
     def forged(self, commit: Commit, source: str) -> Violation | None:
         """The finding that ``commit`` carries a signature that does not verify."""
@@ -119,14 +128,9 @@ class RecordSigning:
         promoted = self._promoted(commit)
         approvals = approval_violations(policy, source, list(commit.tags), promoted,
                                         self.approvals_of)
-        signature = commit.signature
-        if signature is not None and self.problem(commit) is not None:
+        key, problem = self._check(commit)
+        if problem is not None:
             return approvals
-        key = None
-        if signature is not None:
-            from .sshsig import PublicKey
-
-            key = PublicKey.parse(str(signature["key"]))
         found = signing_violations(policy, source, kind=commit.kind, tags=list(commit.tags),
                                    override=commit.override is not None,
                                    key=key.openssh if key else None,
