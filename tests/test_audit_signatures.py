@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from kirin import layout
+from kirin.errors import PolicyViolationError
 from kirin.records import encode_record, signed_message
 from kirin.sshsig import PublicKey
 
@@ -176,3 +177,21 @@ def test_audit_reports_what_an_unauthorised_policy_admitted(
     # judged today by the newest authorised version: an unsigned one-letter message fails
     assert set(_failing(ds, "current")[record["hash"]]) >= {
         "policy-trust", "message.min_length", "signing.require.commit"}
+
+
+@pytest.mark.storage_free
+def test_an_approval_by_a_signer_removed_since_does_not_count(
+        registry_root: RegistryRoot, src: Source, keys: Keys) -> None:
+    _released(registry_root, src, keys)
+    ds = registry_root.dataset("models")
+    alice = keys["alice"][0]
+    candidate = ds.commit("model three", add_files=[src("three.pt")], signer=alice)
+    for name in ("bob", "carol"):
+        ds.approve(candidate, "production", "fine", signer=keys[name][0])
+    without_bob = team_policy(keys).replace("ml-leads: [bob, carol]",
+                                            "ml-leads: [carol, alice]")
+    ds.set_policy(without_bob, signers=[alice, keys["bob"][0]])
+    with pytest.raises(PolicyViolationError, match=r"it has 1 .*carol") as caught:
+        ds.promote(candidate, ["production"], signer=alice)
+    assert [v.rule for v in caught.value.violations] == ["signing.require.approvals.production"]
+    assert {a.principal for a in ds.approvals(candidate, "production")} == {"bob", "carol"}
