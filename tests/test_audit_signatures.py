@@ -17,12 +17,12 @@ import pytest
 
 from kirin import layout
 from kirin.errors import PolicyViolationError
-from kirin.records import encode_record, signed_message
+from kirin.records import encode_record
 from kirin.sshsig import PublicKey
 
 from dataset_helpers import Source, reopen
 from roots import RegistryRoot
-from ssh_keys import Keys, make_keys
+from ssh_keys import Keys, make_keys, signature_attacks
 from test_policy_trust import forge_version
 
 
@@ -92,19 +92,9 @@ def test_a_sound_signed_history_passes_both_audits(registry_root: RegistryRoot, 
 def test_audit_fails_forged_replayed_and_stripped_signatures(
         registry_root: RegistryRoot, src: Source, keys: Keys) -> None:
     model, released, _ = _released(registry_root, src, keys)
-    mallory = keys["mallory"][0]
-
-    def replay(record: dict[str, Any]) -> None:  # alice's genuine signature of the model
-        record["signature"] = dict(reopen(registry_root.dataset("models")).resolve(model)
-                                   .signature or {})
-
-    def forge(record: dict[str, Any]) -> None:  # mallory signs, naming alice's key
-        record["signature"] = {"key": PublicKey.parse(keys["alice"][1]).openssh,
-                               "sig": mallory.sign(signed_message("models", record["hash"]))
-                               .armored()}
-
-    def strip(record: dict[str, Any]) -> None:  # the hash does not cover the signature
-        record.pop("signature")
+    replay, forge, strip = signature_attacks(  # alice's genuine signature of the model...
+        reopen(registry_root.dataset("models")).resolve(model).signature, keys["alice"][1],
+        keys["mallory"][0])
 
     unsigned = ["signing.require.commit", "signing.require.promote.production"]
     for change, rules in ((replay, ["signature"]), (forge, ["signature"]), (strip, unsigned)):

@@ -20,7 +20,7 @@ from kirin.sshsig import PublicKey, verify
 
 from dataset_helpers import Source, reopen
 from roots import RegistryRoot
-from ssh_keys import Keys, make_keys
+from ssh_keys import Keys, make_keys, signature_attacks
 
 
 @pytest.fixture
@@ -135,18 +135,8 @@ def test_verify_finds_forged_stripped_and_replayed_signatures(
     staged = ds.promote(first, ["staging"], signer=alice)
     released = ds.promote(staged, ["production"], signer=alice)
     assert reopen(ds).verify().ok
-    sig_of_first = reopen(ds).resolve(first).signature
-
-    def replay(record: dict[str, Any]) -> None:  # a genuine signature of another record
-        record["signature"] = dict(sig_of_first or {})
-
-    def forge(record: dict[str, Any]) -> None:  # mallory signs, claiming alice's key
-        record["signature"] = {"key": PublicKey.parse(keys["alice"][1]).openssh,
-                               "sig": mallory.sign(signed_message("models", record["hash"]))
-                               .armored()}
-
-    def strip(record: dict[str, Any]) -> None:  # the hash does not cover the signature
-        record.pop("signature")
+    replay, forge, strip = signature_attacks(reopen(ds).resolve(first).signature,
+                                             keys["alice"][1], mallory)
 
     for seq, change, expected in ((1, replay, "bad signature"), (1, forge, "bad signature"),
                                   (2, strip, "it is unsigned")):
