@@ -149,6 +149,11 @@ def test_a_pinned_policy_starts_the_chain(registry_root: RegistryRoot, src: Sour
                        registry_root.cat(registry_root.join("datasets", "fresh", "policy",
                                                             f"{0:020d}.json")))
     assert registry_root.dataset("models").policy is not None  # trusted on first use
+    assert registry_root.dataset("models").verify().policy_trust == "first use"
+    report = registry_root.dataset("models", trust_policy=pinned).verify()
+    assert report.policy_trust == "pinned"
+    assert [p.kind for p in report.problems] == ["policy"]
+    assert "pinned hash" in report.problems[0].message
     with pytest.raises(CorruptObjectError, match="pinned hash"):
         registry_root.dataset("models", trust_policy=pinned).commit(
             "another", add_files=[src("b.txt")])

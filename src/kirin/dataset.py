@@ -476,9 +476,12 @@ class Dataset:
 
         Unlike normal reads, which stop at the first problem, this reports all
         of them (with the commits and files each affects). ``progress`` is
-        called with the number of bytes hashed as it goes.
+        called with the number of bytes hashed as it goes. The policy's chain of
+        trust starts at the pinned hash (``trust_policy``...), else at version 0
+        as found; the report's ``policy_trust`` says which.
         """
-        return verify_dataset(self._store, self.name, callable_argument(progress, "progress"))
+        return verify_dataset(self._store, self.name, callable_argument(progress, "progress"),
+                              pin=self._policies.pin)
 
     def cleanup_orphaned_files(self, *, dry_run: bool = False,
                                grace: timedelta = DEFAULT_GRACE) -> RemovedBlobs:

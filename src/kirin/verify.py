@@ -49,6 +49,9 @@ class VerifyReport:
     blobs_checked: int
     bytes_checked: int
     problems: tuple[Problem, ...] = field(default_factory=tuple)
+    #: Where the policy's chain of trust starts: "pinned" (a hash the caller trusts),
+    #: "first use" (version 0 as found), ``None`` (the dataset never had a policy).
+    policy_trust: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -58,18 +61,21 @@ class VerifyReport:
         return {"dataset": self.dataset, "ok": self.ok,
                 "commits_checked": self.commits_checked,
                 "blobs_checked": self.blobs_checked, "bytes_checked": self.bytes_checked,
+                "policy_trust": self.policy_trust,
                 "problems": [p.to_dict() for p in self.problems]}
 
 
 Progress = Callable[[int], None]
 
 
-def verify_dataset(store: Store, dataset: str, progress: Progress | None = None
-                   ) -> VerifyReport:
+def verify_dataset(store: Store, dataset: str, progress: Progress | None = None,
+                   pin: str | None = None) -> VerifyReport:
     """Verify every object of ``dataset``; ``progress`` is called with bytes hashed.
 
     Damage never raises: every damaged object is a :class:`Problem`. Only a
     failure of the storage itself (unreachable, access denied) is an error.
+    ``pin``: the hash of the policy version the caller trusts, where the
+    dataset's chain of trust starts (``None``: version 0, trusted as found).
     """
     problems: list[Problem] = []
     checkpoints = _read_checkpoints(store, dataset, problems)
@@ -79,11 +85,12 @@ def verify_dataset(store: Store, dataset: str, progress: Progress | None = None
     _check_snapshots(records, problems)
     _compare_checkpoints(checkpoints, records, problems)
     _compare_summaries(summarised, records, problems)
-    texts = _check_policies(store, dataset, records, problems)
+    texts, had_policy = _check_policies(store, dataset, records, problems, pin)
     _check_actions(records, problems)
     _check_signatures(store, dataset, records, texts, problems)
     blobs, size = _check_blobs(store, records, problems, progress)
-    return VerifyReport(dataset, len(records), blobs, size, tuple(problems))
+    trust = "pinned" if pin is not None else "first use" if had_policy else None
+    return VerifyReport(dataset, len(records), blobs, size, tuple(problems), trust)
 
 
 def _scan_log(store: Store, dataset: str, problems: list[Problem], known_end: int
@@ -118,22 +125,28 @@ def _scan_log(store: Store, dataset: str, problems: list[Problem], known_end: in
 
 
 def _check_policies(store: Store, dataset: str, records: dict[int, dict[str, Any]],
-                    problems: list[Problem]) -> dict[str, dict[str, str]]:
+                    problems: list[Problem], pin: str | None
+                    ) -> tuple[dict[str, dict[str, str]], bool]:
     """The dataset's and the root's policy histories are whole, and hold every policy a
     commit says admitted it (a rollback also names the policies it was judged by).
 
     A commit naming a policy the history lacks means a policy version was
     deleted (or the record forged): the gate may since have judged commits
     by an older, laxer version. Returns the policies' texts by hash, for the
-    dataset's (``policy``) and the root's (``root_policy``) histories.
+    dataset's (``policy``) and the root's (``root_policy``) histories, and whether
+    the dataset has a policy history at all.
     """
     texts: dict[str, dict[str, str]] = {}
+    had_policy = False
     for folder, key, scope in ((layout.policy_log(dataset), "policy", f"dataset:{dataset}"),
                                (layout.root_policy_log(), "root_policy", "root")):
         versions = _policy_versions(store, folder, problems)
         texts[key] = {v["policy_hash"]: v["policy"] for v in versions
                       if v["policy_hash"] is not None}
-        _check_policy_trust(store.path(folder), scope, key, versions, records, problems)
+        pinned = pin if key == "policy" else None
+        had_policy = had_policy or (key == "policy" and bool(versions))
+        _check_policy_trust(store.path(folder), scope, key, versions, records, problems,
+                            pinned)
         known: set[str | None] = {None, *texts[key]}
         where = store.path(folder)
         for record in records.values():
@@ -148,7 +161,7 @@ def _check_policies(store: Store, dataset: str, records: dict[int, dict[str, Any
                         f"{verb} policy {str(digest)[:12]}, which is not in the policy "
                         "history: a policy version was deleted or altered",
                         commits=(record["hash"],)))
-    return texts
+    return texts, had_policy
 
 
 def _policy_versions(store: Store, folder: str, problems: list[Problem]
@@ -177,17 +190,35 @@ def _policy_versions(store: Store, folder: str, problems: list[Problem]
 
 
 def _check_policy_trust(folder: str, scope: str, key: str, versions: list[dict[str, Any]],
-                        records: dict[int, dict[str, Any]], problems: list[Problem]) -> None:
+                        records: dict[int, dict[str, Any]], problems: list[Problem],
+                        pin: str | None = None) -> None:
     """Each version is authorised by the one before it (``signing.require.policy``); an
-    unauthorised one is reported with every commit it (or a version after it) admitted."""
-    if not any('"signing"' in (v["policy"] or "") for v in versions):
+    unauthorised one is reported with every commit it (or a version after it) admitted.
+
+    With a ``pin``, the chain starts at the first version holding that hash; a
+    history without it is not the one the caller trusts, and every commit a
+    policy of it admitted is reported.
+    """
+    start = 0
+    if pin is not None and versions:
+        pinned = [i for i, v in enumerate(versions) if v["policy_hash"] == pin]
+        if not pinned:
+            admitted = tuple(r["hash"] for r in records.values() if r.get(key) is not None)
+            problems.append(Problem(
+                "policy", folder, f"No version of the policy history has the pinned hash "
+                f"{pin[:12]} (KIRIN_TRUST_POLICY, trust: or trust_policy=): the history is "
+                f"not the one you trust; {len(admitted)} commit(s) were admitted by its "
+                "policies", commits=admitted))
+            return
+        start = pinned[0]
+    if not any('"signing"' in (v["policy"] or "") for v in versions[start:]):
         return  # no version says who may replace it: cryptography need not load
     from .policy import load_policy_text
     from .policytrust import change_problem, policy_message
 
     previous: Any = None
     for index, version in enumerate(versions):
-        if index and versions[index - 1]["seq"] == version["seq"] - 1:
+        if index > start and versions[index - 1]["seq"] == version["seq"] - 1:
             message = policy_message(scope, version["seq"], version["parent"],
                                      version["policy_hash"])
             problem = change_problem(previous, version.get("signatures", ()), message)

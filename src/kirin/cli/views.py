@@ -506,6 +506,11 @@ def verified(result: VerifyReport) -> Outcome:
         human.append(table)
     summary = (f"{result.commits_checked} commits, {result.blobs_checked} blobs, "
                f"{size(result.bytes_checked)} checked")
+    if result.policy_trust is not None:
+        human.append(line("The policy's chain of trust starts at the pinned policy." if
+                          result.policy_trust == "pinned" else "The first policy version is "
+                          "trusted on first use (no pin: kirin.yaml trust:, "
+                          "KIRIN_TRUST_POLICY).", "dim"))
     if result.ok:
         human.append(line(f"OK: {summary}; no problems.", "green"))
     else:
