@@ -40,6 +40,7 @@ from .values import Commit
 
 if TYPE_CHECKING:
     from .policy import Policy, Report, Violation
+    from .policy.gate import LinkedOf
 
 Against = Literal["current", "admitting"]
 AGAINST: tuple[Against, ...] = ("current", "admitting")
@@ -167,9 +168,11 @@ def _missing(commit: Commit, digest: str, source: str) -> Violation:
 class _Judge:
     """Each (source, policy hash) judges the history once, incrementally, up to where needed."""
 
-    def __init__(self, history: Sequence[Commit], logs: Mapping[str, PolicyLog]) -> None:
+    def __init__(self, history: Sequence[Commit], logs: Mapping[str, PolicyLog],
+                 linked: LinkedOf | None = None) -> None:
         self.history = history
         self.logs = logs
+        self.linked = linked
         self.verdicts: dict[tuple[str, str], dict[int, Report]] = {}
 
     def run(self, source: str, digest: str, seqs: set[int], policy: Policy | None = None
@@ -185,7 +188,9 @@ class _Judge:
             if policy is None:
                 return
         self.verdicts[(source, digest)] = {
-            c.seq: r for c, r in audit(policy, self.history[:max(seqs) + 1]) if c.seq in seqs}
+            c.seq: r for c, r in audit(policy, self.history[:max(seqs) + 1],
+                                       self.linked if policy.lineage else None)
+            if c.seq in seqs}
 
     def verdict(self, commit: Commit, own: str | None, root: str | None) -> Report:
         """The report of the dataset's policy ``own`` and the root's ``root``, both."""
@@ -207,14 +212,15 @@ class _Judge:
 
 
 def audit_current(policies: tuple[Policy | None, Policy | None], history: Sequence[Commit],
-                  logs: Mapping[str, PolicyLog], since: Since) -> list[tuple[Commit, Report]]:
+                  logs: Mapping[str, PolicyLog], since: Since,
+                  linked: LinkedOf | None = None) -> list[tuple[Commit, Report]]:
     """Every reported commit judged by the policies in force now (the dataset's, the root's).
 
     A commit naming a policy version its history lacks also fails: nothing
     shows it was ever admitted.
     """
     own, root = policies
-    judge = _Judge(history, logs)
+    judge = _Judge(history, logs, linked)
     reported = [c for c in history if since.reports(c)]
     seqs = {c.seq for c in reported}
     if not seqs:
@@ -233,8 +239,8 @@ def audit_current(policies: tuple[Policy | None, Policy | None], history: Sequen
     return results
 
 
-def audit_admitting(history: Sequence[Commit], logs: Mapping[str, PolicyLog], since: Since
-                    ) -> list[tuple[Commit, Report]]:
+def audit_admitting(history: Sequence[Commit], logs: Mapping[str, PolicyLog], since: Since,
+                    linked: LinkedOf | None = None) -> list[tuple[Commit, Report]]:
     """Every reported commit judged by the policies that admitted it (:func:`admitting_hashes`).
 
     Each admitting policy re-judges the history up to the last commit it
@@ -247,7 +253,7 @@ def audit_admitting(history: Sequence[Commit], logs: Mapping[str, PolicyLog], si
         for source, digest in zip(("dataset", "root"), admitting_hashes(commit), strict=True):
             if digest is not None:
                 wanted.setdefault((source, digest), set()).add(commit.seq)
-    judge = _Judge(history, logs)
+    judge = _Judge(history, logs, linked)
     for (source, digest), seqs in wanted.items():
         judge.run(source, digest, seqs)
     return [(c, admitted_verdict(c, judge.verdict(c, *admitting_hashes(c)))) for c in reported]

@@ -27,6 +27,7 @@ from .store import Store
 if TYPE_CHECKING:
     import fsspec
 
+    from .lineage import UsedBy
     from .policy import Policy
     from .sshsig import Signer
 
@@ -56,16 +57,7 @@ class Catalog:
 
     def datasets(self) -> list[str]:
         """Names of the datasets that exist (created, or with at least one commit)."""
-        names = []
-        for name in self._store.listdir(self._store.path(layout.DATASETS)):
-            try:
-                validate_dataset_name(name)
-            except InvalidNameError:
-                continue
-            if self._store.exists(self._store.path(layout.dataset_info(name))) or \
-                    self._store.exists(self._store.path(layout.log_entry(name, 0))):
-                names.append(name)
-        return names
+        return dataset_names(self._store)
 
     def __len__(self) -> int:
         return len(self.datasets())
@@ -135,6 +127,18 @@ class Catalog:
         """
         return Dataset._on_store(self._store, self.root_dir, name,
                                  require_policy=require_policy, trust_policy=trust_policy)
+
+    def used_by(self, target: str, *, stage: str | None = None) -> UsedBy:
+        """Every commit here that links to ``target`` or a promotion of it, transitively.
+
+        ``target`` is ``DATASET@REF`` (REF: hash, unique prefix, tag or stage) or
+        ``ROOT#DATASET@REF`` for a dataset of another root; ``stage`` keeps the
+        commits holding that stage of their dataset now. See ``docs/lineage.md``.
+        """
+        from .lineage import root_linker, used_by_in_root
+
+        return used_by_in_root(self._store, root_linker(self._store, self.root_dir),
+                               text_argument(target, "target"), stage=stage)
 
     def create_dataset(self, name: str, description: str = "",
                        policy: PathLike | Policy | None = None) -> Dataset:
@@ -227,3 +231,16 @@ class Catalog:
                 (pending if kind == "directory" else found).append(path)
         return found
 
+
+def dataset_names(store: Store) -> list[str]:
+    """Names of the datasets that exist under ``store`` (created, or with a first commit)."""
+    names = []
+    for name in store.listdir(store.path(layout.DATASETS)):
+        try:
+            validate_dataset_name(name)
+        except InvalidNameError:
+            continue
+        if store.exists(store.path(layout.dataset_info(name))) or \
+                store.exists(store.path(layout.log_entry(name, 0))):
+            names.append(name)
+    return names

@@ -6,6 +6,7 @@ This module orchestrates; it owns no format. Records are built in
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
@@ -16,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from . import layout
+from . import layout, lineageindex
 from ._json import FrozenDict, canonical_json, thaw
 from .arguments import (
     callable_argument,
@@ -76,6 +77,7 @@ if TYPE_CHECKING:
     import fsspec
 
     from .approvals import Approval
+    from .lineage import LineageNode, Linker, UsedBy
     from .policy import Policy, Report, Violation
     from .sshsig import Signer
 
@@ -472,10 +474,14 @@ class Dataset:
         """Re-read and re-hash every record, checkpoint and blob of this dataset.
 
         Unlike normal reads, which stop at the first problem, this reports all
-        of them (with the commits and files each affects). ``progress`` is
+        of them (with the commits and files each affects), and every lineage
+        link that names a commit no longer there. ``progress`` is
         called with the number of bytes hashed as it goes.
         """
-        return verify_dataset(self._store, self.name, callable_argument(progress, "progress"))
+        from .lineage import verify_links
+
+        return verify_links(self, verify_dataset(self._store, self.name,
+                                                 callable_argument(progress, "progress")))
 
     def cleanup_orphaned_files(self, *, dry_run: bool = False,
                                grace: timedelta = DEFAULT_GRACE) -> RemovedBlobs:
@@ -498,7 +504,9 @@ class Dataset:
                metadata: Mapping[str, Any] | None = None,
                tags: Iterable[str] | None = None, *, author: str | None = None,
                replace: bool = False, override: bool = False,
-               reason: str | None = None, signer: Signer | None = None) -> str:
+               reason: str | None = None, signer: Signer | None = None,
+               lineage: Mapping[str, str | Sequence[str]] | None = None,
+               code: str | None = None, run: str | None = None) -> str:
         """Record a new commit on top of the newest one and return its full hash.
 
         Everything, the policy included, is checked before anything is
@@ -515,10 +523,19 @@ class Dataset:
         signs the record; under a policy with ``signing:`` the key of the
         environment (``KIRIN_SIGNING_KEY``, else the ssh-agent) is used if none
         is given.
+
+        ``lineage`` links the commit to the commits it was derived from, by role:
+        ``{"training": "churn_data@v3"}`` (a ``DATASET@REF`` or a list of them; REF
+        as :meth:`resolve` takes it; ``ROOT#DATASET@REF`` for another root); the
+        record keeps each as the full hash it resolved to, with ``code`` (a code
+        revision) and ``run`` (a run id). A link naming no commit raises
+        :class:`~kirin.errors.DanglingLinkError` and writes nothing. See
+        ``docs/lineage.md``.
         """
         request = self._request(override, reason, replace=replace, removes=remove_files,
                                 signer=signer)
         inputs = prepare(message, add_files, remove_files, metadata, tags, author)
+        request = self._linked(request, lineage, code, run)
         self._refresh()
         self._check_latest()
         self._store.check_sources(inputs.sources.values())
@@ -544,7 +561,9 @@ class Dataset:
                  metadata: Mapping[str, Any] | None = None,
                  tags: Iterable[str] | None = None, *, author: str | None = None,
                  replace: bool = False, override: bool = False,
-                 reason: str | None = None, signer: Signer | None = None) -> Report:
+                 reason: str | None = None, signer: Signer | None = None,
+                 lineage: Mapping[str, str | Sequence[str]] | None = None,
+                 code: str | None = None, run: str | None = None) -> Report:
         """Dry run of :meth:`commit`: the policy's verdict, with nothing written.
 
         Same arguments, same checks, same code path; returns the report
@@ -556,6 +575,7 @@ class Dataset:
                                 signer=signer)
         inputs = prepare(message, add_files, remove_files, metadata, tags, author,
                          allow_empty=True)
+        request = self._linked(request, lineage, code, run)
         self._refresh()
         self._check_latest()
         self._store.check_sources(inputs.sources.values())
@@ -586,6 +606,21 @@ class Dataset:
                     f"not {type(signer).__name__}")
         return Request(kind, action, override, reason, replace, signer=signer)
 
+    def _linked(self, request: Request, lineage: Any, code: Any, run: Any) -> Request:
+        """``request`` with the lineage resolved (nothing is written if a link dangles)."""
+        if lineage is None and code is None and run is None:
+            return request
+        from .links import link_specs
+
+        linker = self._linker()
+        resolved = linker.resolve(link_specs(lineage), code, run)
+        return dataclasses.replace(request, lineage=resolved, linked=linker.states(resolved))
+
+    def _linker(self) -> Linker:
+        from .lineage import root_linker
+
+        return root_linker(self._store, self.root_dir, self)
+
     def _check_latest(self) -> None:
         head = self._history.head_hash
         if self._pinned is not None and head is not None and self._pinned != head:
@@ -598,7 +633,8 @@ class Dataset:
             files=FrozenDict((n, h) for n, (h, _) in draft.files().items()),
             added=tuple(draft.added), removed=draft.removed, metadata=inputs.metadata,
             tags=inputs.tags, author=inputs.author,
-            kind="withdrawal" if request.kind == "withdrawal" else "commit")
+            kind="withdrawal" if request.kind == "withdrawal" else "commit",
+            lineage=request.lineage, linked=request.linked)
 
     def _snapshot_after(self, inputs: CommitInputs, blobs: Mapping[str, StagedBlob],
                         exact: Entries | None = None, *, request: Request) -> Draft:
@@ -665,6 +701,7 @@ class Dataset:
                     self._store.restore(blob)
                 self._pinned = None
                 self._journal.write_due_checkpoints()
+                lineageindex.write_due(self._store, self.name, self._history)
                 return str(record["hash"])
             time.sleep(random.uniform(0, min(0.2, 0.002 * 2 ** min(attempt, 7))))
         raise ConflictError(
@@ -681,15 +718,16 @@ class Dataset:
         action = dict(request.action) if request.action is not None else None
         signer = self._signer(request, (own, root))
         sign = self._sign_with(signer) if signer is not None else None
+        lineage = request.lineage.to_record() if request.lineage else None
         if own is None and root is None and request.under is None:
             self._check_governed()
-            return {"policy": None, "action": action, "sign": sign}
+            return {"policy": None, "action": action, "sign": sign, "lineage": lineage}
         report = self._verdict(self._proposal(inputs, draft, request), request, (own, root))
         report.raise_for_violations(dataset=self.name)
         return {"policy": own.hash if own else None,
                 "root_policy": root.hash if root else None,
                 "action": action, "override": override_record(report, request.reason),
-                "sign": sign}
+                "sign": sign, "lineage": lineage}
 
     def _signer(self, request: Request, policies: tuple[Policy | None, Policy | None]
                 ) -> Signer | None:
@@ -949,6 +987,9 @@ class Dataset:
                                 signer=signer)
         if rollback:
             request = self._rollback(source, list(inputs.tags), request)
+        if source.lineage:  # the same model: it keeps the links of the commit promoted
+            request = dataclasses.replace(request, lineage=source.lineage,
+                              linked=self._linker().states(source.lineage))
         return inputs, {n: (f.hash, f.size) for n, f in source.files.items()}, request, check
 
     @staticmethod
@@ -1190,6 +1231,33 @@ class Dataset:
         self._policies.refresh()
         return find_version(self._policies.versions(), ref, dataset=self.name)
 
+    # -- lineage -----------------------------------------------------------
+    def lineage(self, ref: str | None = None) -> LineageNode:
+        """What commit ``ref`` (default: the current one) came from, transitively.
+
+        A tree: the commit, the commits it links to (by role), theirs, and so
+        on; a link that cannot be followed any more is a node with a
+        ``problem``. See ``docs/lineage.md``.
+        """
+        commit = self.current_commit if ref is None else self.resolve(ref)
+        if commit is None:
+            raise CommitNotFoundError("latest", self.name, "No commits found in dataset "
+                                      f"{self.name!r}: it has no commits yet")
+        return self._linker().upstream("", self.name, commit)
+
+    def used_by(self, ref: str | None = None, *, stage: str | None = None) -> UsedBy:
+        """Every commit in this root linking to commit ``ref`` (default: the current one),
+        or to a promotion of it, transitively; ``stage`` keeps those holding that stage
+        of their dataset now ("which production models used this data?")."""
+        commit = self.current_commit if ref is None else self.resolve(ref)
+        if commit is None:
+            raise CommitNotFoundError("latest", self.name, "No commits found in dataset "
+                                      f"{self.name!r}: it has no commits yet")
+        from .lineage import used_by_in_root
+
+        return used_by_in_root(self._store, self._linker(), f"{self.name}@{commit.hash}",
+                               stage=stage)
+
     def audit(self, *, include_passing: bool = False, since: str | datetime | None = None,
               against: str = "current") -> AuditResults:
         """Re-judge the existing history; return the commits that fail, newest first.
@@ -1223,13 +1291,14 @@ class Dataset:
         self._root_policies.refresh()
         history = self._history.commits()
         logs = {"dataset": self._policies, "root": self._root_policies}
+        linked = self._linker().linked_of  # lineage rules judge the linked data as it is now
         if mode == "admitting":
-            results = auditing.audit_admitting(history, logs, window)
+            results = auditing.audit_admitting(history, logs, window, linked)
         else:
             policies = (self._policies.current_policy(), self._root_policies.current_policy())
             if all(p is None for p in policies):
                 return AuditResults()
-            results = auditing.audit_current(policies, history, logs, window)
+            results = auditing.audit_current(policies, history, logs, window, linked)
         return AuditResults(auditing.newest_first(results, include_passing))
 
 

@@ -215,6 +215,14 @@ def promoted_from(commit: Commit) -> str | None:
     return _short(getattr(commit, "promoted_from", None))
 
 
+def links(ds: Dataset, commit: Commit) -> list[dict[str, Any]]:
+    """Each lineage link of ``commit`` with what the linked commit is now (commit page)."""
+    lineage = commit.lineage
+    if not lineage:
+        return []
+    return [state.to_dict() for state in ds._linker().states(lineage)]
+
+
 def _short(value: Any) -> str | None:
     if value is None:
         return None
