@@ -10,8 +10,14 @@ Every rule is checked and every violation reported, not just the first, so
 one CI run tells a user everything to fix. Rule names are stable strings
 (``metadata.schema``, ``tags.allowed``, ``tags.unique``, ``tags.exclusive``,
 ``promotion.<tag>.when``, ``promotion.<tag>.required_files``,
-``promotion.<tag>.requires_stage``, ``message.min_length``,
+``promotion.<tag>.requires_stage``, ``lineage.<tag>.requires[<n>]``,
+``lineage.<tag>.code``, ``lineage.<tag>.run``, ``message.min_length``,
 ``message.max_length``, ``message.forbidden``) that tools can match on.
+
+Lineage rules judge the proposal's links by what each linked commit is
+*now* (``Proposal.linked``, read by :mod:`kirin.lineage` before the gate
+runs), so the gate stays pure and ``audit`` re-judges them against the
+current state of the linked datasets.
 
 "Same content" for ``requires_stage``: the earlier commit's snapshot and the
 proposed snapshot hold the same files with the same content hashes — all
