@@ -312,11 +312,19 @@ def test_used_by_reads_the_index_and_falls_back_to_the_records(
     assert users() == linked
     first = registry_root.join("datasets", "model", "lineage", f"{99:020d}.json")
     body = json.loads(registry_root.cat(first))
-    assert [e[0] for e in body["links"]] == [0, 50]
-    body["links"] = body["links"][:1]  # a writer hides a model from used-by
+    lines = body["links"].splitlines()
+    assert [line.split("\t") for line in lines] == [
+        [str(seq), linked[n], "training", "churn_data", d1] for n, seq in enumerate((0, 50))]
+    body["links"] = lines[0] + "\n"  # a writer hides a model from used-by
     registry_root.pipe(first, (json.dumps(body) + "\n").encode())
     problems = reopen(model).verify().problems
     assert [p.kind for p in problems] == ["lineage-index"]
+    second = reopen(model).history()[-2].hash  # commit #1 links nothing
+    forged = f"1\t{second}\ttraining\tchurn_data\t{d1}"
+    body["links"] = "\n".join([lines[0], forged, lines[1]]) + "\n"
+    registry_root.pipe(first, (json.dumps(body) + "\n").encode())  # a forged use
+    with pytest.raises(CorruptObjectError, match="index of dataset 'model' is damaged"):
+        users()
     registry_root.pipe(first, b"not json")
     assert users() == linked  # unusable: the records are read instead
     registry_root.rm(first)

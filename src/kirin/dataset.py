@@ -168,6 +168,7 @@ class Dataset:
         self._policies = PolicyLog(self._store, self.name, pin=trust_policy)
         self._root_policies = PolicyLog(self._store, None)
         self._pinned: str | None = None
+        self._siblings: dict[str, Dataset] = {}  # datasets of this root its links named
         self._environment_signer: Any = _UNSET
         if require_policy is None:
             require_policy = os.environ.get(REQUIRE_POLICY_ENV, "").strip().lower() in (

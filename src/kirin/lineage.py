@@ -33,10 +33,18 @@ from .errors import (
     DatasetNotFoundError,
     KirinError,
 )
-from .links import Lineage, Link, LinkedState, Linking, LinkSpec, plain_ref_argument
+from .links import (
+    Lineage,
+    Link,
+    LinkedState,
+    Linking,
+    LinkSpec,
+    plain_ref_argument,
+)
 
 if TYPE_CHECKING:
     from .dataset import Dataset
+    from .lineageindex import Row
     from .store import Store
     from .values import Commit
     from .verify import VerifyReport
@@ -369,27 +377,32 @@ class UsedBy:
         return out
 
 
-#: ``dataset name -> every commit of it that carries links``: one scan of a root.
-Scanner = Callable[[], Mapping[str, list[Linking]]]
+#: ``dataset name -> every link of it, as lineage index lines``: one scan of a root.
+Scanner = Callable[[], Mapping[str, list[str]]]
+#: The commit an index row names, read and checked (see :func:`lineageindex.read_linking`).
+Details = Callable[[str, "Row"], Linking]
 
 
-def used_by(linker: Linker, target: Link, scan: Scanner, *, stage: str | None = None
-            ) -> UsedBy:
+def used_by(linker: Linker, target: Link, scan: Scanner, details: Details, *,
+            stage: str | None = None) -> UsedBy:
     """Every commit of the scanned root linking to ``target``'s version, transitively.
 
     ``scan`` reads the links of every dataset of the root (through the
     lineage index, :mod:`kirin.lineageindex`); reverse edges are built once,
     then followed breadth first, each commit reported once, at its smallest
-    depth. Only datasets that are themselves linked to are read in full (to
-    follow the promotions of a commit that is used in turn).
+    depth. Only the commits reported are read (``details``), and only datasets
+    that are themselves linked to are read in full (to follow the promotions
+    of a commit that is used in turn).
     """
+    from .lineageindex import line_target, parse_line
+
     scanned = scan()
-    reverse: dict[Key, list[tuple[str, Linking, Link]]] = {}
-    for name, entries in scanned.items():
-        for entry in entries:
-            for link in entry.lineage.inputs:
-                reverse.setdefault((link.root, link.dataset, link.commit), []).append(
-                    (name, entry, link))
+    reverse: dict[Key, list[tuple[str, str]]] = {}
+    for name, lines in scanned.items():
+        for line in lines:
+            key = line_target(line)
+            if key is not None:
+                reverse.setdefault(key, []).append((name, line))
     targets = {key[1] for key in reverse if not key[0]}
     version = tuple(c.hash for c in linker.versions(target.root, target.dataset).family(
         target.commit)) or (target.commit,)
@@ -400,10 +413,20 @@ def used_by(linker: Linker, target: Link, scan: Scanner, *, stage: str | None = 
     found: list[Use] = []
     while queue:
         key, depth = queue.popleft()
-        for name, entry, link in reverse.get(key, ()):
-            if (name, entry.hash) in reported:
+        for name, line in reverse.get(key, ()):
+            try:
+                row = parse_line(line)
+            except ValueError as exc:
+                raise _damaged(name)(str(exc)) from None
+            if (name, row.hash) in reported:
                 continue
-            reported.add((name, entry.hash))
+            reported.add((name, row.hash))
+            entry = details(name, row)
+            link = next((k for k in entry.lineage.inputs
+                         if (k.root, k.dataset, k.commit, k.role) == (*key, row.role)), None)
+            if link is None:
+                raise _damaged(name)(f"commit {row.hash[:12]} does not link "
+                                     f"{row.role}={row.dataset}@{row.commit[:12]}")
             holds = _holds(linker, name, entry)
             if stage is None or stage in holds:
                 found.append(Use(name, entry, link.role, link, depth, holds))
@@ -415,6 +438,13 @@ def used_by(linker: Linker, target: Link, scan: Scanner, *, stage: str | None = 
                     queue.append((("", name, member), depth + 1))
     found.sort(key=lambda u: (u.depth, u.dataset, u.commit.seq))
     return UsedBy(target, version, tuple(found), stage, len(scanned))
+
+
+def _damaged(dataset: str) -> Callable[[str], CorruptObjectError]:
+    def bad(why: str) -> CorruptObjectError:
+        return CorruptObjectError(f"The lineage index of dataset {dataset!r} is damaged "
+                                  f"({why}); kirin verify reports it", path=dataset)
+    return bad
 
 
 def _holds(linker: Linker, dataset: str, entry: Linking) -> tuple[str, ...]:
@@ -434,43 +464,63 @@ def root_linker(store: Store, root_dir: str, own: Dataset | None = None) -> Link
     """A linker for datasets of the root ``store`` holds (``own``: a dataset already open)."""
     from .dataset import Dataset
 
+    opened: dict[str, Dataset] = own._siblings if own is not None else {}
+
     def open_dataset(root: str, name: str) -> Dataset:
         if root:
             return Dataset(root, name)
         if own is not None and name == own.name:
             return own
-        return Dataset._on_store(store, root_dir, name)
+        if name not in opened:  # kept: a loaded history is refreshed, not read again
+            opened[name] = Dataset._on_store(store, root_dir, name)
+        return opened[name]
 
     return Linker(open_dataset, (store.url, root_dir))
 
 
-def scan_root(store: Store, linker: Linker) -> dict[str, list[Linking]]:
-    """Every commit carrying links, of every dataset of the root (through the index)."""
+def scan_root(store: Store, linker: Linker) -> dict[str, list[str]]:
+    """Every link of every dataset of the root (through the index where it can be used)."""
     from .catalog import dataset_names
-    from .lineageindex import linkings
+    from .lineageindex import all_lines, scan_dataset
 
     found = {}
     for name in dataset_names(store):
+        indexed = scan_dataset(store, name)
+        if indexed is not None:
+            found[name] = indexed
+            continue
         try:
             dataset = linker.dataset("", name)
         except DatasetNotFoundError:
             continue  # created, no commits yet
-        found[name] = linkings(store, name, dataset._history)
+        found[name] = all_lines(dataset._history)
     return found
 
 
 def used_by_in_root(store: Store, linker: Linker, target: str, *, stage: str | None = None
                     ) -> UsedBy:
     """:func:`used_by` of ``target`` (``[ROOT#]DATASET@REF``) over the root of ``store``."""
-    from .links import parse_target
+    from .lineageindex import read_linking
+    from .links import linking_of, parse_target
 
     root, name, ref = parse_target(target, "target")
     if stage is not None:
         stage = text_argument(stage, "stage").strip()
     root = linker.local_root(root)
     commit = linker.dataset(root, name).resolve(ref)
+
+    def details(dataset: str, row: Row) -> Linking:
+        entry = read_linking(store, dataset, row)
+        if entry is None:  # its log entry is unreadable: the history knows
+            history = linker.dataset("", dataset)._history
+            seq = history.seq_of(row.hash)
+            entry = linking_of(history.record(seq)) if seq is not None else None
+            if entry is None:
+                raise _damaged(dataset)(f"no commit {row.hash[:12]} with links")
+        return entry
+
     return used_by(linker, Link("", root, name, commit.hash), lambda: scan_root(store, linker),
-                   stage=stage)
+                   details, stage=stage)
 
 
 # -- verify ---------------------------------------------------------------------

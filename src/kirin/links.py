@@ -168,8 +168,7 @@ class LinkedState:
 
 @dataclass(frozen=True)
 class Linking:
-    """A commit that carries links, as the lineage index keeps it: enough to report a use
-    without reading the commit's record again."""
+    """A commit that carries links: what ``used-by`` reports of it."""
 
     seq: int
     hash: str
@@ -179,9 +178,6 @@ class Linking:
     author: str
     lineage: Lineage
 
-    def to_entry(self) -> list[Any]:
-        return [self.seq, self.hash, self.message, list(self.tags), self.timestamp,
-                self.author, self.lineage.to_record()]
 
 
 # -- user input ----------------------------------------------------------------
