@@ -49,6 +49,8 @@ def test_commit_from_records_the_link_and_lineage_shows_it(root: Path,
     link = result.json()["commit"]["lineage"]["inputs"][0]
     data = Catalog(root).get_dataset("churn_data").resolve("approved").hash
     assert link == {"role": "training", "dataset": "churn_data", "commit": data, "root": None}
+    show = invoke("show", "--root", root, "-d", "churn")
+    assert f"training=churn_data@{data}" in show.stdout.replace("\n", "")
     shown = invoke("lineage", "--root", root, "-d", "churn")
     assert shown.code == 0
     assert "training: churn_data@" + data[:8] in shown.stdout
