@@ -51,8 +51,8 @@ def data(root: RegistryRoot, src: Source, rows: int, tags: list[str] | None = No
 
 
 def model(root: RegistryRoot, src: Source, lineage: Any, tags: tuple[str, ...] = (
-        "production",), **kwargs: Any) -> str:
-    return root.dataset("model").commit(
+        "production",), name_: str = "model", **kwargs: Any) -> str:
+    return root.dataset(name_).commit(
         "a model", add_files={"model.pt": src("model.pt", repr(lineage))}, lineage=lineage,
         tags=list(tags), **kwargs)
 
@@ -205,3 +205,24 @@ def test_a_policy_without_lineage_keeps_its_hash() -> None:
     text = "version: 1\ntags: {allowed: [production]}\n"
     policy = load_policy_text(text)
     assert "lineage" not in policy.canonical_json()
+
+
+def test_a_root_policy_rule_over_links_governs_every_dataset(registry_root: RegistryRoot,
+                                                             src: Source) -> None:
+    registry_root.catalog().set_policy(load_policy_text(POLICY), message="data rules")
+    with pytest.raises(PolicyViolationError) as caught:
+        model(registry_root, src, None, name_="fresh")
+    assert {(v.rule, v.source) for v in caught.value.violations} == {
+        ("lineage.production.code", "root"), ("lineage.production.requires[0]", "root")}
+
+
+def test_policy_check_does_not_judge_a_link_rule_by_this_schema() -> None:
+    """``where`` reads the linked commit's metadata: this dataset's closed schema, which has
+    no ``rows``, is not the one to compare it with."""
+    from kirin.policy.crosscheck import cross_check
+
+    policy = load_policy_text(POLICY + """metadata:
+  schema: {type: object, properties: {accuracy: {type: number}},
+           additionalProperties: false}
+""")
+    assert cross_check(policy) == ()

@@ -113,8 +113,9 @@ class _Versions:
 class Linker:
     """Resolves links and reports what linked commits are now, opening each dataset once.
 
-    ``own_root`` is the URL of the linking dataset's root: a link given with
-    that root is recorded as a link within the root.
+    ``own_roots`` are the ways the linking dataset's root is written (its URL,
+    the folder given): a link given with one of them is recorded as a link
+    within the root.
     """
 
     def __init__(self, opener: Opener, own_roots: Iterable[str]) -> None:
