@@ -160,6 +160,11 @@ def test_links_are_acyclic_by_construction(registry_root: RegistryRoot, src: Sou
     ({"training": "churn_data"}, {}, InvalidInputError, "DATASET@REF"),
     ({"training": "churn_data@"}, {}, InvalidInputError, "DATASET@REF"),
     ({"training": "#churn_data@v1"}, {}, InvalidInputError, "empty root"),
+    ({"training": "http://10.0.0.1/x#churn_data@v1"}, {}, InvalidInputError,
+     "not a registry backend"),
+    ({"training": "s3://key:secret@bucket/r#churn_data@v1"}, {}, InvalidInputError,
+     "password"),
+    ({"training": "simplecache::s3://b/r#churn_data@v1"}, {}, InvalidInputError, "chained"),
     ({"training": []}, {}, InvalidArgumentTypeError, "non-empty list"),
     ({"training": 3}, {}, InvalidArgumentTypeError, "non-empty list"),
     (["churn_data@v1"], {}, InvalidArgumentTypeError, "mapping"),
@@ -197,6 +202,8 @@ def test_the_from_option_reads_an_optional_role(text: str, expected: tuple[str, 
     (lambda r: r["lineage"]["inputs"][0].update(dataset="../x"), "invalid dataset"),
     (lambda r: r["lineage"]["inputs"][0].update(role="Tr ain"), "invalid role"),
     (lambda r: r["lineage"]["inputs"][0].update(root=""), "invalid root"),
+    (lambda r: r["lineage"]["inputs"][0].update(root="http://169.254.169.254/latest"),
+     "invalid root"),
     (lambda r: r["lineage"]["inputs"][0].pop("role"), "must hold role"),
     (lambda r: r["lineage"]["inputs"].reverse(), "canonical order"),
     (lambda r: r["lineage"]["inputs"].append(r["lineage"]["inputs"][0]), "distinct"),
@@ -367,8 +374,8 @@ _ROLES = st.from_regex(r"[a-z][a-z0-9_-]{0,10}", fullmatch=True)
 _NAMES = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,12}", fullmatch=True).filter(
     lambda n: n not in (".", ".."))
 _HASHES = st.from_regex(r"[0-9a-f]{64}", fullmatch=True)
-_ROOTS = st.one_of(st.just(""), st.from_regex(r"(s3|gs|az)://[a-z0-9/_.-]{1,20}",
-                                              fullmatch=True))
+_ROOTS = st.one_of(st.just(""), st.from_regex(r"(s3|gs|az)://[a-z0-9/_.-]{0,19}[a-z0-9]",
+                                              fullmatch=True))  # as given, less a final /
 _PLAIN = st.one_of(st.none(), st.from_regex(r"[\x21-\x7e]{1,20}", fullmatch=True))
 
 

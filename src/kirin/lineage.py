@@ -118,9 +118,11 @@ class Linker:
     within the root.
     """
 
-    def __init__(self, opener: Opener, own_roots: Iterable[str]) -> None:
+    def __init__(self, opener: Opener, own_roots: Iterable[str], *,
+                 other_roots: bool = True) -> None:
         self._open = opener
         self._own = {r.rstrip("/") for r in own_roots}
+        self._other_roots = other_roots
         self._datasets: dict[tuple[str, str], Dataset] = {}
         self._versions: dict[tuple[str, str], _Versions] = {}
 
@@ -187,6 +189,8 @@ class Linker:
     # -- judging ------------------------------------------------------------
     def state(self, link: Link) -> LinkedState:
         """What the linked commit is now; a problem (never an exception) if it cannot be read."""
+        if link.root and not self._other_roots:
+            return LinkedState(link, problem="in another registry root, not opened here")
         try:
             return self.versions(link.root, link.dataset).state(link)
         except KirinError as exc:
@@ -461,8 +465,12 @@ def _holds(linker: Linker, dataset: str, entry: Linking) -> tuple[str, ...]:
 
 # -- a root ----------------------------------------------------------------------
 
-def root_linker(store: Store, root_dir: str, own: Dataset | None = None) -> Linker:
-    """A linker for datasets of the root ``store`` holds (``own``: a dataset already open)."""
+def root_linker(store: Store, root_dir: str, own: Dataset | None = None, *,
+                other_roots: bool = True) -> Linker:
+    """A linker for datasets of the root ``store`` holds (``own``: a dataset already open).
+
+    ``other_roots=False`` (the web view) never opens a root a link names.
+    """
     from .dataset import Dataset
 
     opened: dict[str, Dataset] = own._siblings if own is not None else {}
@@ -476,7 +484,7 @@ def root_linker(store: Store, root_dir: str, own: Dataset | None = None) -> Link
             opened[name] = Dataset._on_store(store, root_dir, name)
         return opened[name]
 
-    return Linker(open_dataset, (store.url, root_dir))
+    return Linker(open_dataset, (store.url, root_dir), other_roots=other_roots)
 
 
 def scan_root(store: Store, linker: Linker) -> dict[str, list[str]]:

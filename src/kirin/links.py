@@ -39,6 +39,11 @@ MAX_LINKS = 256
 MAX_ROOT_LENGTH = 1024
 #: ``[ROOT#]DATASET@REF``: the longest ROOT that leaves a dataset name and a ref.
 _TARGET = re.compile(r"(?:(?P<root>.*)#)?(?P<dataset>[^@#/]+)@(?P<ref>.+)", re.DOTALL)
+#: The storage a link into another root may name: Kirin's backends, nothing else. A root is
+#: read back from stored records, so a record must not make a reader open any URL it likes.
+ROOT_PROTOCOLS = frozenset({"file", "memory", "s3", "s3a", "gs", "gcs", "az", "abfs", "abfss"})
+_URL = re.compile(r"(?P<protocol>[A-Za-z][A-Za-z0-9+.-]*)://(?P<rest>.*)", re.DOTALL)
+_PASSWORD = re.compile(r"[^/@]*:[^/@]*@")
 _ROLE_PREFIX = re.compile(r"(?P<role>[A-Za-z_][A-Za-z0-9_-]*)=(?P<rest>.*)", re.DOTALL)
 _LINEAGE_KEYS = frozenset({"inputs", "code", "run"})
 _LINK_KEYS = frozenset({"role", "dataset", "commit"})
@@ -224,11 +229,32 @@ def parse_target(text: Any, what: str = "link") -> tuple[str, str, str]:
     root = (match["root"] or "").rstrip("/")
     if match["root"] is not None and not root:
         raise InvalidInputError(f"{what.capitalize()} {text!r} has an empty root before '#'")
-    if len(root) > MAX_ROOT_LENGTH or any(ord(ch) < 0x20 or ord(ch) == 0x7f for ch in root):
-        raise InvalidInputError(f"The root of {what} {text!r} is too long or holds control "
-                                "characters")
+    problem = root_problem(root) if root else None
+    if problem is not None:
+        raise InvalidInputError(f"The root of {what} {text!r} is refused: {problem}")
     dataset = validate_dataset_name(match["dataset"])
     return root, dataset, match["ref"].strip()
+
+
+def root_problem(root: str) -> str | None:
+    """Why ``root`` cannot be the root of a link (``None``: it can).
+
+    A folder or a URL of one of :data:`ROOT_PROTOCOLS`, printable, at most
+    1,024 characters, without a password (the root is stored as given).
+    """
+    if len(root) > MAX_ROOT_LENGTH or not root.isprintable():
+        return "it is too long or holds control characters"
+    if "::" in root:
+        return "a chained URL (PROTOCOL::URL) is not a registry root"
+    url = _URL.fullmatch(root)
+    if url is None:
+        return None
+    if url["protocol"].lower() not in ROOT_PROTOCOLS:
+        return (f"protocol {url['protocol']!r} is not a registry backend (use one of "
+                f"{', '.join(sorted(ROOT_PROTOCOLS))})")
+    if _PASSWORD.match(url["rest"]):
+        return "it holds a password, and the root is stored as given: use storage options"
+    return None
 
 
 def link_specs(lineage: Any) -> tuple[LinkSpec, ...]:
@@ -297,8 +323,8 @@ def check_lineage_record(value: Any, bad: Callable[[str], CorruptObjectError]) -
         if not is_digest(commit):
             raise bad(f"{where} must name a full commit hash, not {commit!r}")
         root = item.get("root", "")
-        if "root" in item and not (isinstance(root, str) and root and len(root) <= MAX_ROOT_LENGTH
-                                   and root.isprintable()):
+        if "root" in item and not (isinstance(root, str) and root and root == root.rstrip("/")
+                                   and root_problem(root) is None):
             raise bad(f"{where} has an invalid root {root!r}")
         links.append(Link(role, root, dataset, commit))
     if links != sorted(set(links)):
