@@ -355,8 +355,9 @@ def test_another_root_is_linked_by_url(tmp_path: Any, src: Source) -> None:
     given, and a link to this root's own URL is recorded as a link within it."""
     shared = str(tmp_path / "shared")
     here = str(tmp_path / "here")
+    raw = Dataset(shared, "raw").commit("raw", add_files=[src("raw.csv")])
     d1 = Dataset(shared, "churn_data").commit("shared data", add_files=[src("a.csv")],
-                                             tags=["v1"])
+                                             tags=["v1"], lineage={"source": f"raw@{raw}"})
     local = Dataset(here, "local").commit("local data", add_files=[src("b.csv")])
     model = Dataset(here, "model")
     digest = model.commit("trained", add_files=[src("m.pt")], lineage={
@@ -366,7 +367,10 @@ def test_another_root_is_linked_by_url(tmp_path: Any, src: Source) -> None:
         Link("extra", "", "local", local), Link("training", shared, "churn_data", d1))
     used = Catalog(here).used_by(f"{shared}#churn_data@v1")
     assert [u.commit.hash for u in used.uses] == [digest]
-    assert [n.hash for _, n in model.lineage().walk()] == [digest, local, d1]
+    # the shared data's own link names a dataset of the shared root, and is followed there
+    assert [(n.root, n.dataset, n.hash) for _, n in model.lineage().walk()] == [
+        ("", "model", digest), ("", "local", local), (shared, "churn_data", d1),
+        (shared, "raw", raw)]
 
 
 # -- the stored form round-trips -----------------------------------------------------------

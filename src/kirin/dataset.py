@@ -990,7 +990,7 @@ class Dataset:
             request = self._rollback(source, list(inputs.tags), request)
         if source.lineage:  # the same model: it keeps the links of the commit promoted
             request = dataclasses.replace(request, lineage=source.lineage,
-                              linked=self._linker().states(source.lineage))
+                                          linked=self._linker().states(source.lineage))
         return inputs, {n: (f.hash, f.size) for n, f in source.files.items()}, request, check
 
     @staticmethod
@@ -1240,24 +1240,23 @@ class Dataset:
         on; a link that cannot be followed any more is a node with a
         ``problem``. See ``docs/lineage.md``.
         """
-        commit = self.current_commit if ref is None else self.resolve(ref)
-        if commit is None:
-            raise CommitNotFoundError("latest", self.name, "No commits found in dataset "
-                                      f"{self.name!r}: it has no commits yet")
-        return self._linker().upstream("", self.name, commit)
+        return self._linker().upstream("", self.name, self._ref_or_current(ref))
 
     def used_by(self, ref: str | None = None, *, stage: str | None = None) -> UsedBy:
         """Every commit in this root linking to commit ``ref`` (default: the current one),
         or to a promotion of it, transitively; ``stage`` keeps those holding that stage
         of their dataset now ("which production models used this data?")."""
+        from .lineage import used_by_in_root
+
+        return used_by_in_root(self._store, self._linker(),
+                               f"{self.name}@{self._ref_or_current(ref).hash}", stage=stage)
+
+    def _ref_or_current(self, ref: str | None) -> Commit:
         commit = self.current_commit if ref is None else self.resolve(ref)
         if commit is None:
             raise CommitNotFoundError("latest", self.name, "No commits found in dataset "
                                       f"{self.name!r}: it has no commits yet")
-        from .lineage import used_by_in_root
-
-        return used_by_in_root(self._store, self._linker(), f"{self.name}@{commit.hash}",
-                               stage=stage)
+        return commit
 
     def audit(self, *, include_passing: bool = False, since: str | datetime | None = None,
               against: str = "current") -> AuditResults:

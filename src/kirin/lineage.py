@@ -20,6 +20,7 @@ model trained on ``churn_data@3f9a2c1b`` used the data that ``churn_data@approve
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from .errors import (
     CorruptObjectError,
     DanglingLinkError,
     DatasetNotFoundError,
+    InvalidInputError,
     KirinError,
 )
 from .links import (
@@ -180,9 +182,8 @@ class Linker:
             links.append(Link(spec.role, self.local_root(spec.root), spec.dataset,
                               commit.hash))
         if len(set(links)) != len(links):
-            raise DanglingLinkError(
-                str(specs), "", "", "The same commit is linked twice under the same role; "
-                "give each link once. Nothing was written.")
+            raise InvalidInputError("The same commit is linked twice under the same role; "
+                                    "give each link once. Nothing was written.")
         lineage = Lineage(tuple(links), code, run)
         return lineage if lineage else None
 
@@ -223,8 +224,11 @@ class Linker:
         inputs = []
         lineage = commit.lineage
         for link in lineage.inputs if lineage else ():
+            # a link without a root names a dataset of the root its commit is in
+            where = self.local_root(link.root or root)
+            link = dataclasses.replace(link, root=where)
             found, why = self._find(link)
-            inputs.append(self._node(link.root, link.dataset, link.commit, found, link.role,
+            inputs.append(self._node(where, link.dataset, link.commit, found, link.role,
                                      why, seen, depth + 1))
         return LineageNode(dataset, root, digest, role, commit, problem, tuple(inputs))
 
