@@ -613,9 +613,8 @@ class Dataset:
             return request
         from .links import link_specs
 
-        linker = self._linker()
-        resolved = linker.resolve(link_specs(lineage), code, run)
-        return dataclasses.replace(request, lineage=resolved, linked=linker.states(resolved))
+        resolved = self._linker().resolve(link_specs(lineage), code, run)
+        return dataclasses.replace(request, lineage=resolved)
 
     def _linker(self) -> Linker:
         from .lineage import root_linker
@@ -635,7 +634,7 @@ class Dataset:
             added=tuple(draft.added), removed=draft.removed, metadata=inputs.metadata,
             tags=inputs.tags, author=inputs.author,
             kind="withdrawal" if request.kind == "withdrawal" else "commit",
-            lineage=request.lineage, linked=request.linked)
+            lineage=request.lineage)
 
     def _snapshot_after(self, inputs: CommitInputs, blobs: Mapping[str, StagedBlob],
                         exact: Entries | None = None, *, request: Request) -> Draft:
@@ -781,6 +780,10 @@ class Dataset:
         if own is None and root is None:
             self._check_governed()
             return Report((), None)
+        if request.lineage and any(p is not None and p.lineage for p in (own, root)):
+            # what each linked commit is now, read only for a policy with rules over links
+            proposal = dataclasses.replace(
+                proposal, linked=self._linker().states(request.lineage))
         history = self._history.commits()
         report = evaluate_policy(own, proposal, history) if own else Report((), None)
         if root is not None:
@@ -989,8 +992,7 @@ class Dataset:
         if rollback:
             request = self._rollback(source, list(inputs.tags), request)
         if source.lineage:  # the same model: it keeps the links of the commit promoted
-            request = dataclasses.replace(request, lineage=source.lineage,
-                                          linked=self._linker().states(source.lineage))
+            request = dataclasses.replace(request, lineage=source.lineage)
         return inputs, {n: (f.hash, f.size) for n, f in source.files.items()}, request, check
 
     @staticmethod

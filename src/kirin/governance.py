@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .links import Lineage, LinkedState
+    from .links import Lineage
     from .policy import Policy, Report, Violation
     from .sshsig import Signer
     from .values import Commit
@@ -42,10 +42,8 @@ class Request:
     replace: bool = False
     under: tuple[Policy | None, Policy | None] | None = None
     signer: Signer | None = None
-    #: What the record links to (resolved, full hashes), and what each linked commit is
-    #: now: the lineage rules judge both.
+    #: What the record links to (resolved, full hashes).
     lineage: Lineage | None = None
-    linked: tuple[LinkedState, ...] = ()
 
 
 @dataclass(frozen=True)
