@@ -22,6 +22,7 @@ from kirin.errors import (
     InvalidInputError,
     InvalidNameError,
 )
+from kirin.lineageindex import scan_dataset
 from kirin.links import Lineage, Link, parse_from_option
 from kirin.records import encode_record, record_hash
 
@@ -338,6 +339,30 @@ def test_used_by_reads_the_index_and_falls_back_to_the_records(
     assert users() == linked  # unusable: the records are read instead
     registry_root.rm(first)
     assert users() == linked
+
+
+class TestLineageIndexOnStorage:
+    def test_used_by_reads_indexes_and_the_log_after_them(self, registry_root: RegistryRoot,
+                                                          src: Source) -> None:
+        """A block's index, then the log entries after it, on the storage itself."""
+        d1 = data(registry_root, src, 1, ["v1"])
+        model = registry_root.dataset("model")
+        linked = []
+        for i in range(103):
+            lineage = {"training": "churn_data@v1"} if i in (3, 101) else None
+            digest = model.commit(f"m{i}", add_files={"m.pt": src("m.pt", str(i))},
+                                  lineage=lineage)
+            if lineage:
+                linked.append(digest)
+        assert list(registry_root.objects(registry_root.join("datasets", "model",
+                                                             "lineage"))) == [f"{99:020d}.json"]
+        catalog = registry_root.catalog()
+        lines = scan_dataset(catalog._store, "model")  # the index path, not the fallback
+        assert lines is not None and [int(x.split("\t")[0]) for x in lines] == [3, 101]
+        used = catalog.used_by(f"churn_data@{d1}")
+        assert [(u.commit.hash, u.commit.seq) for u in used.uses] == [
+            (linked[0], 3), (linked[1], 101)]
+        assert reopen(model).verify().ok
 
 
 # -- the command line ----------------------------------------------------------------------
