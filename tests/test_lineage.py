@@ -341,6 +341,27 @@ def test_used_by_reads_the_index_and_falls_back_to_the_records(
     assert users() == linked
 
 
+@pytest.mark.storage_free
+def test_indexes_of_a_deleted_dataset_are_not_read_for_a_new_one(registry_root: RegistryRoot,
+                                                                 src: Source) -> None:
+    """delete_dataset removes the indexes first; an index left behind anyway (an older
+    Kirin, an interrupted delete) does not end in the new log, and is not used."""
+    d1 = data(registry_root, src, 1, ["v1"])
+    model = registry_root.dataset("model")
+    for i in range(100):
+        model.commit(f"m{i}", add_files={"m.pt": src("m.pt", str(i))},
+                     lineage={"training": "churn_data@v1"} if i == 7 else None)
+    index = registry_root.join("datasets", "model", "lineage", f"{99:020d}.json")
+    stale = registry_root.cat(index)
+    catalog = registry_root.catalog()
+    catalog.delete_dataset("model")
+    assert not registry_root.exists(index)
+    for i in range(5):  # fewer than a block: nothing after the stale index's end either
+        registry_root.dataset("model").commit(f"new {i}", add_files={"m.pt": src("m.pt", "x")})
+    registry_root.pipe(index, stale)
+    assert catalog.used_by(f"churn_data@{d1}").uses == ()
+
+
 class TestLineageIndexOnStorage:
     def test_used_by_reads_indexes_and_the_log_after_them(self, registry_root: RegistryRoot,
                                                           src: Source) -> None:

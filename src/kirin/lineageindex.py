@@ -175,9 +175,11 @@ def scan_dataset(store: Store, dataset: str) -> list[str] | None:
     """Every link of ``dataset`` as index lines, from its indexes and the log after them.
 
     Reads no checkpoint, summary or snapshot: the indexes of blocks
-    ``0..L`` (every one present, each chaining to the one before) and the log
-    entries after ``L`` (two probes, as opening a history makes; a listing if
-    there are any), each verified and chaining to the last index's ``head``.
+    ``0..L`` (every one present, each chaining to the one before), log entry
+    ``L`` (it must be the last index's ``head``: indexes left from a deleted
+    dataset of the same name are not its history) and the log entries after
+    ``L`` (two probes, as opening a history makes; a listing if there are
+    any), each verified and chaining to it.
     ``None`` when that is not possible (no index yet, one missing or
     unusable, a hole): the caller then opens the dataset and reads its records.
     """
@@ -196,7 +198,8 @@ def scan_dataset(store: Store, dataset: str) -> list[str] | None:
             return None
     paths = {end: store.path(layout.lineage_index(dataset, end)) for end in ends}
     tail_paths = [f"{log_folder}/{name}" for name in after]
-    data = store.read_many([*paths.values(), *tail_paths])
+    anchor = store.path(layout.log_entry(dataset, last))
+    data = store.read_many([*paths.values(), anchor, *tail_paths])
     found: list[str] = []
     expected: str | None = None
     try:
@@ -210,6 +213,9 @@ def scan_dataset(store: Store, dataset: str) -> list[str] | None:
                 return None
             expected = head
             found += lines
+        stored = data.get(anchor)  # the log itself ends the indexed blocks where they say
+        if stored is None or decode_record(stored, where=anchor, seq=last)["hash"] != expected:
+            return None
         for seq, path in enumerate(tail_paths, start=last + 1):
             raw = data.get(path)
             if raw is None or layout.entry_seq(path.rsplit("/", 1)[-1]) != seq:
