@@ -127,6 +127,7 @@ class Linker:
         self._other_roots = other_roots
         self._datasets: dict[tuple[str, str], Dataset] = {}
         self._versions: dict[tuple[str, str], _Versions] = {}
+        self._states: dict[Link, LinkedState] = {}  # an audit asks again for each commit
 
     def local_root(self, root: str) -> str:
         """``""`` for the linking dataset's own root, else ``root`` as given."""
@@ -190,6 +191,12 @@ class Linker:
     # -- judging ------------------------------------------------------------
     def state(self, link: Link) -> LinkedState:
         """What the linked commit is now; a problem (never an exception) if it cannot be read."""
+        found = self._states.get(link)
+        if found is None:
+            found = self._states[link] = self._state(link)
+        return found
+
+    def _state(self, link: Link) -> LinkedState:
         if link.root and not self._other_roots:
             return LinkedState(link, problem="in another registry root, not opened here")
         try:
