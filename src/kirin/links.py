@@ -54,7 +54,7 @@ class Link:
     """One input of a commit: the commit ``commit`` (full hash) of ``dataset``, as ``role``.
 
     ``root`` is the registry root of ``dataset`` when it is another root than the
-    linking commit's (its URL as given), else ``None``.
+    linking commit's (its URL as given), else ``""``.
     """
 
     role: str
@@ -105,9 +105,6 @@ class Lineage:
 
     def roles(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(link.role for link in self.inputs))
-
-    def of_role(self, role: str) -> tuple[Link, ...]:
-        return tuple(link for link in self.inputs if link.role == role)
 
     def to_record(self) -> dict[str, Any]:
         record: dict[str, Any] = {}
@@ -285,7 +282,7 @@ def link_specs(lineage: Any) -> tuple[LinkSpec, ...]:
 def parse_from_option(text: str) -> tuple[str, str]:
     """``[ROLE=]TARGET`` of ``--from`` -> (role, target); the role defaults to ``data``."""
     match = _ROLE_PREFIX.fullmatch(text.strip())
-    if match is not None and "@" not in match["role"]:
+    if match is not None:
         return match["role"], match["rest"]
     return DEFAULT_ROLE, text
 
