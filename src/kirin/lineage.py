@@ -290,6 +290,12 @@ class LineageNode:
             "inputs": [child.to_dict() for child in self.inputs],
         }
 
+    def _repr_html_(self) -> str:
+        """The tree as a table in Jupyter (see :mod:`kirin.ui.notebook`)."""
+        from .ui.notebook import lineage_html
+
+        return lineage_html(self)
+
     def lines(self) -> list[str]:
         """The tree as indented text lines (what ``kirin lineage`` prints)."""
         out = []
@@ -366,6 +372,12 @@ class UsedBy:
                            "commit": target.commit},
                 "version": list(self.version), "stage": self.stage,
                 "datasets_scanned": self.scanned, "used_by": [u.to_dict() for u in self.uses]}
+
+    def _repr_html_(self) -> str:
+        """The uses as a table in Jupyter (see :mod:`kirin.ui.notebook`)."""
+        from .ui.notebook import used_by_html
+
+        return used_by_html(self)
 
     def lines(self) -> list[str]:
         """The uses as a tree under the target (what ``kirin used-by`` prints)."""
