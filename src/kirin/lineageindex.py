@@ -33,11 +33,10 @@ import json
 import logging
 from typing import TYPE_CHECKING, NamedTuple
 
-from . import layout
+from . import journal, layout
 from ._json import canonical_json
 from .digests import is_digest
 from .errors import CorruptObjectError
-from .journal import CHECKPOINT_EVERY
 from .links import Linking, linking_of
 from .records import decode_record
 
@@ -140,7 +139,7 @@ def block_rows(history: History, first: int, last: int) -> list[Row]:
 
 def build_index(history: History, last: int) -> bytes:
     """The index of the block ending at ``last``, from the verified history."""
-    first = last - CHECKPOINT_EVERY + 1
+    first = last - journal.CHECKPOINT_EVERY + 1
     parent = history.commit(first).parent_hash
     return encode_index(first, last, parent, history.commit(last).hash,
                         block_rows(history, first, last))
@@ -152,9 +151,9 @@ def write_due(store: Store, dataset: str, history: History) -> None:
     Best effort, like checkpoints: the index only speeds up ``used-by``.
     """
     count = len(history)
-    if count == 0 or count % CHECKPOINT_EVERY:
+    if count == 0 or count % journal.CHECKPOINT_EVERY:
         return
-    for last in (count - 1, count - 1 - CHECKPOINT_EVERY):
+    for last in (count - 1, count - 1 - journal.CHECKPOINT_EVERY):
         if last < 0:
             continue
         path = store.path(layout.lineage_index(dataset, last))
@@ -186,7 +185,8 @@ def scan_dataset(store: Store, dataset: str) -> list[str] | None:
     folder = store.path(layout.lineage_indexes(dataset))
     ends = sorted(seq for seq in map(layout.entry_seq, store.listdir(folder))
                   if seq is not None)
-    if not ends or ends != list(range(CHECKPOINT_EVERY - 1, ends[-1] + 1, CHECKPOINT_EVERY)):
+    block = journal.CHECKPOINT_EVERY  # the blocks of the checkpoints
+    if not ends or ends != list(range(block - 1, ends[-1] + 1, block)):
         return None
     last = ends[-1]
     log_folder = store.path(layout.commit_log(dataset))
@@ -208,7 +208,7 @@ def scan_dataset(store: Store, dataset: str) -> list[str] | None:
             if raw is None:
                 return None
             parent, head, lines = decode_index(raw, where=paths[end],
-                                               first=end - CHECKPOINT_EVERY + 1, last=end)
+                                               first=end - block + 1, last=end)
             if parent != expected:
                 return None
             expected = head
@@ -254,7 +254,7 @@ def index_problems(store: Store, dataset: str, history: History) -> list[tuple[s
     for name in store.listdir(folder):
         last = layout.entry_seq(name)
         path = f"{folder}/{name}"
-        if last is None or (last + 1) % CHECKPOINT_EVERY or last >= len(history):
+        if last is None or (last + 1) % journal.CHECKPOINT_EVERY or last >= len(history):
             problems.append((path, "not the index of a complete block of this history"))
             continue
         try:
