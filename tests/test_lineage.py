@@ -362,6 +362,28 @@ def test_indexes_of_a_deleted_dataset_are_not_read_for_a_new_one(registry_root: 
     assert catalog.used_by(f"churn_data@{d1}").uses == ()
 
 
+@pytest.mark.storage_free
+def test_a_history_written_before_lineage_is_indexed_at_its_next_block_end(
+        registry_root: RegistryRoot, src: Source) -> None:
+    d1 = data(registry_root, src, 1, ["v1"])
+    model = registry_root.dataset("model")
+    for i in range(200):
+        model.commit(f"m{i}", add_files={"m.pt": src("m.pt", str(i))},
+                     lineage={"training": "churn_data@v1"} if i == 42 else None)
+    folder = registry_root.join("datasets", "model", "lineage")
+    for name in registry_root.objects(folder):  # as an older Kirin left it
+        registry_root.rm(f"{folder}/{name}")
+    catalog = registry_root.catalog()
+    assert scan_dataset(catalog._store, "model") is None  # read from the records meanwhile
+    assert [u.commit.seq for u in catalog.used_by(f"churn_data@{d1}").uses] == [42]
+    for i in range(100):
+        model.commit(f"n{i}", add_files={"m.pt": src("m.pt", f"n{i}")})
+    assert sorted(registry_root.objects(folder)) == [f"{n:020d}.json" for n in (99, 199, 299)]
+    assert scan_dataset(catalog._store, "model") is not None
+    assert [u.commit.seq for u in catalog.used_by(f"churn_data@{d1}").uses] == [42]
+    assert reopen(model).verify().ok
+
+
 class TestLineageIndexOnStorage:
     def test_used_by_reads_indexes_and_the_log_after_them(self, registry_root: RegistryRoot,
                                                           src: Source) -> None:

@@ -13,8 +13,9 @@ one line per link of every commit of the block that carries links (one
 string, not a list of objects: a reader parses a root's worth of them in
 milliseconds). ``parent`` is the hash of the record before the block
 (``null`` for the first), ``head`` that of its last record. Written
-create-if-absent from records the writer verified; the block before is
-written too if missing (its writer may have died), as for checkpoints.
+create-if-absent from records the writer verified; every earlier block's
+index that is missing is written too (its writer died, or wrote before
+lineage existed).
 
 An index is derived, never trusted over the log: a reader takes the
 indexes of a dataset only if every block's is present and they chain (each
@@ -146,22 +147,31 @@ def build_index(history: History, last: int) -> bytes:
 
 
 def write_due(store: Store, dataset: str, history: History) -> None:
-    """After the commit that completes a block: its index (and the previous one's, if missing).
+    """After the commit that completes a block: its index, and every earlier one missing.
 
-    Best effort, like checkpoints: the index only speeds up ``used-by``.
+    Earlier ones are missing when their writer died, or when the registry was
+    written before lineage existed: its next block end indexes the whole
+    history once (one listing finds them), so ``used-by`` reads indexes from
+    then on. Best effort, like checkpoints: the index only speeds up ``used-by``.
     """
-    count = len(history)
-    if count == 0 or count % journal.CHECKPOINT_EVERY:
+    count, block = len(history), journal.CHECKPOINT_EVERY
+    if count == 0 or count % block:
         return
-    for last in (count - 1, count - 1 - journal.CHECKPOINT_EVERY):
-        if last < 0:
+    folder = store.path(layout.lineage_indexes(dataset))
+    try:
+        present = set(store.listdir(folder))
+    except OSError as exc:
+        log.warning("Could not list lineage indexes %s: %s", folder, exc)
+        return
+    for last in range(block - 1, count, block):
+        if layout.entry_name(last) in present:
             continue
         path = store.path(layout.lineage_index(dataset, last))
         try:
-            if not store.exists(path):
-                store.create(path, build_index(history, last))
+            store.create(path, build_index(history, last))  # False: a racing writer did
         except (OSError, CorruptObjectError) as exc:
             log.warning("Could not write lineage index %s: %s", path, exc)
+            return
 
 
 def all_lines(history: History) -> list[str]:
