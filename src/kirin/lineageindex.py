@@ -49,6 +49,9 @@ log = logging.getLogger("kirin")
 INDEX_VERSION = 1
 #: An S3 listing after the last index stops at one page; past that, read the records.
 _MAX_TAIL = 1000
+#: Earlier indexes one commit writes at most (a long history from before lineage is
+#: indexed over a few block ends, none of them a long commit).
+_BACKFILL = 100
 
 
 class Row(NamedTuple):
@@ -150,9 +153,9 @@ def write_due(store: Store, dataset: str, history: History) -> None:
     """After the commit that completes a block: its index, and every earlier one missing.
 
     Earlier ones are missing when their writer died, or when the registry was
-    written before lineage existed: its next block end indexes the whole
-    history once (one listing finds them), so ``used-by`` reads indexes from
-    then on. Best effort, like checkpoints: the index only speeds up ``used-by``.
+    written before lineage existed: its next block ends index the history
+    (at most 100 blocks each; one listing finds them), so ``used-by`` reads
+    indexes from then on. Best effort, like checkpoints: the index only speeds up ``used-by``.
     """
     count, block = len(history), journal.CHECKPOINT_EVERY
     if count == 0 or count % block:
@@ -163,9 +166,9 @@ def write_due(store: Store, dataset: str, history: History) -> None:
     except OSError as exc:
         log.warning("Could not list lineage indexes %s: %s", folder, exc)
         return
-    for last in range(block - 1, count, block):
-        if layout.entry_name(last) in present:
-            continue
+    missing = [last for last in range(block - 1, count, block)
+               if layout.entry_name(last) not in present]
+    for last in [*missing[-1:], *missing[:-1][:_BACKFILL]]:  # this block's first
         path = store.path(layout.lineage_index(dataset, last))
         try:
             store.create(path, build_index(history, last))  # False: a racing writer did
