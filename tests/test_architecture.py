@@ -49,7 +49,9 @@ FORBIDDEN: dict[str, set[str]] = {
     # the lineage index reads and writes objects; it knows nothing of datasets or policy
     "kirin.lineageindex": {"kirin.dataset", "kirin.catalog", "kirin.cli", "kirin.policy",
                            "kirin.lineage"},
-    "kirin.lineage": {"kirin.cli", "kirin.ui"},
+    # the facade's lineage queries: notebook display (kirin.ui.notebook) as for Commit, no
+    # command line or web server
+    "kirin.lineage": {"kirin.cli", "kirin.ui.app", "kirin.ui.server", "kirin.ui.data"},
     "kirin.values": {"kirin.store", "kirin.backends", "kirin.dataset", "kirin.catalog",
                      "kirin.cli", "kirin.policy", "kirin.history"},
     "kirin.layout": {"kirin"},
