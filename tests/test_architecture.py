@@ -41,6 +41,17 @@ FORBIDDEN: dict[str, set[str]] = {
     "kirin.records": {"kirin.store", "kirin.backends", "kirin.logs", "kirin.journal",
                       "kirin.dataset", "kirin.catalog", "kirin.cli", "kirin.policy",
                       "kirin.inputs", "kirin.history", "kirin.values"},
+    # lineage links as values and their stored form: pure, below records
+    "kirin.links": {"kirin.store", "kirin.backends", "kirin.logs", "kirin.journal",
+                    "kirin.dataset", "kirin.catalog", "kirin.cli", "kirin.policy",
+                    "kirin.inputs", "kirin.history", "kirin.values", "kirin.records",
+                    "kirin.lineage"},
+    # the lineage index reads and writes objects; it knows nothing of datasets or policy
+    "kirin.lineageindex": {"kirin.dataset", "kirin.catalog", "kirin.cli", "kirin.policy",
+                           "kirin.lineage"},
+    # the facade's lineage queries: notebook display (kirin.ui.notebook) as for Commit, no
+    # command line or web server
+    "kirin.lineage": {"kirin.cli", "kirin.ui.app", "kirin.ui.server", "kirin.ui.data"},
     "kirin.values": {"kirin.store", "kirin.backends", "kirin.dataset", "kirin.catalog",
                      "kirin.cli", "kirin.policy", "kirin.history"},
     "kirin.layout": {"kirin"},

@@ -97,3 +97,23 @@ def test_an_empty_root_exports_an_empty_file(tmp_path: Path) -> None:
     assert (tmp_path / "e.jsonl").read_text() == ""
     export_catalog(tmp_path / "none", tmp_path / "e.parquet")
     assert pq.read_table(tmp_path / "e.parquet").num_rows == 0
+
+
+def test_each_row_carries_the_commit_lineage(catalog: Catalog, workdir: Path,
+                                             tmp_path: Path) -> None:
+    """An auditor's table: every commit with the commits, code and run it came from."""
+    import pyarrow.parquet as pq
+
+    data = catalog.get_dataset("data").history()[0].hash
+    linked = catalog.get_dataset("models").commit(
+        "trained", add_files=write(workdir, "m.pt", b"3"),
+        lineage={"training": f"data@{data}"}, code="9d1e4c2", run="run-7")
+    export_catalog(catalog, tmp_path / "commits.jsonl")
+    rows = {r["hash"]: r for r in map(json.loads,
+                                      (tmp_path / "commits.jsonl").read_text().splitlines())}
+    assert (rows[linked]["inputs"], rows[linked]["code"], rows[linked]["run"]) == (
+        [f"training=data@{data}"], "9d1e4c2", "run-7")
+    assert (rows[data]["inputs"], rows[data]["code"]) == ([], None)
+    export_catalog(catalog, tmp_path / "commits.parquet")
+    table = pq.read_table(tmp_path / "commits.parquet").to_pylist()
+    assert [r["inputs"] for r in table if r["hash"] == linked] == [[f"training=data@{data}"]]

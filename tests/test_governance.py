@@ -398,7 +398,8 @@ def test_a_forged_provenance_breaks_the_chain(registry_root: RegistryRoot,
     (lambda r: r.update(kirin=1), "version 1 record cannot carry action"),
     (lambda r: r.update(kirin=3), "unknown format version 3"),
     (lambda r: r.pop("action"), "must carry action"),
-    (lambda r: r.update(lineage=[]), "unknown keys lineage"),
+    (lambda r: r.update(provenance=[]), "unknown keys provenance"),
+    (lambda r: r.update(lineage=[]), "'lineage' must be an object"),
     (lambda r: r["action"].update(kind="demotion"), "kind is one of"),
     (lambda r: r["action"].update(source="HEAD"), "must be a commit hash"),
     (lambda r: r.update(override={"reason": "x", "violations": []}), "non-empty"),
@@ -426,7 +427,7 @@ def test_plain_commits_stay_version_1_records(registry_root: RegistryRoot,
     with pytest.raises(TypeError, match="unknown governance keys"):
         make_record(seq=0, parent=None, snapshot={}, added={}, removed=(), message="m",
                     metadata={}, tags=(), timestamp=ds.history()[0].timestamp, author="a",
-                    policy=None, governance={"lineage": []})
+                    policy=None, governance={"provenance": []})
 
 
 # -- the policy file --------------------------------------------------------------

@@ -49,6 +49,7 @@ from .values import Commit
 
 if TYPE_CHECKING:
     from .policy import Policy, Report, Violation
+    from .policy.gate import LinkedOf
     from .signchecks import RecordSigning
 
 Against = Literal["current", "admitting"]
@@ -189,9 +190,11 @@ class _Judge:
     """
 
     def __init__(self, history: Sequence[Commit], logs: Mapping[str, PolicyLog],
-                 signing: RecordSigning | None = None) -> None:
+                 linked: LinkedOf | None = None, signing: RecordSigning | None = None
+                 ) -> None:
         self.history = history
         self.logs = logs
+        self.linked = linked
         self.signing = signing
         self.verdicts: dict[tuple[str, str], dict[int, Report]] = {}
         self.policies: dict[tuple[str, str], Policy] = {}
@@ -210,7 +213,9 @@ class _Judge:
                 return
         self.policies[(source, digest)] = policy
         self.verdicts[(source, digest)] = {
-            c.seq: r for c, r in audit(policy, self.history[:max(seqs) + 1]) if c.seq in seqs}
+            c.seq: r for c, r in audit(policy, self.history[:max(seqs) + 1],
+                                       self.linked if policy.lineage else None)
+            if c.seq in seqs}
 
     def verdict(self, commit: Commit, own: str | None, root: str | None) -> Report:
         """The report of the dataset's policy ``own`` and the root's ``root``, both."""
@@ -273,14 +278,15 @@ def untrusted_findings(commit: Commit, logs: Mapping[str, PolicyLog],
 
 def audit_current(policies: tuple[Policy | None, Policy | None], history: Sequence[Commit],
                   logs: Mapping[str, PolicyLog], since: Since,
-                  signing: RecordSigning | None = None) -> list[tuple[Commit, Report]]:
+                  linked: LinkedOf | None = None, signing: RecordSigning | None = None
+                  ) -> list[tuple[Commit, Report]]:
     """Every reported commit judged by the policies in force now (the dataset's, the root's).
 
     A commit naming a policy version its history lacks also fails: nothing
     shows it was ever admitted.
     """
     own, root = policies
-    judge = _Judge(history, logs, signing)
+    judge = _Judge(history, logs, linked, signing)
     reported = [c for c in history if since.reports(c)]
     seqs = {c.seq for c in reported}
     if not seqs:
@@ -301,7 +307,8 @@ def audit_current(policies: tuple[Policy | None, Policy | None], history: Sequen
 
 
 def audit_admitting(history: Sequence[Commit], logs: Mapping[str, PolicyLog], since: Since,
-                    signing: RecordSigning | None = None) -> list[tuple[Commit, Report]]:
+                    linked: LinkedOf | None = None, signing: RecordSigning | None = None
+                    ) -> list[tuple[Commit, Report]]:
     """Every reported commit judged by the policies that admitted it (:func:`admitting_hashes`).
 
     Each admitting policy re-judges the history up to the last commit it
@@ -314,7 +321,7 @@ def audit_admitting(history: Sequence[Commit], logs: Mapping[str, PolicyLog], si
         for source, digest in zip(("dataset", "root"), admitting_hashes(commit), strict=True):
             if digest is not None:
                 wanted.setdefault((source, digest), set()).add(commit.seq)
-    judge = _Judge(history, logs, signing)
+    judge = _Judge(history, logs, linked, signing)
     for (source, digest), seqs in wanted.items():
         judge.run(source, digest, seqs)
     results = []

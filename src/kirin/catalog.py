@@ -34,6 +34,7 @@ from .store import Store
 if TYPE_CHECKING:
     import fsspec
 
+    from .lineage import UsedBy
     from .policy import Policy
     from .sshsig import Signer
 
@@ -63,16 +64,7 @@ class Catalog:
 
     def datasets(self) -> list[str]:
         """Names of the datasets that exist (created, or with at least one commit)."""
-        names = []
-        for name in self._store.listdir(self._store.path(layout.DATASETS)):
-            try:
-                validate_dataset_name(name)
-            except InvalidNameError:
-                continue
-            if self._store.exists(self._store.path(layout.dataset_info(name))) or \
-                    self._store.exists(self._store.path(layout.log_entry(name, 0))):
-                names.append(name)
-        return names
+        return dataset_names(self._store)
 
     def __len__(self) -> int:
         return len(self.datasets())
@@ -163,6 +155,18 @@ class Catalog:
         return Dataset._on_store(self._store, self.root_dir, name,
                                  require_policy=require_policy, trust_policy=trust_policy)
 
+    def used_by(self, target: str, *, stage: str | None = None) -> UsedBy:
+        """Every commit here that links to ``target`` or a promotion of it, transitively.
+
+        ``target`` is ``DATASET@REF`` (REF: hash, unique prefix, tag or stage) or
+        ``ROOT#DATASET@REF`` for a dataset of another root; ``stage`` keeps the
+        commits holding that stage of their dataset now. See ``docs/lineage.md``.
+        """
+        from .lineage import root_linker, used_by_in_root
+
+        return used_by_in_root(self._store, root_linker(self._store, self.root_dir),
+                               text_argument(target, "target"), stage=stage)
+
     def create_dataset(self, name: str, description: str = "",
                        policy: PathLike | Policy | None = None) -> Dataset:
         """Create dataset ``name`` now: it exists, with its description, before any commit.
@@ -204,7 +208,7 @@ class Catalog:
         fails every reader closed until ``delete_dataset`` is called again.
 
         Objects go in an order that never shows a shorter, valid-looking
-        history: checkpoints, then the log from its first entry (a reader
+        history: lineage indexes and checkpoints, then the log from its first entry (a reader
         arriving midway finds a hole and refuses), then the policy versions,
         then ``dataset.json``. Interrupted, it is finished by calling it again.
         """
@@ -219,8 +223,8 @@ class Catalog:
             raise GovernedDatasetError(
                 f"Dataset {name!r} is governed by a policy: deleting it deletes its audit "
                 "trail. Pass governed=True to delete it anyway.", name=name)
-        order = [store.path(layout.checkpoints(name)), store.path(layout.commit_log(name)),
-                 store.path(layout.policy_log(name))]
+        order = [store.path(layout.lineage_indexes(name)), store.path(layout.checkpoints(name)),
+                 store.path(layout.commit_log(name)), store.path(layout.policy_log(name))]
         info = store.path(layout.dataset_info(name))
 
         def rank(path: str) -> tuple[int, str]:
@@ -254,3 +258,16 @@ class Catalog:
                 (pending if kind == "directory" else found).append(path)
         return found
 
+
+def dataset_names(store: Store) -> list[str]:
+    """Names of the datasets that exist under ``store`` (created, or with a first commit)."""
+    names = []
+    for name in store.listdir(store.path(layout.DATASETS)):
+        try:
+            validate_dataset_name(name)
+        except InvalidNameError:
+            continue
+        if store.exists(store.path(layout.dataset_info(name))) or \
+                store.exists(store.path(layout.log_entry(name, 0))):
+            names.append(name)
+    return names

@@ -6,6 +6,7 @@ This module orchestrates; it owns no format. Records are built in
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
@@ -16,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from . import layout
+from . import layout, lineageindex
 from ._json import FrozenDict, canonical_json, thaw
 from .arguments import (
     callable_argument,
@@ -79,6 +80,7 @@ if TYPE_CHECKING:
     import fsspec
 
     from .approvals import Approval
+    from .lineage import LineageNode, Linker, UsedBy
     from .policy import Policy, Report, Violation
     from .sshsig import Signer
 
@@ -169,6 +171,7 @@ class Dataset:
         self._policies = PolicyLog(self._store, self.name, pin=trust_policy)
         self._root_policies = PolicyLog(self._store, None)
         self._pinned: str | None = None
+        self._siblings: dict[str, Dataset] = {}  # datasets of this root its links named
         self._environment_signer: Any = _UNSET
         if require_policy is None:
             require_policy = os.environ.get(REQUIRE_POLICY_ENV, "").strip().lower() in (
@@ -475,13 +478,17 @@ class Dataset:
         """Re-read and re-hash every record, checkpoint and blob of this dataset.
 
         Unlike normal reads, which stop at the first problem, this reports all
-        of them (with the commits and files each affects). ``progress`` is
-        called with the number of bytes hashed as it goes. The policy's chain of
-        trust starts at the pinned hash (``trust_policy``...), else at version 0
-        as found; the report's ``policy_trust`` says which.
+        of them (with the commits and files each affects), and every lineage
+        link that names a commit no longer there. ``progress`` is called with
+        the number of bytes hashed as it goes. The policy's chain of trust
+        starts at the pinned hash (``trust_policy``...), else at version 0 as
+        found; the report's ``policy_trust`` says which.
         """
-        return verify_dataset(self._store, self.name, callable_argument(progress, "progress"),
-                              pin=self._policies.pin)
+        from .lineage import verify_links
+
+        return verify_links(self, verify_dataset(
+            self._store, self.name, callable_argument(progress, "progress"),
+            pin=self._policies.pin))
 
     def cleanup_orphaned_files(self, *, dry_run: bool = False,
                                grace: timedelta = DEFAULT_GRACE) -> RemovedBlobs:
@@ -504,7 +511,9 @@ class Dataset:
                metadata: Mapping[str, Any] | None = None,
                tags: Iterable[str] | None = None, *, author: str | None = None,
                replace: bool = False, override: bool = False,
-               reason: str | None = None, signer: Signer | None = None) -> str:
+               reason: str | None = None, signer: Signer | None = None,
+               lineage: Mapping[str, str | Sequence[str]] | None = None,
+               code: str | None = None, run: str | None = None) -> str:
         """Record a new commit on top of the newest one and return its full hash.
 
         Everything, the policy included, is checked before anything is
@@ -521,10 +530,19 @@ class Dataset:
         signs the record; under a policy with ``signing:`` the key of the
         environment (``KIRIN_SIGNING_KEY``, else the ssh-agent) is used if none
         is given.
+
+        ``lineage`` links the commit to the commits it was derived from, by role:
+        ``{"training": "churn_data@v3"}`` (a ``DATASET@REF`` or a list of them; REF
+        as :meth:`resolve` takes it; ``ROOT#DATASET@REF`` for another root); the
+        record keeps each as the full hash it resolved to, with ``code`` (a code
+        revision) and ``run`` (a run id). A link naming no commit raises
+        :class:`~kirin.errors.DanglingLinkError` and writes nothing. See
+        ``docs/lineage.md``.
         """
         request = self._request(override, reason, replace=replace, removes=remove_files,
                                 signer=signer)
         inputs = prepare(message, add_files, remove_files, metadata, tags, author)
+        request = self._linked(request, lineage, code, run)
         self._refresh()
         self._check_latest()
         self._store.check_sources(inputs.sources.values())
@@ -550,7 +568,9 @@ class Dataset:
                  metadata: Mapping[str, Any] | None = None,
                  tags: Iterable[str] | None = None, *, author: str | None = None,
                  replace: bool = False, override: bool = False,
-                 reason: str | None = None, signer: Signer | None = None) -> Report:
+                 reason: str | None = None, signer: Signer | None = None,
+                 lineage: Mapping[str, str | Sequence[str]] | None = None,
+                 code: str | None = None, run: str | None = None) -> Report:
         """Dry run of :meth:`commit`: the policy's verdict, with nothing written.
 
         Same arguments, same checks, same code path; returns the report
@@ -562,6 +582,7 @@ class Dataset:
                                 signer=signer)
         inputs = prepare(message, add_files, remove_files, metadata, tags, author,
                          allow_empty=True)
+        request = self._linked(request, lineage, code, run)
         self._refresh()
         self._check_latest()
         self._store.check_sources(inputs.sources.values())
@@ -586,6 +607,20 @@ class Dataset:
         return Request(kind, action, override, reason, replace,
                        signer=signer_argument(signer))
 
+    def _linked(self, request: Request, lineage: Any, code: Any, run: Any) -> Request:
+        """``request`` with the lineage resolved (nothing is written if a link dangles)."""
+        if lineage is None and code is None and run is None:
+            return request
+        from .links import link_specs
+
+        resolved = self._linker().resolve(link_specs(lineage), code, run)
+        return dataclasses.replace(request, lineage=resolved)
+
+    def _linker(self) -> Linker:
+        from .lineage import root_linker
+
+        return root_linker(self._store, self.root_dir, self)
+
     def _check_latest(self) -> None:
         head = self._history.head_hash
         if self._pinned is not None and head is not None and self._pinned != head:
@@ -598,7 +633,8 @@ class Dataset:
             files=FrozenDict((n, h) for n, (h, _) in draft.files().items()),
             added=tuple(draft.added), removed=draft.removed, metadata=inputs.metadata,
             tags=inputs.tags, author=inputs.author,
-            kind="withdrawal" if request.kind == "withdrawal" else "commit")
+            kind="withdrawal" if request.kind == "withdrawal" else "commit",
+            lineage=request.lineage)
 
     def _snapshot_after(self, inputs: CommitInputs, blobs: Mapping[str, StagedBlob],
                         exact: Entries | None = None, *, request: Request) -> Draft:
@@ -665,6 +701,7 @@ class Dataset:
                     self._store.restore(blob)
                 self._pinned = None
                 self._journal.write_due_checkpoints()
+                lineageindex.write_due(self._store, self.name, self._history)
                 return str(record["hash"])
             time.sleep(random.uniform(0, min(0.2, 0.002 * 2 ** min(attempt, 7))))
         raise ConflictError(
@@ -681,15 +718,16 @@ class Dataset:
         action = dict(request.action) if request.action is not None else None
         signer = self._signer(request, (own, root))
         sign = self._sign_with(signer) if signer is not None else None
+        lineage = request.lineage.to_record() if request.lineage else None
         if own is None and root is None and request.under is None:
             self._check_governed()
-            return {"policy": None, "action": action, "sign": sign}
+            return {"policy": None, "action": action, "sign": sign, "lineage": lineage}
         report = self._verdict(self._proposal(inputs, draft, request), request, (own, root))
         report.raise_for_violations(dataset=self.name)
         return {"policy": own.hash if own else None,
                 "root_policy": root.hash if root else None,
                 "action": action, "override": override_record(report, request.reason),
-                "sign": sign}
+                "sign": sign, "lineage": lineage}
 
     def _signer(self, request: Request, policies: tuple[Policy | None, Policy | None]
                 ) -> Signer | None:
@@ -742,6 +780,10 @@ class Dataset:
         if own is None and root is None:
             self._check_governed()
             return Report((), None)
+        if request.lineage and any(p is not None and p.lineage for p in (own, root)):
+            # what each linked commit is now, read only for a policy with rules over links
+            proposal = dataclasses.replace(
+                proposal, linked=self._linker().states(request.lineage))
         history = self._history.commits()
         report = evaluate_policy(own, proposal, history) if own else Report((), None)
         if root is not None:
@@ -933,6 +975,8 @@ class Dataset:
                                 signer=signer)
         if rollback:
             request = self._rollback(source, list(inputs.tags), request)
+        if source.lineage:  # the same model: it keeps the links of the commit promoted
+            request = dataclasses.replace(request, lineage=source.lineage)
         return inputs, {n: (f.hash, f.size) for n, f in source.files.items()}, request, check
 
     @staticmethod
@@ -1178,6 +1222,32 @@ class Dataset:
         self._policies.refresh()
         return find_version(self._policies.versions(), ref, dataset=self.name)
 
+    # -- lineage -----------------------------------------------------------
+    def lineage(self, ref: str | None = None) -> LineageNode:
+        """What commit ``ref`` (default: the current one) came from, transitively.
+
+        A tree: the commit, the commits it links to (by role), theirs, and so
+        on; a link that cannot be followed any more is a node with a
+        ``problem``. See ``docs/lineage.md``.
+        """
+        return self._linker().upstream("", self.name, self._ref_or_current(ref))
+
+    def used_by(self, ref: str | None = None, *, stage: str | None = None) -> UsedBy:
+        """Every commit in this root linking to commit ``ref`` (default: the current one),
+        or to a promotion of it, transitively; ``stage`` keeps those holding that stage
+        of their dataset now ("which production models used this data?")."""
+        from .lineage import used_by_in_root
+
+        return used_by_in_root(self._store, self._linker(),
+                               f"{self.name}@{self._ref_or_current(ref).hash}", stage=stage)
+
+    def _ref_or_current(self, ref: str | None) -> Commit:
+        commit = self.current_commit if ref is None else self.resolve(ref)
+        if commit is None:
+            raise CommitNotFoundError("latest", self.name, "No commits found in dataset "
+                                      f"{self.name!r}: it has no commits yet")
+        return commit
+
     def audit(self, *, include_passing: bool = False, since: str | datetime | None = None,
               against: str = "current") -> AuditResults:
         """Re-judge the existing history; return the commits that fail, newest first.
@@ -1219,14 +1289,16 @@ class Dataset:
         history = self._history.commits()
         logs = {"dataset": self._policies, "root": self._root_policies}
         signing = RecordSigning(self.name, history, self._read_approvals)
+        linked = self._linker().linked_of  # lineage rules judge the linked data as it is now
         if mode == "admitting":
-            results = auditing.audit_admitting(history, logs, window, signing)
+            results = auditing.audit_admitting(history, logs, window, linked, signing)
         else:
             policies = auditing.policies_in_force(logs)
             if all(p is None for p in policies) and not any(
                     log.distrust() for log in logs.values()):
                 return AuditResults()
-            results = auditing.audit_current(policies, history, logs, window, signing)
+            results = auditing.audit_current(policies, history, logs, window, linked,
+                                             signing)
         return AuditResults(auditing.newest_first(results, include_passing))
 
 

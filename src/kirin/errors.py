@@ -29,7 +29,8 @@ starts with that text and adds its own detail after it.
     ├── NotFoundError (LookupError)
     │   ├── DatasetNotFoundError (ValueError)
     │   ├── CommitNotFoundError (ValueError)
-    │   │   └── AmbiguousRefError           a name matches several commits
+    │   │   ├── AmbiguousRefError           a name matches several commits
+    │   │   └── DanglingLinkError           a lineage link names no dataset or commit
     │   ├── FileNotInCommitError (FileNotFoundError)
     │   │   └── LocalFileNotFoundError (KeyError)  local_files()[name] for a name not there
     │   └── MlflowModelNotFoundError        kirin import mlflow: no such registered model
@@ -179,6 +180,17 @@ class AmbiguousRefError(CommitNotFoundError):
             message or f"Commit prefix {ref!r} is ambiguous in dataset {dataset!r}: it "
             f"matches {shown}{more}. Give more characters.",
         )
+
+
+class DanglingLinkError(CommitNotFoundError):
+    """A lineage link (``lineage=``, ``--from``) names a dataset or commit that does not exist.
+
+    ``link`` is the link as given (``role=dataset@ref``). Nothing was written.
+    """
+
+    def __init__(self, link: str, dataset: str, ref: str, message: str) -> None:
+        self.link = link
+        super().__init__(ref, dataset, message)
 
 
 class PolicyVersionNotFoundError(NotFoundError):

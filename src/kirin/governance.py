@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .links import Lineage
     from .policy import Policy, Report, Violation
     from .sshsig import Signer
     from .values import Commit
@@ -30,7 +31,8 @@ class Request:
     makes the commit hold exactly the files given; ``under`` (a rollback)
     names the dataset's and root's policies to judge by instead of those in
     force; ``signer`` signs the record (else, under a policy with ``signing:``,
-    the key of the environment: ``KIRIN_SIGNING_KEY`` or the ssh-agent).
+    the key of the environment: ``KIRIN_SIGNING_KEY`` or the ssh-agent);
+    ``lineage`` is what the record links to.
     """
 
     kind: str = "commit"
@@ -40,6 +42,8 @@ class Request:
     replace: bool = False
     under: tuple[Policy | None, Policy | None] | None = None
     signer: Signer | None = None
+    #: What the record links to (resolved, full hashes).
+    lineage: Lineage | None = None
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from .errors import (
     CorruptObjectError,
     InvalidNameError,
 )
+from .links import Lineage
 from .records import (
     _RECORD_KEYS,
     FORMAT_VERSION,
@@ -522,6 +523,13 @@ class History(SnapshotSource):
             return None
         withdrawal = self.commit(seq).withdrawal
         return str(withdrawal["stage"]) if withdrawal is not None else None
+
+    def lineage_at(self, seq: int) -> Lineage | None:
+        """What commit ``seq`` links to, without building the commit (version 2 only)."""
+        governance = self._row(seq)[_GOVERNANCE]
+        if governance is None or '"lineage"' not in governance:
+            return None
+        return self.commit(seq).lineage
 
     def tags_of(self, seq: int) -> tuple[str, ...]:
         """The tags of commit ``seq``, without building the commit."""

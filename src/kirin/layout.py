@@ -76,6 +76,15 @@ def policy_log(name: str) -> str:
     return f"{DATASETS}/{name}/policy"
 
 
+def lineage_indexes(name: str) -> str:
+    """The folder of a dataset's lineage index: one object per checkpoint block."""
+    return f"{DATASETS}/{name}/lineage"
+
+
+def lineage_index(name: str, last: int) -> str:
+    return f"{lineage_indexes(name)}/{entry_name(last)}"
+
+
 def commit_approvals(name: str, commit: str) -> str:
     """The folder of every approval of ``commit``, one sub-folder per stage."""
     return f"{DATASETS}/{name}/approvals/{commit}"

@@ -22,6 +22,7 @@ from typing import Any
 from ._json import canonical_json
 from .digests import is_digest
 from .errors import CorruptObjectError, InvalidNameError
+from .links import check_lineage_record
 from .naming import validate_file_name
 
 FORMAT_VERSION = 1
@@ -31,8 +32,8 @@ FORMAT_VERSION = 1
 GOVERNANCE_VERSION = 2
 READ_VERSIONS = (FORMAT_VERSION, GOVERNANCE_VERSION)
 #: What a promotion, rollback or withdrawal did; the rules a commit was let past;
-#: the root policy that also judged it; who signed it.
-GOVERNANCE_KEYS = frozenset({"action", "override", "root_policy", "signature"})
+#: the root policy that also judged it; who signed it; what it was derived from.
+GOVERNANCE_KEYS = frozenset({"action", "override", "root_policy", "signature", "lineage"})
 #: Keys a record's hash does not cover: the hash itself, and the signatures over it (a
 #: commit's ``signature``, a policy version's ``signatures``).
 UNHASHED_KEYS = frozenset({"hash", "signature", "signatures"})
@@ -282,7 +283,8 @@ def _check_governance(record: dict[str, Any], version: int,
             raise bad(f"a version 1 record cannot carry {', '.join(sorted(present))}")
         return
     if not present:
-        raise bad("a version 2 record must carry action, override, root_policy or signature")
+        raise bad("a version 2 record must carry action, override, root_policy, signature "
+                  "or lineage")
     unknown = record.keys() - _RECORD_KEYS - GOVERNANCE_KEYS - {"hash"}
     if unknown:
         raise bad(f"unknown keys {', '.join(sorted(unknown))} (written by a newer Kirin?)")
@@ -292,6 +294,8 @@ def _check_governance(record: dict[str, Any], version: int,
         _check_action(record["action"], bad)
     if "override" in record:
         _check_override(record["override"], bad)
+    if "lineage" in record:
+        check_lineage_record(record["lineage"], bad)
     if "signature" in record:
         signature = record["signature"]
         if not (isinstance(signature, dict) and set(signature) == {"key", "sig"}

@@ -19,6 +19,7 @@ from typing import IO, Any, Protocol
 from ._json import FrozenDict, FrozenList, freeze, thaw
 from .arguments import encoding_argument, path_argument
 from .errors import InvalidInputError
+from .links import Lineage, LinkedState
 from .naming import lookup_name
 
 SHORT_HASH_LENGTH = 8
@@ -309,6 +310,15 @@ class Commit:
         return str(value) if value is not None else None
 
     @property
+    def lineage(self) -> Lineage | None:
+        """What the commit says it was derived from: linked commits, code revision, run id.
+
+        ``None`` for a commit that declares nothing (see :mod:`kirin.links`).
+        """
+        value = self._governed("lineage")
+        return Lineage.from_record(value) if value is not None else None
+
+    @property
     def is_initial(self) -> bool:
         """``True`` for the dataset's first commit (it has no parent), as in the original."""
         return self.parent_hash is None
@@ -359,6 +369,7 @@ class Commit:
         return sum(f.size for f in self.files.values())
 
     def to_dict(self) -> dict[str, Any]:
+        lineage = self.lineage
         return {
             "hash": self.hash,
             "short_hash": self.short_hash,
@@ -377,6 +388,7 @@ class Commit:
             "rollback": thaw(self.rollback),
             "override": thaw(self.override),
             "signature": thaw(self.signature),
+            "lineage": lineage.to_dict() if lineage is not None else None,
             "files": {name: f.to_dict() for name, f in self.files.items()},
         }
 
@@ -410,6 +422,10 @@ class Proposal:
     #: ``commit``, ``promotion``, ``rollback`` or ``withdrawal``: a withdrawal admits
     #: no content, so only the rules about every record (the message) judge it.
     kind: str = "commit"
+    #: What the commit says it was derived from, and what each linked commit is now in
+    #: its own dataset (the lineage rules of a policy judge both).
+    lineage: Lineage | None = None
+    linked: tuple[LinkedState, ...] = ()
 
 
 class RemovedBlobs(int):

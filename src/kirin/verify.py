@@ -31,7 +31,7 @@ class Problem:
     """One thing found wrong: what kind, where in storage, and what it affects."""
 
     kind: str  # "record" | "snapshot" | "checkpoint" | "summary" | "policy" | "signature"
-    #            | "blob"
+    #            | "blob" | "lineage" | "lineage-index" (see kirin.lineage.verify_links)
     path: str
     message: str
     commits: tuple[str, ...] = ()

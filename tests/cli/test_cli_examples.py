@@ -44,6 +44,27 @@ def test_the_shell_example_runs_the_whole_scenario(tmp_path: Path) -> None:
                     ["improved", "v2.0"], ["baseline", "v1.0"]]
 
 
+def test_the_lineage_example_answers_the_auditor(tmp_path: Path) -> None:
+    """examples/lineage.sh: the rule refuses a model without its data, the audit fails once
+    the data is withdrawn, and used-by names the production model."""
+    bash = shutil.which("bash")
+    assert bash is not None
+    env = kirin_env(TMPDIR=str(tmp_path), PATH=f"{KIRIN.parent}{os.pathsep}"
+                    + os.environ.get("PATH", ""))
+    result = subprocess.run([bash, str(REPO / "examples" / "lineage.sh")],
+                            capture_output=True, text=True, env=env, cwd=tmp_path,
+                            timeout=300, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    steps = ["Rejected as expected (exit code 1)", "training: churn_data@",
+             "Audit failed as expected (exit code 1)", "(holds production)",
+             "Example finished OK"]
+    positions = [out.index(step) for step in steps]
+    assert positions == sorted(positions)
+    assert "[lineage.production.requires[0]]" in result.stderr
+    assert "withdrawn from 'approved'" in out.replace("\n", " ")
+
+
 def test_the_github_workflow_gates_the_promotion() -> None:
     workflow = yaml.safe_load((REPO / "examples" / "ci" / "promote-model.yml").read_text())
     gate = [step.get("run", "") for step in workflow["jobs"]["gate"]["steps"]]

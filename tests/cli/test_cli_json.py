@@ -47,7 +47,11 @@ def test_json_of_every_command_matches_its_shape(reg: Registry, tmp_path: Path) 
     seen["init"] = json_of("init", "--root", tmp_path / "other", "-d", "fresh",
                            "--policy", TEAM_POLICY)
     seen["commit"] = json_of("commit", model, "-m", "Candidate model", "--metadata",
-                             '{"framework": "pytorch", "accuracy": 0.9}', "-t", "dev", *args)
+                             '{"framework": "pytorch", "accuracy": 0.9}', "-t", "dev",
+                             "--from", "base=models@v1.0", "--code", "3f9a2c1", "--run",
+                             "run-7", *args)
+    seen["lineage"] = json_of("lineage", *args)
+    seen["used-by"] = json_of("used-by", "v1.0", *args)
     seen["validate"] = json_of("validate", model, "-m", "Candidate model", *args, code=1)
     seen["promote"] = json_of("promote", "staging", "-t", "production", "--metadata",
                               '{"validated": true}', *args)
@@ -90,6 +94,11 @@ def test_json_of_every_command_matches_its_shape(reg: Registry, tmp_path: Path) 
     for command, document in seen.items():
         assert_shape(command, document)
     # and they say what happened
+    assert seen["commit"]["commit"]["lineage"] == {
+        "inputs": [{"role": "base", "dataset": "models", "commit": reg.baseline,
+                    "root": None}], "code": "3f9a2c1", "run": "run-7"}
+    assert seen["lineage"]["lineage"]["inputs"][0]["hash"] == reg.baseline
+    assert [u["hash"] for u in seen["used-by"]["used_by"]] == [seen["commit"]["commit"]["hash"]]
     assert seen["validate"]["ok"] is False and seen["validate"]["violations"]
     assert seen["promote"]["source"]["hash"] == reg.staging
     assert seen["promote"]["commit"]["tags"] == ["production"]

@@ -156,3 +156,24 @@ def test_metric_svg_escapes_and_links_each_point(registry: tuple[Catalog, Built]
     assert "script" not in parsed.tags and "img" not in parsed.tags
     assert svg.count('class="point"') == 2
     assert html.escape(HOSTILE_MESSAGE) in svg
+
+
+def test_lineage_and_used_by_show_as_tables_of_text(tmp_path: Path) -> None:
+    """Links in a commit's table, the upstream tree and the uses, every string escaped."""
+    catalog = Catalog(tmp_path / "registry")
+    source = tmp_path / "d.csv"
+    source.write_text("a")
+    data = catalog.get_dataset("data")
+    digest = data.commit(HOSTILE_MESSAGE, add_files=[str(source)], tags=[HOSTILE_TAG])
+    model = catalog.get_dataset("model")
+    trained = model.commit("<b>model</b>", add_files=[str(source)],
+                           lineage={"training": f"data@{digest}"}, code="<script>")
+    allowed = {"div", "b", "table", "thead", "tbody", "tr", "th", "td", "code", "ul", "li"}
+    for fragment, raws in (
+            (model.resolve(trained)._repr_html_(), ["training", f"data@{digest}", "<script>"]),
+            (model.lineage()._repr_html_(), [HOSTILE_MESSAGE, HOSTILE_TAG, "<b>model</b>"]),
+            (data.used_by(digest)._repr_html_(), ["<b>model</b>", "training"])):
+        parsed = Parsed(fragment)
+        assert parsed.tags <= allowed
+        for raw in raws:
+            assert raw in parsed.joined

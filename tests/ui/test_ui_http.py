@@ -31,6 +31,7 @@ from ui_helpers import (
     request,
     serve,
     sha256,
+    write,
 )
 
 
@@ -256,3 +257,26 @@ def test_ipv6_loopback_is_served_and_checked(tmp_path: Path) -> None:
         assert server.url.startswith("http://[::1]:")
         assert request(server.url).status == 200
         assert request(server.url, headers={"Host": "evil.example:80"}).status == 400
+
+
+def test_the_commit_page_shows_its_links(tmp_path: Path) -> None:
+    """Each link with its role, a link to the linked commit's page, and what it is now."""
+    catalog = Catalog(tmp_path / "registry")
+    data = catalog.get_dataset("reviews")
+    digest = data.commit("Raw reviews", tags=["approved"],
+                         add_files={"r.csv": str(write(tmp_path, "r.csv", b"a"))})
+    elsewhere = Catalog(tmp_path / "elsewhere").get_dataset("labels")
+    elsewhere.commit("Labels", add_files={"l.csv": str(write(tmp_path, "l.csv", b"l"))})
+    model = catalog.get_dataset("scorer")
+    trained = model.commit("Trained", add_files={"m.bin": str(write(tmp_path, "m", b"w"))},
+                           lineage={"training": "reviews@approved",
+                                    "labels": f"{tmp_path / 'elsewhere'}#labels@"
+                                              f"{elsewhere.history()[0].hash}"},
+                           code="9d1e4c2", run="run-<5>")
+    data.withdraw("approved", "Withdrawn: leakage")
+    with serve(catalog) as server:
+        page = request(server.url + f"d/scorer/c/{trained}").text
+    assert f'href="/d/reviews/c/{digest}"' in page
+    assert "training" in page and "withdrawn from approved" in page
+    assert "9d1e4c2" in page and "run-&lt;5&gt;" in page
+    assert "in another registry root, not opened here" in page  # a server opens no stored URL

@@ -57,6 +57,18 @@ KeyOption = Annotated[Path | None, typer.Option(
     "--key", metavar="FILE", help="Sign the record with this SSH private key file (a .pub "
     "file: that key in the ssh-agent). Default, where the policy asks for signatures: "
     "KIRIN_SIGNING_KEY, else the ssh-agent.", show_default=False)]
+FromOption = Annotated[list[str] | None, typer.Option(
+    "--from", metavar="[ROLE=]DATASET@REF", help="Link the commit to what it was derived "
+    "from: a commit of a dataset in this root (REF: hash, prefix, tag or stage; recorded "
+    "as the full hash), or ROOT#DATASET@REF in another root. ROLE (default: data) says "
+    "how it was used, e.g. training=churn_data@v3. Repeatable; a link to no commit is "
+    "refused (exit 3), nothing written.", show_default=False)]
+CodeOption = Annotated[str | None, typer.Option(
+    "--code", metavar="REV", help="The code revision the commit was made with (e.g. a git "
+    "commit hash), recorded with its links.", show_default=False)]
+RunOption = Annotated[str | None, typer.Option(
+    "--run", metavar="ID", help="The run that made the commit (e.g. an MLflow run id), "
+    "recorded with its links.", show_default=False)]
 ExpectOption = Annotated[str | None, typer.Option(
     "--expect", metavar="HASH", help="Refuse (exit 4, nothing written) unless REF still "
     "names the commit with this full hash: promote exactly what a gate judged.",
@@ -66,11 +78,27 @@ ExpectOption = Annotated[str | None, typer.Option(
 def _commit_args(files: list[str] | None, message: str, metadata: str | None,
                  tag: list[str] | None, remove: list[str] | None,
                  author: str | None, only: bool = False, override: bool = False,
-                 reason: str | None = None, key: Path | None = None) -> dict[str, Any]:
+                 reason: str | None = None, key: Path | None = None,
+                 sources: list[str] | None = None, code: str | None = None,
+                 run: str | None = None) -> dict[str, Any]:
     return {"message": message, "add_files": parse_files(files), "remove_files": remove,
             "metadata": parse_metadata(metadata), "tags": tag, "author": author,
             "replace": only, "override": override, "reason": reason,
-            "signer": signer_from(key)}
+            "signer": signer_from(key), "lineage": parse_links(sources), "code": code,
+            "run": run}
+
+
+def parse_links(sources: list[str] | None) -> dict[str, list[str]] | None:
+    """``--from [ROLE=]TARGET`` options as the ``lineage=`` mapping (role -> targets)."""
+    if not sources:
+        return None
+    from ..links import parse_from_option
+
+    found: dict[str, list[str]] = {}
+    for source in sources:
+        role, target = parse_from_option(source)
+        found.setdefault(role, []).append(target)
+    return found
 
 
 def signer_from(key: Path | None) -> Any:
@@ -172,6 +200,7 @@ def commit(session: Session, *, files: FilesArgument = None, message: MessageOpt
            remove: RemoveOption = None, author: AuthorOption = None,
            only: OnlyOption = False, override: OverrideOption = False,
            reason: ReasonOption = None, key: KeyOption = None,
+           sources: FromOption = None, code: CodeOption = None, run: RunOption = None,
            dry_run: Annotated[bool, typer.Option(
                "--dry-run", help="Check against the policy and write nothing (as kirin "
                "validate).")] = False) -> Outcome:
@@ -184,7 +213,7 @@ def commit(session: Session, *, files: FilesArgument = None, message: MessageOpt
     """
     dataset = session.dataset()
     args = _commit_args(files, message, metadata, tag, remove, author, only, override,
-                        reason, key)
+                        reason, key, sources, code, run)
     with session.transfers():
         if dry_run:
             return views.report(dataset.name, dataset.validate(**args))
@@ -198,7 +227,9 @@ def validate(session: Session, *, files: FilesArgument = None, message: MessageO
              metadata: MetadataOption = None, tag: TagOption = None,
              remove: RemoveOption = None, author: AuthorOption = None,
              only: OnlyOption = False, override: OverrideOption = False,
-             reason: ReasonOption = None, key: KeyOption = None) -> Outcome:
+             reason: ReasonOption = None, key: KeyOption = None,
+             sources: FromOption = None, code: CodeOption = None,
+             run: RunOption = None) -> Outcome:
     """Check a commit against the policy, writing nothing.
 
     Takes the arguments of kirin commit and runs the same checks. Exits with
@@ -208,7 +239,8 @@ def validate(session: Session, *, files: FilesArgument = None, message: MessageO
     dataset = session.dataset()
     with session.transfers():
         verdict = dataset.validate(**_commit_args(files, message, metadata, tag, remove,
-                                                  author, only, override, reason, key))
+                                                  author, only, override, reason, key,
+                                                  sources, code, run))
     return views.report(dataset.name, verdict)
 
 

@@ -175,7 +175,8 @@ def export(session: Session, *,
     """Write every commit's metadata under the root to FILE, for analysis.
 
     One row per commit: dataset, hash, seq, parent_hash, timestamp, author,
-    message, tags, policy_hash, and the metadata flattened to dotted paths
+    message, tags, policy_hash, its lineage (inputs: ROLE=DATASET@HASH
+    texts; code; run), and the metadata flattened to dotted paths
     (metadata.metrics.accuracy). JSON Lines rows are written one at a time;
     Parquet gets one typed column per metadata path (two passes over the
     histories; lists, objects and mixed types as JSON text).

@@ -28,7 +28,19 @@ OBJECTS: dict[str, Shape] = {
         "root_policy_hash": "str | null", "kind": "str", "promoted_from": "str | null",
         "withdrawal": "<withdrawal> | null", "rollback": "<rollback> | null",
         "override": "<override> | null", "signature": "<signature> | null",
+        "lineage": "<lineage> | null",
     },
+    "lineage": {"inputs": ["<link>"], "code": "str | null", "run": "str | null"},
+    "link": {"role": "str", "dataset": "str", "commit": "str", "root": "str | null"},
+    "lineage_node": {"dataset": "str", "root": "str | null", "hash": "str",
+                     "role": "str | null", "problem": "str | null", "repeated": "bool",
+                     "message": "str | null", "tags": ["str"], "timestamp": "str | null",
+                     "author": "str | null", "kind": "str | null", "code": "str | null",
+                     "run": "str | null", "inputs": ["<lineage_node>"]},
+    "use": {"dataset": "str", "hash": "str", "seq": "int", "role": "str", "depth": "int",
+            "links_to": {"dataset": "str", "root": "str | null", "commit": "str"},
+            "message": "str", "tags": ["str"], "holds": ["str"], "timestamp": "str",
+            "author": "str", "code": "str | null", "run": "str | null"},
     "signature": {"key": "str", "sig": "str"},
     "approval": {"commit": "str", "stage": "str", "message": "str", "timestamp": "str",
                  "key": "str", "principal": "str | null", "valid": "bool",
@@ -62,16 +74,28 @@ OBJECT_NOTES: dict[str, str] = {
     "override": "Break-glass: the reason given and every violation the override let past.",
     "approval": "A signed approval of a commit for a stage (kirin approve); valid: its "
                 "signature holds and it approves that commit and stage; principal: whose key.",
+    "lineage": "What a commit says it was derived from: the commits it links to (inputs), "
+               "the code revision and the run id (kirin commit --from, --code, --run).",
+    "link": "One input of a commit: the full hash of a commit of dataset, linked as role; "
+            "root is the URL of another registry root (null: the same root).",
+    "lineage_node": "A commit of kirin lineage's tree, with the role it was linked as and "
+                    "its own inputs; problem says why a link cannot be followed (then the "
+                    "commit's fields are null); repeated marks a commit shown above.",
+    "use": "A commit that links to the target (depth 1) or to a commit that does (depth "
+           "2, ...); links_to is the commit it names; holds the stages of its dataset it "
+           "holds now.",
     "signature": "The signer's OpenSSH public key and the SSHSIG signature (namespace "
                  "kirin) of the record; kirin verify checks it.",
     "file": "A file of a commit: its name in the registry, SHA-256 and size in bytes.",
     "violation": "One broken policy rule. rule is a stable id such as metadata.schema, "
                  "tags.allowed, tags.unique, tags.exclusive, promotion.<tag>.when, "
                  "promotion.<tag>.required_files, promotion.<tag>.requires_stage, "
+                 "lineage.<tag>.requires[<n>], lineage.<tag>.code, lineage.<tag>.run, "
                  "message.min_length, overrides.rules. source says which policy the rule "
                  "came from: dataset, or root (the registry's root policy).",
     "problem": "One thing kirin verify found wrong (kind: record, snapshot, checkpoint, "
-               "summary, policy, signature or blob) and the commits and files it affects.",
+               "summary, policy, signature, blob, lineage (a link that cannot be "
+               "followed) or lineage-index) and the commits and files it affects.",
     "policy_version": "One version of a dataset's policy (policy_hash null: no policy).",
     "policy_error": "Why a policy file is invalid, and where (1-based line); also a "
                     "warning of kirin policy check.",
@@ -150,6 +174,11 @@ COMMANDS: dict[str, Shape] = {
     "export": {"root": "str", "output": "str", "format": "str", "datasets": "int",
                "rows": "int", "columns": ["str"]},
     "ui": {"url": "str", "root": "str", "dataset": "str | null"},
+    "lineage": {"dataset": "str", "lineage": "<lineage_node>"},
+    "used-by": {"root": "str", "target": {"dataset": "str", "root": "str | null",
+                                          "commit": "str"},
+                "version": ["str"], "stage": "str | null", "datasets_scanned": "int",
+                "used_by": ["<use>"]},
 }
 
 #: Variants a command prints instead of its own shape.

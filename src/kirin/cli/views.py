@@ -160,6 +160,11 @@ def governance_rows(commit: Commit) -> list[tuple[str, str]]:
     if commit.override is not None:
         rules = ", ".join(str(v["rule"]) for v in commit.override["violations"])
         rows.append(("override", f"{rules} (reason: {commit.override['reason']})"))
+    lineage = commit.lineage
+    if lineage is not None:
+        rows += [("from", f"{link.role}={link.ref}") for link in lineage.inputs]
+        rows += [(label, value) for label, value in (("code", lineage.code),
+                                                     ("run", lineage.run)) if value]
     return rows
 
 

@@ -1,7 +1,9 @@
 """``export_catalog``: every commit of every dataset under a root, one row each, for analysis.
 
 A row holds ``dataset``, ``hash``, ``seq``, ``parent_hash``, ``timestamp``
-(ISO 8601, UTC), ``author``, ``message``, ``tags``, ``policy_hash`` and the
+(ISO 8601, UTC), ``author``, ``message``, ``tags``, ``policy_hash``, its
+lineage (``inputs``: a list of ``ROLE=[ROOT#]DATASET@HASH``; ``code``,
+``run``: text or null) and the
 commit's metadata flattened to dotted paths under ``metadata.``
 (``{"metrics": {"accuracy": 0.9}}`` becomes ``metadata.metrics.accuracy``;
 a list, or an empty object, is a leaf). Rows come dataset by dataset
@@ -40,10 +42,11 @@ from .._json import thaw
 from ..catalog import Catalog
 from ..errors import InvalidInputError, MissingExtraError
 from ..inputs import PathLike
+from ..values import Commit
 
 FORMATS = ("jsonl", "parquet")
 FIXED = ("dataset", "hash", "seq", "parent_hash", "timestamp", "author", "message", "tags",
-         "policy_hash")
+         "policy_hash", "inputs", "code", "run")
 BATCH = 1024
 
 
@@ -106,9 +109,19 @@ def rows(catalog: Catalog, lengths: Mapping[str, int]) -> Iterator[dict[str, Any
                 "dataset": name, "hash": commit.hash, "seq": commit.seq,
                 "parent_hash": commit.parent_hash, "timestamp": commit.timestamp.isoformat(),
                 "author": commit.author, "message": commit.message,
-                "tags": list(commit.tags), "policy_hash": commit.policy_hash}
+                "tags": list(commit.tags), "policy_hash": commit.policy_hash,
+                **_lineage(commit)}
             row.update(flatten(commit.metadata))
             yield row
+
+
+def _lineage(commit: Commit) -> dict[str, Any]:
+    """A commit's links as ``ROLE=[ROOT#]DATASET@HASH`` texts, with its code and run."""
+    lineage = commit.lineage
+    if lineage is None:
+        return {"inputs": [], "code": None, "run": None}
+    return {"inputs": [f"{link.role}={link.ref}" for link in lineage.inputs],
+            "code": lineage.code, "run": lineage.run}
 
 
 def flatten(metadata: Mapping[str, Any], prefix: str = "metadata") -> Iterator[tuple[str, Any]]:
@@ -169,7 +182,8 @@ def _write_parquet(catalog: Catalog, lengths: Mapping[str, int],
         ("dataset", pa.string()), ("hash", pa.string()), ("seq", pa.int64()),
         ("parent_hash", pa.string()), ("timestamp", pa.timestamp("us", tz="UTC")),
         ("author", pa.string()), ("message", pa.string()), ("tags", pa.list_(pa.string())),
-        ("policy_hash", pa.string()),
+        ("policy_hash", pa.string()), ("inputs", pa.list_(pa.string())),
+        ("code", pa.string()), ("run", pa.string()),
         *[(key, types.get(kind, pa.string())) for key, kind in columns.items()]])
 
     def cell(kind: str, value: Any) -> Any:

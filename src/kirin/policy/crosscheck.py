@@ -475,7 +475,11 @@ def _type_clash(walker: _Walker, compare: Compare, declared: dict[Path, Schema |
 
 
 def _rule_expressions(policy: Policy) -> Iterator[tuple[Loc, Expr]]:
-    """Every expression a rule of ``policy`` evaluates, with its key path."""
+    """Every expression a rule of ``policy`` evaluates on this dataset's metadata.
+
+    Not the ``where`` of a lineage rule: it reads the *linked* commit's
+    metadata, which another dataset's schema governs.
+    """
     from .expr import parse
 
     for tag, rule in policy.promotion.items():

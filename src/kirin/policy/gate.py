@@ -10,8 +10,14 @@ Every rule is checked and every violation reported, not just the first, so
 one CI run tells a user everything to fix. Rule names are stable strings
 (``metadata.schema``, ``tags.allowed``, ``tags.unique``, ``tags.exclusive``,
 ``promotion.<tag>.when``, ``promotion.<tag>.required_files``,
-``promotion.<tag>.requires_stage``, ``message.min_length``,
+``promotion.<tag>.requires_stage``, ``lineage.<tag>.requires[<n>]``,
+``lineage.<tag>.code``, ``lineage.<tag>.run``, ``message.min_length``,
 ``message.max_length``, ``message.forbidden``) that tools can match on.
+
+Lineage rules judge the proposal's links by what each linked commit is
+*now* (``Proposal.linked``, read by :mod:`kirin.lineage` before the gate
+runs), so the gate stays pure and ``audit`` re-judges them against the
+current state of the linked datasets.
 
 "Same content" for ``requires_stage``: the earlier commit's snapshot and the
 proposed snapshot hold the same files with the same content hashes — all
@@ -24,7 +30,7 @@ from __future__ import annotations
 import ast
 import json
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from fnmatch import fnmatchcase
 from functools import lru_cache
@@ -35,13 +41,14 @@ from jsonschema.exceptions import ValidationError as SchemaValidationError
 
 from .._json import FrozenDict, FrozenList, freeze
 from ..errors import PolicyViolationError
+from ..links import LinkedState
 from ..values import Commit, Proposal
 from . import expr as _expr
 from ._formats import FORMAT_CHECKER
 from ._patterns import ASCII_PREFIX, MAX_TAG_LENGTH
 from ._plain import plain_str, plain_value, stored_items
 from ._schema_safety import ascii_schema
-from .model import Policy, PromotionRule, format_loc
+from .model import LinkRequirement, Policy, PromotionRule, format_loc
 
 
 @dataclass(frozen=True)
@@ -131,6 +138,8 @@ def _plain_proposal(proposal: Proposal) -> Proposal:
         tags=FrozenList(plain_str(t) for t in stored_items(proposal.tags)),
         author=plain_str(proposal.author, "the author"),
         kind=plain_str(proposal.kind, "the kind of record"),
+        lineage=proposal.lineage,  # built by Kirin from checked values, never by a caller
+        linked=proposal.linked,
     )
 
 
@@ -341,6 +350,82 @@ def _promotion_violations(policy: Policy, proposal: Proposal, tags: Iterable[str
     return found
 
 
+def _link_failures(req: LinkRequirement, state: LinkedState) -> list[tuple[str, Any, str]]:
+    """(what was expected, the offending value, why) for each condition ``state`` fails."""
+    if state.problem is not None:
+        return [("a linked commit that exists and is sound", state.link.commit,
+                 state.problem)]
+    found: list[tuple[str, Any, str]] = []
+    for tag in req.tags:
+        if tag not in state.tags:
+            have = ", ".join(state.tags) or "no tags"
+            found.append((f"a linked version tagged {tag!r}", list(state.tags),
+                          f"it is not tagged {tag!r} (it has {have})"))
+    if req.stage is not None and req.stage not in state.holds:
+        found.append((f"a linked version holding {req.stage!r}", list(state.holds),
+                      f"it does not hold stage {req.stage!r} of {state.link.dataset!r} now"))
+    for tag in req.not_tags:
+        if tag in state.tags:
+            found.append((f"a linked version not tagged {tag!r}", list(state.tags),
+                          f"it is tagged {tag!r}"))
+    if not req.allow_withdrawn:
+        for stage, by in state.withdrawn:
+            found.append(("a linked version never withdrawn", by,
+                          f"it was withdrawn from {stage!r} by {by[:8]}"))
+    if req.where is not None:
+        condition = _expression(req.where)
+        for failure in _expr.check(condition, state.metadata):
+            found.append((f"linked metadata where {condition}", failure.value,
+                          failure.message))
+    return found
+
+
+def _lineage_violations(policy: Policy, proposal: Proposal, tags: Iterable[str]
+                        ) -> list[Violation]:
+    """Each tag's lineage rule: the links it requires, and what each linked commit is now."""
+    if not policy.lineage:
+        return []
+    found = []
+    lineage = proposal.lineage
+    for tag in tags:
+        rule = policy.lineage.get(tag)
+        if rule is None:
+            continue
+        for key, value in (("code", lineage.code if lineage else None),
+                           ("run", lineage.run if lineage else None)):
+            if getattr(rule, key) and value is None:
+                found.append(Violation(
+                    f"lineage.{tag}.{key}", key, None, f"a {key} reference",
+                    f"Tag {tag!r} requires the commit to name its {key} "
+                    f"(lineage.{tag}.{key}): give --{key}."))
+        for index, req in enumerate(rule.requires):
+            name = f"lineage.{tag}.requires[{index}]"
+            links = [s for s in proposal.linked if s.link.role == req.role
+                     and (req.dataset is None or (s.link.dataset == req.dataset
+                                                  and s.link.in_root))]
+            if not links:
+                what = f"a {req.role!r} link" + (f" to {req.dataset!r}" if req.dataset else "")
+                found.append(Violation(
+                    name, req.role, None, what,
+                    f"Tag {tag!r} requires {what} ({name}); the commit has "
+                    f"{_roles(proposal)}. Give --from {req.role}="
+                    f"{req.dataset or 'DATASET'}@REF."))
+                continue
+            for state in links:
+                shown = f"{state.link.role}={state.link.dataset}@{state.link.commit[:8]}"
+                for expected, value, why in _link_failures(req, state):
+                    found.append(Violation(
+                        name, shown, value, expected,
+                        f"Tag {tag!r} requires {expected} ({name}): link {shown} fails: "
+                        f"{why}."))
+    return found
+
+
+def _roles(proposal: Proposal) -> str:
+    roles = proposal.lineage.roles() if proposal.lineage else ()
+    return "links of roles " + ", ".join(map(repr, roles)) if roles else "no links"
+
+
 def normalise_message(message: str) -> str:
     """How messages are compared with ``message.forbidden``: case, spacing, '.!' ignored."""
     return " ".join(message.split()).casefold().rstrip(".!").rstrip()
@@ -381,6 +466,7 @@ def _evaluate(policy: Policy, proposal: Proposal, index: _HistoryIndex) -> Repor
         *_schema_violations(policy, proposal.metadata),
         *_tag_violations(policy, tags, index),
         *_promotion_violations(policy, proposal, tags, index),
+        *_lineage_violations(policy, proposal, tags),
         *_message_violations(policy, proposal.message),
     ]
     return Report(tuple(violations), policy.hash)
@@ -397,8 +483,17 @@ def evaluate_policy(policy: Policy, proposal: Proposal, history: Iterable[Commit
     return _evaluate(policy, proposal, _HistoryIndex(history))
 
 
-def proposal_from_commit(commit: Commit, parent: Commit | None) -> Proposal:
-    """The proposal that would have produced ``commit`` on top of ``parent``."""
+#: What the links of a stored commit are now (see :mod:`kirin.lineage`); ``None``: unknown.
+LinkedOf = Callable[[Commit], tuple[LinkedState, ...]]
+
+
+def proposal_from_commit(commit: Commit, parent: Commit | None,
+                         linked: LinkedOf | None = None) -> Proposal:
+    """The proposal that would have produced ``commit`` on top of ``parent``.
+
+    ``linked`` gives what each of the commit's links is now, so a lineage rule
+    is re-judged against the current state of the linked datasets.
+    """
     files = {name: f.hash for name, f in commit.files.items()}
     before = {name: f.hash for name, f in parent.files.items()} if parent else {}
     return Proposal(
@@ -410,10 +505,13 @@ def proposal_from_commit(commit: Commit, parent: Commit | None) -> Proposal:
         tags=commit.tags,
         author=commit.author,
         kind="withdrawal" if commit.kind == "withdrawal" else "commit",
+        lineage=commit.lineage,
+        linked=linked(commit) if linked is not None and commit.lineage else (),
     )
 
 
-def audit(policy: Policy, history: Iterable[Commit]) -> list[tuple[Commit, Report]]:
+def audit(policy: Policy, history: Iterable[Commit], linked: LinkedOf | None = None
+          ) -> list[tuple[Commit, Report]]:
     """Re-judge every commit of ``history`` (oldest first) under ``policy``.
 
     Each commit is judged as if proposed on top of the commits before it, so
@@ -424,8 +522,8 @@ def audit(policy: Policy, history: Iterable[Commit]) -> list[tuple[Commit, Repor
     results: list[tuple[Commit, Report]] = []
     parent: Commit | None = None
     for commit in history:
-        results.append((commit, _evaluate(policy, proposal_from_commit(commit, parent),
-                                          index)))
+        results.append((commit, _evaluate(
+            policy, proposal_from_commit(commit, parent, linked), index)))
         index.add(commit)
         parent = commit
     return results

@@ -249,8 +249,63 @@ class MessageRules(_Model):
         return self
 
 
+def _check_dataset_name(text: str) -> str:
+    from ..naming import validate_dataset_name
+
+    try:
+        return validate_dataset_name(text)
+    except ValueError as exc:
+        raise InvalidField(str(exc)) from None
+
+
+LinkRole = Annotated[
+    StrictStr, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,63}$"),
+    Field(description="A link role as commits give it (--from ROLE=DATASET@REF), e.g. "
+                      "'training': lowercase ASCII letters, digits, '_' or '-'."),
+]
+DatasetName = Annotated[StrictStr, AfterValidator(_check_dataset_name)]
+
+
+class LinkRequirement(_Model):
+    """Links of one role a commit must have, and what every such linked commit must be.
+
+    Every link of the role must satisfy every condition, not just one of them.
+    The conditions read the linked commit's own dataset as it is when judged
+    (so ``audit`` re-checks them against the current state of the data).
+    """
+
+    role: LinkRole = Field(description="The role of the links this requirement is about; "
+                                       "at least one link of it is required.")
+    dataset: DatasetName | None = Field(
+        default=None, description="The dataset the links must name (in the same root).")
+    tags: tuple[TagName, ...] = Field(
+        default=(), description="Tags the linked version must carry: the linked commit "
+                                "or a promotion of it (e.g. [approved]).")
+    stage: TagName | None = Field(
+        default=None, description="A stage of its own dataset the linked version must hold "
+                                  "now (the linked commit or a promotion of it).")
+    where: Expression | None = Field(
+        default=None, description="A condition on the linked commit's metadata (missing "
+                                  "fields fail closed, as in promotion rules).")
+    not_tags: tuple[TagName, ...] = Field(
+        default=(), description="Tags the linked version must not carry (a data version "
+                                "promoted to e.g. 'recalled' fails every model linking it).")
+    allow_withdrawn: bool = Field(
+        default=False, description="Admit a linked version that was withdrawn from a "
+                                   "stage (by default a withdrawal fails every link to it).")
+
+
+class LineageRule(_Model):
+    """What a commit carrying one tag must link to (``lineage.<tag>``)."""
+
+    requires: tuple[LinkRequirement, ...] = Field(
+        default=(), description="Links the commit must have, per role.")
+    code: bool = Field(default=False, description="A code revision (--code) is required.")
+    run: bool = Field(default=False, description="A run id (--run) is required.")
+
+
 #: The families of rule names (see :mod:`.gate`) an ``overrides.rules`` entry may name.
-RULE_FAMILIES = ("metadata.", "tags.", "promotion.", "message.")
+RULE_FAMILIES = ("metadata.", "tags.", "promotion.", "message.", "lineage.")
 RuleGlob = Annotated[
     StrictStr, StringConstraints(min_length=1, max_length=MAX_GLOB_LENGTH),
     Field(description="A rule name as violations report it (e.g. "
@@ -482,6 +537,9 @@ class Policy(_Model):
         default=None, description="'allowed': a commit that once held a stage may be "
                                   "promoted to it again under the policy that admitted it "
                                   "then (promote --rollback). Default: forbidden.")
+    lineage: Annotated[dict[TagName, LineageRule], AfterValidator(_freeze_mapping)] | None = (
+        Field(default=None, description="Per tag: the links a commit carrying it must have "
+                                        "(e.g. production needs approved training data)."))
 
     @model_validator(mode="after")
     def _names_in_vocabulary(self) -> Policy:
@@ -508,6 +566,8 @@ class Policy(_Model):
                     raise InvalidField(f"tag {tag!r} cannot require an earlier commit "
                                        "tagged with itself",
                                        loc=("promotion", tag, "requires_stage"))
+        for tag in self.lineage or {}:
+            need(tag, ("lineage", tag), "A lineage rule")
         for index, stage in enumerate(self.stages or ()):
             need(stage, ("stages", index), "A stage")
             if stage in (self.stages or ())[:index]:

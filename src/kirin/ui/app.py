@@ -208,7 +208,8 @@ class Pages:
         return self.render("commit.html", ds=ds, commit=commit, parent=parent,
                            promoted_from=data.promoted_from(commit),
                            signature=getattr(commit, "signature", None),
-                           stages=[t for t in commit.tags if t in stages])
+                           stages=[t for t in commit.tags if t in stages],
+                           lineage=commit.lineage, links=data.links(ds, commit))
 
     def download(self, request: Request) -> Response:
         ds = self._dataset(request)

@@ -215,6 +215,18 @@ def promoted_from(commit: Commit) -> str | None:
     return _short(getattr(commit, "promoted_from", None))
 
 
+def links(ds: Dataset, commit: Commit) -> list[dict[str, Any]]:
+    """Each lineage link of ``commit`` with what the linked commit is now (commit page)."""
+    from ..lineage import root_linker
+
+    lineage = commit.lineage
+    if not lineage:
+        return []
+    # a server never opens a URL a stored record names: other roots are shown, not read
+    linker = root_linker(ds._store, ds.root_dir, ds, other_roots=False)
+    return [state.to_dict() for state in linker.states(lineage)]
+
+
 def _short(value: Any) -> str | None:
     if value is None:
         return None

@@ -19,6 +19,7 @@ from .svg import trend_svg
 
 if TYPE_CHECKING:
     from ..dataset import Dataset
+    from ..lineage import LineageNode, UsedBy
     from ..policy import Report
     from ..values import Commit
 
@@ -67,6 +68,12 @@ def commit_html(commit: Commit) -> str:
         facts.append(("promoted from", f"<code>{_e(origin)}</code>"))
     if commit.policy_hash:
         facts.append(("policy", f"<code>{_e(commit.policy_hash[:12])}</code>"))
+    lineage = commit.lineage
+    if lineage is not None:
+        facts += [("from", f"{_e(link.role)}: <code>{_e(link.ref)}</code>")
+                  for link in lineage.inputs]
+        facts += [(k, f"<code>{_e(v)}</code>") for k, v in (("code", lineage.code),
+                                                           ("run", lineage.run)) if v]
     rows = [[f"<b>{_e(k)}</b>", v] for k, v in facts]
     rows.append(["<b>metadata</b>", _metadata(commit.metadata) if commit.metadata else "none"])
     files = _table(["file", "size", "sha256"],
@@ -74,6 +81,28 @@ def commit_html(commit: Commit) -> str:
                     for f in commit.files.values()])
     return (f"<div><b>Commit {_e(commit.short_hash)}</b>{_table(['', ''], rows)}"
             f"<b>Files ({len(commit.files)})</b>{files}</div>")
+
+
+def lineage_html(tree: LineageNode) -> str:
+    """An upstream tree (``Dataset.lineage``) as an indented table."""
+    rows = []
+    for depth, node in tree.walk():
+        pad = "&nbsp;" * 4 * depth
+        where = f"{node.root}#" if node.root else ""
+        name = f"{pad}<code>{_e(where + node.dataset)}@{_e(node.hash[:8])}</code>"
+        commit = node.commit
+        rows.append([name, _e(node.role or ""),
+                     _e(commit.message) if commit else f"<b>{_e(node.problem)}</b>",
+                     _tags(commit.tags) if commit else ""])
+    return _table(["commit", "role", "message", "tags"], rows)
+
+
+def used_by_html(found: UsedBy) -> str:
+    """Downstream uses (``used_by``) as a table, nearest first."""
+    rows = [[_e(u.depth), f"<code>{_e(u.dataset)}@{_e(u.commit.hash[:8])}</code>",
+             _e(u.role), _e(u.commit.message), _tags(u.commit.tags), _tags(u.holds)]
+            for u in found.uses]
+    return _table(["depth", "commit", "role", "message", "tags", "holds"], rows)
 
 
 def dataset_html(dataset: Dataset) -> str:
