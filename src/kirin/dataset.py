@@ -12,6 +12,7 @@ import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -80,6 +81,8 @@ if TYPE_CHECKING:
     from .sshsig import Signer
 
 MAX_ATTEMPTS = 200  # commits retried after losing a race before giving up
+#: Seconds for which the policies a commit read at its start still judge its publication.
+POLICY_REREAD_AFTER = 2.0
 _UNSET: Any = object()
 #: Set to 1 (or true/yes) to make commits to ungoverned datasets fail (see require_policy).
 REQUIRE_POLICY_ENV = "KIRIN_REQUIRE_POLICY"
@@ -523,10 +526,12 @@ class Dataset:
         self._check_latest()
         self._store.check_sources(inputs.sources.values())
         judged: dict[str, StagedBlob] = {}
-        if self._governed():  # re-reads the policy logs (a fresh Dataset has not yet)
+        in_force = _InForce(self._in_force())  # re-reads the policy logs, once for both uses
+        if in_force.governed:
             # judge on hashes alone first, so a rejected commit writes nothing at all
             judged = {n: self._store.stage(src, keep=False) for n, src in inputs.sources.items()}
-            self._admit(inputs, self._snapshot_after(inputs, judged, request=request), request)
+            self._admit(inputs, self._snapshot_after(inputs, judged, request=request), request,
+                        in_force.policies)
         staged: dict[str, StagedBlob] = {}
         try:
             for name, source in inputs.sources.items():
@@ -534,7 +539,7 @@ class Dataset:
                 if name in judged and judged[name].digest != staged[name].digest:
                     raise StorageError(f"{source} changed while it was being committed; "
                                        "nothing was committed — try again once it is stable")
-            return self._publish(inputs, staged, request=request)
+            return self._publish(inputs, staged, request=request, in_force=in_force)
         finally:
             for blob in staged.values():
                 self._store.discard(blob)
@@ -632,7 +637,13 @@ class Dataset:
 
     def _publish(self, inputs: CommitInputs, staged: Mapping[str, StagedBlob],
                  exact: Entries | None = None, *, request: Request,
-                 expect: Callable[[], None] | None = None) -> str:
+                 expect: Callable[[], None] | None = None,
+                 in_force: _InForce | None = None) -> str:
+        """Publish the commit, judged again after every lost race.
+
+        ``in_force``: the policies the caller just read, which judge the first
+        attempt if they are still fresh (see :class:`_InForce`).
+        """
         blobs_written = False
         reused: list[StagedBlob] = []
         for attempt in range(MAX_ATTEMPTS):
@@ -643,7 +654,8 @@ class Dataset:
                 expect()
             head = self._history.head
             draft = self._snapshot_after(inputs, staged, exact, request=request)
-            governance = self._admit(inputs, draft, request)
+            fresh = in_force.policies if in_force and not attempt and in_force.fresh() else None
+            governance = self._admit(inputs, draft, request, fresh)
             if not blobs_written:
                 if not head:
                     self._ensure_info()
@@ -671,13 +683,15 @@ class Dataset:
             f"Gave up committing to dataset {self.name!r} after {MAX_ATTEMPTS} attempts: "
             "other writers kept committing first. Nothing of this commit is in the history.")
 
-    def _admit(self, inputs: CommitInputs, draft: Draft, request: Request) -> dict[str, Any]:
+    def _admit(self, inputs: CommitInputs, draft: Draft, request: Request,
+               policies: tuple[Policy | None, Policy | None] | None = None) -> dict[str, Any]:
         """Judge the commit by the policies in force now; return what its record keeps.
 
-        The policy logs are re-read first, so a policy another writer just set
-        applies. Returns the record's ``policy`` and governance keys.
+        The policy logs are re-read first (unless ``policies`` were read just
+        before), so a policy another writer just set applies. Returns the
+        record's ``policy`` and governance keys.
         """
-        own, root = self._in_force()
+        own, root = policies if policies is not None else self._in_force()
         action = dict(request.action) if request.action is not None else None
         signer = self._signer(request, (own, root))
         sign = self._sign_with(signer) if signer is not None else None
@@ -715,10 +729,6 @@ class Dataset:
         """(the dataset's policy, the root's policy) in force now, read afresh; fail closed."""
         head = self._history.head
         return self._policies.in_force(head), self._root_policies.in_force(head)
-
-    def _governed(self) -> bool:
-        own, root = self._in_force()
-        return own is not None or root is not None
 
     def _check_governed(self) -> None:
         if self.require_policy:
@@ -1231,6 +1241,27 @@ class Dataset:
                 return AuditResults()
             results = auditing.audit_current(policies, history, logs, window)
         return AuditResults(auditing.newest_first(results, include_passing))
+
+
+@dataclass(frozen=True)
+class _InForce:
+    """The policies in force as a commit read them at its start, and when.
+
+    They judge its first attempt to publish too, if that comes within
+    ``POLICY_REREAD_AFTER`` seconds (a small commit: the policy logs are read
+    once, not twice); after a long upload, or a lost race, they are read
+    again, so a policy another writer set meanwhile applies.
+    """
+
+    policies: tuple[Policy | None, Policy | None]
+    at: float = field(default_factory=time.monotonic)
+
+    @property
+    def governed(self) -> bool:
+        return any(p is not None for p in self.policies)
+
+    def fresh(self) -> bool:
+        return time.monotonic() - self.at <= POLICY_REREAD_AFTER
 
 
 def _implied_stages(policies: list[Policy]) -> tuple[str, ...]:

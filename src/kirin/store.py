@@ -80,6 +80,8 @@ FRESHEN_AFTER = 10 * 60
 #: parts. s3fs's ``put_file`` draws the same line (twice its 50 MiB chunk); a
 #: failed PUT is sent again whole, so the line also bounds what a retry resends.
 SINGLE_PUT_MAX = 100 << 20
+#: On S3, blobs up to this size are sent without looking first (see Store._put_if_absent).
+CONDITIONAL_PUT_MAX = 1 << 20
 
 
 def _not_found(exc: BaseException) -> bool:
@@ -306,12 +308,19 @@ class Store:
         names = [str(e).rstrip("/").rsplit("/", 1)[-1] for e in entries]
         return sorted(n for n in names if n)
 
-    def names_after(self, folder: str, name: str) -> list[str]:
+    @property
+    def lists_after_cheaply(self) -> bool:
+        """Whether :meth:`names_after` costs one request whatever the folder's size (S3's
+        ``StartAfter``), so that looking for new log entries is best done by listing."""
+        return self.kind == "s3"
+
+    def names_after(self, folder: str, name: str, *, every_page: bool = False) -> list[str]:
         """Base names of the objects and folders in ``folder`` that sort after ``name``.
 
-        On S3, only the first 1,000 (one page): enough to tell whether any exist.
-        That is one request whatever the folder's size (``StartAfter``);
-        elsewhere the folder is listed (a directory scan on local disk).
+        On S3, only the first 1,000 (one page) unless ``every_page``: enough to
+        tell whether any exist. That is one request whatever the folder's size
+        (``StartAfter``); elsewhere the folder is listed (a directory scan on
+        local disk).
         """
         if self.is_local:
             try:
@@ -321,7 +330,8 @@ class Store:
                 return []
         if self.kind == "s3":
             return self._io("list objects",
-                            lambda: s3.names_after(self.fs, folder, name, every_page=False))
+                            lambda: s3.names_after(self.fs, folder, name,
+                                                   every_page=every_page))
         return [n for n in self.listdir(folder) if n > name]
 
     def exists(self, path: str) -> bool:
@@ -402,6 +412,8 @@ class Store:
             finally:
                 self._remove_temp(staged.temp_path)
             return False
+        if self._put_if_absent(staged, final):
+            return False
         try:
             info = self.info(final)
         except FileNotFoundError:
@@ -423,6 +435,23 @@ class Store:
                                f"its stored copy was removed meanwhile; commit it again")
         self.publish(again)
 
+    def _put_if_absent(self, staged: StagedBlob, final: str) -> bool:
+        """On S3, a small blob is sent at once, created only if absent: ``True`` if it was.
+
+        One request instead of a ``HEAD`` and a ``PUT`` for a new blob (a small
+        commit's usual case); an existing one costs the bytes sent again plus
+        the ``HEAD`` that follows (to freshen it), which is why only small
+        blobs go this way. Where the server ignored the condition, the same
+        bytes were written again: harmless at a content address.
+        """
+        if self.kind != "s3" or staged.size > CONDITIONAL_PUT_MAX:
+            return False
+        src_fs, src_path = self._source_fs(staged.source)
+        if getattr(src_fs, "async_impl", False):  # see _upload_verified
+            return False
+        return bool(self._io("upload a file", lambda: s3.put(
+            self.fs, staged, final, src_fs, src_path, if_absent=True)))
+
     def _upload_verified(self, staged: StagedBlob, final: str) -> None:
         """Upload the source to ``final``, re-hashing it on the way.
 
@@ -435,7 +464,7 @@ class Store:
         # (s3fs, gcsfs, adlfs) is read from this thread instead.
         src_fs, src_path = self._source_fs(staged.source)
         streamable = not getattr(src_fs, "async_impl", False)
-        upload: Callable[..., None]
+        upload: Callable[..., object]
         if self.kind == "s3" and staged.size < SINGLE_PUT_MAX and streamable:
             upload = s3.put
         elif self.kind == "s3" and staged.size > PART_SIZE:
