@@ -49,23 +49,39 @@ class Catalog:
             "azure_account_name": azure_account_name, "azure_account_key": azure_account_key,
             "azure_connection_string": azure_connection_string})
         self._store = Store(self.root_dir, fs, **options)
-        self.fs = self._store.fs
 
     def __repr__(self) -> str:
         return f"Catalog(root_dir={self._store.url!r})"  # redacted: may carry a password
 
+    @property
+    def fs(self) -> fsspec.AbstractFileSystem:
+        """The fsspec filesystem of the root (made on first use on local disk)."""
+        return self._store.fs
+
     def datasets(self) -> list[str]:
-        """Names of the datasets that exist (created, or with at least one commit)."""
+        """Names of the datasets that exist (created, or with at least one commit).
+
+        One listing of ``datasets/``, then every ``dataset.json`` read at once
+        (concurrently on object stores: 200 datasets cost a few round trips,
+        not 200), and the first log entry of those without one.
+        """
         names = []
         for name in self._store.listdir(self._store.path(layout.DATASETS)):
             try:
                 validate_dataset_name(name)
             except InvalidNameError:
                 continue
-            if self._store.exists(self._store.path(layout.dataset_info(name))) or \
-                    self._store.exists(self._store.path(layout.log_entry(name, 0))):
-                names.append(name)
-        return names
+            names.append(name)
+        found = set(self._existing({n: layout.dataset_info(n) for n in names}))
+        found.update(self._existing({n: layout.log_entry(n, 0) for n in names
+                                     if n not in found}))
+        return [n for n in names if n in found]
+
+    def _existing(self, objects: Mapping[str, str]) -> list[str]:
+        """The keys of ``objects`` (name -> path under the root) whose object exists."""
+        paths = {name: self._store.path(path) for name, path in objects.items()}
+        read = self._store.read_many(list(paths.values()))
+        return [name for name, path in paths.items() if read.get(path) is not None]
 
     def __len__(self) -> int:
         return len(self.datasets())

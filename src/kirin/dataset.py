@@ -154,7 +154,6 @@ class Dataset:
         self.name = name
         self.root_dir = root_dir
         self._store = store
-        self.fs = store.fs
         self._description = description
         self._description_read = False
         self._history = History(self.name, self._store)
@@ -177,6 +176,11 @@ class Dataset:
             raise InvalidInputError(f"require_policy must be True or False, not "
                                     f"{require_policy!r}")
         self.require_policy = require_policy
+
+    @property
+    def fs(self) -> fsspec.AbstractFileSystem:
+        """The fsspec filesystem of the registry (made on first use on local disk)."""
+        return self._store.fs
 
     # -- identity ----------------------------------------------------------
     def __repr__(self) -> str:
@@ -396,9 +400,10 @@ class Dataset:
                 stored = history.tags_of(seq)
                 if not all(t in stored for t in wanted):
                     continue
-            commit = history.commit(seq)
-            if query is not None and not query(commit.metadata):
+            # a query reads the stored metadata: only the matches become Commit values
+            if query is not None and not query(json.loads(history.metadata_text(seq))):
                 continue
+            commit = history.commit(seq)
             if metadata_filter is not None and not metadata_filter(commit.metadata):
                 continue
             found.append(commit)

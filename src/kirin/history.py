@@ -505,6 +505,10 @@ class History(SnapshotSource):
         """The tags of commit ``seq``, without building the commit."""
         return self._row(seq)[_TAGS]  # type: ignore[no-any-return]
 
+    def metadata_text(self, seq: int) -> str:
+        """The canonical JSON of commit ``seq``'s metadata, without building the commit."""
+        return self._row(seq)[_METADATA]  # type: ignore[no-any-return]
+
     def commit(self, seq: int) -> Commit:
         cached = self._commits[seq]
         if cached is None:

@@ -93,18 +93,19 @@ class Store:
 
     def __init__(self, root: str | os.PathLike[str], fs: fsspec.AbstractFileSystem | None = None,
                  **storage_options: Any) -> None:
-        import fsspec  # imported by the first store: ``import kirin`` stays light
-        from fsspec.implementations.local import LocalFileSystem
-
         root_str = os.fspath(root)
-        if fs is not None and not isinstance(fs, fsspec.AbstractFileSystem):
-            raise InvalidArgumentTypeError(
-                f"fs must be an fsspec filesystem or None, not {type(fs).__name__}")
+        remote = "://" in root_str or "::" in root_str
+        if fs is not None or remote:
+            import fsspec  # imported by the first store that needs it: not for local disk
+
+            if fs is not None and not isinstance(fs, fsspec.AbstractFileSystem):
+                raise InvalidArgumentTypeError(
+                    f"fs must be an fsspec filesystem or None, not {type(fs).__name__}")
         if fs is None:
-            if "://" in root_str or "::" in root_str:
+            if remote:
                 fs, path = backends.open_url(root_str, storage_options)
             else:
-                fs, path = LocalFileSystem(), os.path.abspath(os.path.expanduser(root_str))
+                path = os.path.abspath(os.path.expanduser(root_str))
         else:
             path = fs._strip_protocol(root_str)
         self.url = backends.redact_url(root_str)
@@ -116,16 +117,27 @@ class Store:
                 "not use to log in but keep in every object's path (and print it in every "
                 "message naming one). Remove it from the URL and pass credentials as storage "
                 "options instead (see docs/cloud-storage.md).")
-        self.fs: fsspec.AbstractFileSystem = fs
+        self._fs = fs
         self.root: str = str(path).rstrip("/") or "/"
-        self.is_local = isinstance(fs, LocalFileSystem)
-        self.kind = backends.kind_of(fs)
+        self.kind = backends.kind_of(fs) if fs is not None else "local"
+        self.is_local = self.kind == "local"
         self._options = dict(storage_options)  # private: may hold credentials
         self._secrets = backends.secret_values(
             {**dict(getattr(fs, "storage_options", None) or {}), **storage_options})
         self._bucket_checked = False
         self._create_checked = False
         self._cat_options = s3.ONE_GET if self.kind == "s3" else {}
+
+    @property
+    def fs(self) -> fsspec.AbstractFileSystem:
+        """The fsspec filesystem. On local disk it is made on first use: opening and
+        reading a local registry use ``os`` directly, and importing fsspec costs more
+        than opening a long history does."""
+        if self._fs is None:
+            from fsspec.implementations.local import LocalFileSystem
+
+            self._fs = LocalFileSystem()
+        return self._fs
 
     @property
     def read_ahead(self) -> int:
@@ -247,6 +259,9 @@ class Store:
         return True
 
     def _cat(self, path: str) -> bytes:
+        if self.is_local:
+            with open(path, "rb") as handle:
+                return handle.read()
         return bytes(self.fs.cat_file(path, **self._cat_options))
 
     def _cat_many(self, paths: Sequence[str]) -> dict[str, bytes | BaseException]:
@@ -299,6 +314,8 @@ class Store:
         if self.kind == "s3":  # s3fs lists the parent too when a folder is empty
             return self._io("list objects",
                             lambda: s3.names_after(self.fs, path, "", every_page=True))
+        if self.is_local and not os.path.isfile(path):
+            return self.names_after(path, "")  # a folder, or nothing there
         try:
             entries = self._io("list objects", lambda: self.fs.ls(path, detail=False),
                                keep=_not_found)
@@ -342,6 +359,8 @@ class Store:
             except FileNotFoundError:
                 return False
             return True
+        if self.is_local:
+            return os.path.exists(path)
         self._fresh(path)
         return bool(self._io("look up an object", lambda: self.fs.exists(path)))
 
