@@ -527,11 +527,11 @@ class Dataset:
         request = self._request(override, reason, replace=replace, removes=remove_files,
                                 signer=signer)
         inputs = prepare(message, add_files, remove_files, metadata, tags, author)
-        self._refresh()
+        self._refresh_all()  # the policy logs too, once for judging and publishing
         self._check_latest()
         self._store.check_sources(inputs.sources.values())
         judged: dict[str, StagedBlob] = {}
-        in_force = _InForce(self._in_force())  # re-reads the policy logs, once for both uses
+        in_force = _InForce(self._in_force(refreshed=True))
         if in_force.governed:
             # judge on hashes alone first, so a rejected commit writes nothing at all
             judged = {n: self._store.stage(src, keep=False) for n, src in inputs.sources.items()}
@@ -730,10 +730,29 @@ class Dataset:
             return {"key": signer.public_key.openssh, "sig": signature.armored()}
         return sign
 
-    def _in_force(self) -> tuple[Policy | None, Policy | None]:
-        """(the dataset's policy, the root's policy) in force now, read afresh; fail closed."""
+    def _in_force(self, *, refreshed: bool = False) -> tuple[Policy | None, Policy | None]:
+        """(the dataset's policy, the root's policy) in force now, read afresh (unless
+        :meth:`_refresh_all` just did); fail closed."""
         head = self._history.head
-        return self._policies.in_force(head), self._root_policies.in_force(head)
+        return (self._policies.in_force(head, refresh=not refreshed),
+                self._root_policies.in_force(head, refresh=not refreshed))
+
+    def _refresh_all(self) -> None:
+        """The commit log and both policy logs read afresh: at the same time on an object
+        store (one round trip for the three, not three in a row), one after the other
+        on local disk, where each look is a system call."""
+        if self._store.is_local or self._store.kind == "memory":
+            self._refresh()
+            self._policies.refresh()
+            self._root_policies.refresh()
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(2) as pool:
+            looks = [pool.submit(self._policies.refresh), pool.submit(self._root_policies.refresh)]
+            self._refresh()
+            for look in looks:
+                look.result()
 
     def _check_governed(self) -> None:
         if self.require_policy:
