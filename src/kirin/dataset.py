@@ -348,6 +348,8 @@ class Dataset:
         """Commits newest first (``limit`` newest only)."""
         limit = count_argument(limit, "limit")
         self._refresh()
+        if limit is None:  # all of it: read at once, not a growing piece at a time
+            self._history.load_all()
         return list(self._iter_newest_first(limit))
 
     def get_commits(self) -> list[Commit]:
