@@ -110,6 +110,16 @@ def measure(via: Cloud, proxy: LatencyProxy, url: str, repeats: int
             times.append(time.perf_counter() - t0)
             counts = by_kind(proxy.take())
         out[name] = (times, counts)
+    bounds: dict[str, Callable[[Cloud, str], None]] = {
+        "open: the same requests, raw": raw_open, "history(): its reads, raw": raw_history}
+    for name, bound in bounds.items():
+        times = []
+        for _ in range(repeats):
+            proxy.take()
+            t0 = time.perf_counter()
+            bound(via, url)
+            times.append(time.perf_counter() - t0)
+        out[name] = (times, by_kind(proxy.take()))
     with tempfile.TemporaryDirectory() as work:
         ds = fresh()
         ds.current_commit  # noqa: B018 - open first: the commit alone is measured
@@ -124,6 +134,36 @@ def measure(via: Cloud, proxy: LatencyProxy, url: str, repeats: int
             counts = by_kind(proxy.take())
         out["small commit"] = (times, counts)
     return out
+
+
+def raw_open(via: Cloud, url: str) -> None:
+    """The bound of opening: its six requests, in the same order and concurrency, with
+    nothing checked or parsed (the listing, three reads at once, two listings)."""
+    from kirin import layout
+    from kirin.store import Store
+
+    store = Store(url, **via.storage_options())
+    names = store.names_after(store.path(layout.summaries("ds")), "", first=32)
+    last = max(n for n in map(layout.summary_last, names) if n is not None)
+    store.read_many([store.path(layout.summary("ds", last)),
+                     store.path(layout.log_entry("ds", last)),
+                     store.path(layout.checkpoint("ds", last))])
+    store.names_after(store.path(layout.checkpoints("ds")), layout.entry_name(last))
+    store.names_after(store.path(layout.commit_log("ds")), layout.entry_name(last),
+                      every_page=True)
+
+
+def raw_history(via: Cloud, url: str) -> None:
+    """The bound of a full history(): listing and reading every checkpoint, 64 at a time
+    as Kirin does, with nothing checked or parsed."""
+    from kirin import layout
+    from kirin.store import Store
+
+    store = Store(url, **via.storage_options())
+    folder = store.path(layout.checkpoints("ds"))
+    paths = [f"{folder}/{n}" for n in store.listdir(folder)]
+    for at in range(0, len(paths), 64):
+        store.read_many(paths[at:at + 64])
 
 
 def measure_catalog(direct: Cloud, via: Cloud, proxy: LatencyProxy, bucket: str,
@@ -184,6 +224,12 @@ def report(results: dict[int, dict[str, tuple[list[float], Counter[str]]]],
                   "s", TARGETS[name] if largest == 100_000 else None,
                   note="" if largest == 100_000 else "target applies at 100,000 commits")
             for name in TARGETS]
+    for name, bound in (("open", "open: the same requests, raw"),
+                        ("history()", "history(): its reads, raw")):
+        if bound in results[largest]:
+            rows.append(c.Row(f"{name} at {largest:,} against its requests made raw",
+                              c.median(results[largest][name][0]),
+                              c.median(results[largest][bound][0]), "s", None))
     opened = [sum(results[n]["open"][1].values()) for n in (sizes[0], largest)]
     rows.append(c.Row(f"open requests {largest:,} / {sizes[0]:,}", opened[1], opened[0], "req",
                       RATIO_TARGET))

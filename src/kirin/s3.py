@@ -49,20 +49,24 @@ def head(fs: Any, path: str) -> dict[str, Any]:
             "LastModified": answer.get("LastModified"), "ETag": answer.get("ETag", "")}
 
 
-def names_after(fs: Any, folder: str, after: str, *, every_page: bool) -> list[str]:
+def names_after(fs: Any, folder: str, after: str, *, every_page: bool,
+                first: int | None = None) -> list[str]:
     """Base names in ``folder`` after ``after``, one ``ListObjectsV2`` per 1,000.
 
-    Only the first page unless ``every_page``. s3fs's own listing of an empty
-    folder lists its parent too.
+    Only the first page unless ``every_page``; only ``first`` names if given
+    (``MaxKeys``: a short answer, where a full page is some 250 kB). s3fs's
+    own listing of an empty folder lists its parent too.
     """
     bucket, prefix, _ = fs.split_path(folder.rstrip("/") + "/")
+    limit = {"MaxKeys": first} if first is not None else {}
 
     async def listing() -> list[str]:
         keys: list[str] = []
         token: dict[str, str] = {}
         while True:
             answer = await fs._call_s3("list_objects_v2", Bucket=bucket, Prefix=prefix,
-                                       StartAfter=prefix + after, Delimiter="/", **token)
+                                       StartAfter=prefix + after, Delimiter="/", **limit,
+                                       **token)
             keys += [str(item["Key"]) for item in answer.get("Contents", [])]
             keys += [str(item["Prefix"]) for item in answer.get("CommonPrefixes", [])]
             if not (every_page and answer.get("IsTruncated")):

@@ -331,14 +331,20 @@ class Store:
         ``StartAfter``), so that looking for new log entries is best done by listing."""
         return self.kind == "s3"
 
-    def names_after(self, folder: str, name: str, *, every_page: bool = False) -> list[str]:
+    def names_after(self, folder: str, name: str, *, every_page: bool = False,
+                    first: int | None = None) -> list[str]:
         """Base names of the objects and folders in ``folder`` that sort after ``name``.
 
         On S3, only the first 1,000 (one page) unless ``every_page``: enough to
         tell whether any exist. That is one request whatever the folder's size
         (``StartAfter``); elsewhere the folder is listed (a directory scan on
-        local disk).
+        local disk). ``first``: only the first names (on S3 a shorter answer).
         """
+        found = self._names_after(folder, name, every_page=every_page, first=first)
+        return found[:first] if first is not None else found
+
+    def _names_after(self, folder: str, name: str, *, every_page: bool, first: int | None
+                     ) -> list[str]:
         if self.is_local:
             try:
                 with os.scandir(folder) as entries:
@@ -348,7 +354,7 @@ class Store:
         if self.kind == "s3":
             return self._io("list objects",
                             lambda: s3.names_after(self.fs, folder, name,
-                                                   every_page=every_page))
+                                                   every_page=every_page, first=first))
         return [n for n in self.listdir(folder) if n > name]
 
     def exists(self, path: str) -> bool:
