@@ -59,9 +59,10 @@ if what in ("memory", "queries"):
         found = query()
         out[name + " cold"] = time.perf_counter() - t
         if what == "queries":
-            t = time.perf_counter()
+            t, cpu = time.perf_counter(), time.process_time()
             found = query()
             out[name + " warm"] = time.perf_counter() - t
+            out[name + " warm cpu"] = time.process_time() - cpu
         out[name + " found"] = len(found)
 if what in ("memory", "commit"):
     with tempfile.TemporaryDirectory() as work:
@@ -160,6 +161,8 @@ def main() -> None:
             for name in ("tags", "where"):
                 rows.append(c.Row(f"find_commits({name}=...) warm at {n:,}",
                                   median_of(q, name + " warm"), None, "s", QUERY_TARGET_S))
+                rows.append(c.Row(f"find_commits({name}=...) warm, CPU time",
+                                  median_of(q, name + " warm cpu"), None, "s", None))
                 rows.append(c.Row(f"find_commits({name}=...) first call at {n:,}",
                                   median_of(q, name + " cold"), None, "s", None))
         if "commit" not in skip:

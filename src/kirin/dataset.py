@@ -84,6 +84,9 @@ MAX_ATTEMPTS = 200  # commits retried after losing a race before giving up
 #: Seconds for which the policies a commit read at its start still judge its publication.
 POLICY_REREAD_AFTER = 2.0
 _UNSET: Any = object()
+#: Parses stored metadata (canonical JSON: no whitespace to skip) for a query, without
+#: ``json.loads``' checks around it (a quarter of a query's time at 100,000 commits).
+_decode = json.JSONDecoder().raw_decode
 #: Set to 1 (or true/yes) to make commits to ungoverned datasets fail (see require_policy).
 REQUIRE_POLICY_ENV = "KIRIN_REQUIRE_POLICY"
 #: The hash of the policy version to trust as the start of the chain (see trust_policy).
@@ -403,7 +406,7 @@ class Dataset:
                 if not all(t in stored for t in wanted):
                     continue
             # a query reads the stored metadata: only the matches become Commit values
-            if query is not None and not query(json.loads(history.metadata_text(seq))):
+            if query is not None and not query(_decode(history.metadata_text(seq))[0]):
                 continue
             commit = history.commit(seq)
             if metadata_filter is not None and not metadata_filter(commit.metadata):
