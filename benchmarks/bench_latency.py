@@ -14,6 +14,9 @@ connections are reused, as in one process), ``--repeats`` times:
 * full ``history()`` (opening included);
 * a small commit (one new 5-byte file) on a dataset already open.
 
+Then ``Catalog(...).datasets()`` on a root of ``--datasets`` datasets (200: issue
+16's target is <= 0.5 s at 20 ms per request).
+
 Reported: median time, requests (total and by kind) and, for open, the ratio
 requests(largest) / requests(1,000): the goal of issue 16 is <= 2. The time
 targets of issue 16 (open <= 1.0 s, ``history(limit=10)`` <= 1.1 s, full
@@ -51,8 +54,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--with-100k", action="store_true",
                         help="also measure a 100,000-commit history (slow to upload)")
+    parser.add_argument("--datasets", type=int, default=200,
+                        help="datasets in the catalog listed (0: skip)")
+    parser.add_argument("--sizes", default="",
+                        help="history lengths, comma-separated (default 1000,10000)")
     args = parser.parse_args()
-    sizes = [1_000, 10_000] + ([100_000] if args.with_100k else [])
+    sizes = ([int(n) for n in args.sizes.split(",")] if args.sizes else [1_000, 10_000]) + (
+        [100_000] if args.with_100k else [])
     print(c.machine_summary())
     server = start_moto()
     proxy = LatencyProxy(server.port, args.delay_ms / 1000)
@@ -72,6 +80,8 @@ def main() -> None:
             results[n] = measure(via, proxy, via.url(bucket, f"reg{n}"), args.repeats)
             print_lines(results, [n], f"{n:,} commits")  # at once: a long run may be stopped
         report(results, args.delay_ms)
+        if args.datasets:
+            measure_catalog(direct, via, proxy, bucket, args.datasets, args.repeats)
     finally:
         proxy.close()
         server.stop()
@@ -100,6 +110,16 @@ def measure(via: Cloud, proxy: LatencyProxy, url: str, repeats: int
             times.append(time.perf_counter() - t0)
             counts = by_kind(proxy.take())
         out[name] = (times, counts)
+    bounds: dict[str, Callable[[Cloud, str], None]] = {
+        "open: the same requests, raw": raw_open, "history(): its reads, raw": raw_history}
+    for name, bound in bounds.items():
+        times = []
+        for _ in range(repeats):
+            proxy.take()
+            t0 = time.perf_counter()
+            bound(via, url)
+            times.append(time.perf_counter() - t0)
+        out[name] = (times, by_kind(proxy.take()))
     with tempfile.TemporaryDirectory() as work:
         ds = fresh()
         ds.current_commit  # noqa: B018 - open first: the commit alone is measured
@@ -114,6 +134,62 @@ def measure(via: Cloud, proxy: LatencyProxy, url: str, repeats: int
             counts = by_kind(proxy.take())
         out["small commit"] = (times, counts)
     return out
+
+
+def raw_open(via: Cloud, url: str) -> None:
+    """The bound of opening: its six requests, in the same order and concurrency, with
+    nothing checked or parsed (the listing, three reads at once, two listings)."""
+    from kirin import layout
+    from kirin.store import Store
+
+    store = Store(url, **via.storage_options())
+    names = store.names_after(store.path(layout.summaries("ds")), "", first=32)
+    last = max(n for n in map(layout.summary_last, names) if n is not None)
+    store.read_many([store.path(layout.summary("ds", last)),
+                     store.path(layout.log_entry("ds", last)),
+                     store.path(layout.checkpoint("ds", last))])
+    store.names_after(store.path(layout.checkpoints("ds")), layout.entry_name(last))
+    store.names_after(store.path(layout.commit_log("ds")), layout.entry_name(last),
+                      every_page=True)
+
+
+def raw_history(via: Cloud, url: str) -> None:
+    """The bound of a full history(): listing and reading every checkpoint, 64 at a time
+    as Kirin does, with nothing checked or parsed."""
+    from kirin import layout
+    from kirin.store import Store
+
+    store = Store(url, **via.storage_options())
+    folder = store.path(layout.checkpoints("ds"))
+    paths = [f"{folder}/{n}" for n in store.listdir(folder)]
+    for at in range(0, len(paths), 64):
+        store.read_many(paths[at:at + 64])
+
+
+def measure_catalog(direct: Cloud, via: Cloud, proxy: LatencyProxy, bucket: str,
+                    datasets: int, repeats: int) -> None:
+    """``Catalog().datasets()`` on a root of ``datasets`` datasets (created empty)."""
+    from kirin import Catalog
+
+    source = f"memory://kirin-latency/{uuid.uuid4().hex}/cat"
+    catalog = Catalog(source)
+    for i in range(datasets):
+        catalog.create_dataset(f"model-{i:03d}")
+    upload(source, direct.filesystem(), f"{bucket}/cat")
+    url = via.url(bucket, "cat")
+    times, counts = [], Counter[str]()
+    for _ in range(repeats):
+        proxy.take()
+        t0 = time.perf_counter()
+        found = Catalog(url, **via.storage_options()).datasets()
+        times.append(time.perf_counter() - t0)
+        counts = by_kind(proxy.take())
+        assert len(found) == datasets, len(found)
+    detail = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+    print(f"\nCatalog().datasets() of {datasets} datasets: {c.fmt_list(times)}; "
+          f"{sum(counts.values())} requests ({detail})")
+    c.print_table("Issue 16 target: the catalog", [c.Row(
+        f"catalog of {datasets} datasets", c.median(times), None, "s", 0.5)])
 
 
 def by_kind(counted: Counter[tuple[str, str]]) -> Counter[str]:
@@ -148,6 +224,12 @@ def report(results: dict[int, dict[str, tuple[list[float], Counter[str]]]],
                   "s", TARGETS[name] if largest == 100_000 else None,
                   note="" if largest == 100_000 else "target applies at 100,000 commits")
             for name in TARGETS]
+    for name, bound in (("open", "open: the same requests, raw"),
+                        ("history()", "history(): its reads, raw")):
+        if bound in results[largest]:
+            rows.append(c.Row(f"{name} at {largest:,} against its requests made raw",
+                              c.median(results[largest][name][0]),
+                              c.median(results[largest][bound][0]), "s", None))
     opened = [sum(results[n]["open"][1].values()) for n in (sizes[0], largest)]
     rows.append(c.Row(f"open requests {largest:,} / {sizes[0]:,}", opened[1], opened[0], "req",
                       RATIO_TARGET))

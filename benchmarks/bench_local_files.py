@@ -4,7 +4,7 @@
 temporary folder and verifies its hash on the way. Bound, measured in the
 same run: ``cp`` of the blob (a subprocess) to the same disk plus in-process
 ``hashlib.sha256`` of it streamed in 1 MiB chunks. Target: first access
-<= 1.5 x bound; peak RSS <= 150 MiB (interpreter included).
+<= 1.2 x bound (issue 16; was 1.5 x); peak RSS <= 150 MiB (interpreter included).
 
 Each repetition runs in a fresh process, timed inside the child: the access
 itself (primary figure), and the whole ``with`` block (access + removing the
@@ -29,7 +29,7 @@ from pathlib import Path
 
 import _common as c
 
-TARGET_RATIO = 1.5
+TARGET_RATIO = 1.2  # issue 16 (issue 2 asked 1.5)
 TARGET_RSS_MIB = 150.0
 NAME = "big.bin"
 

@@ -16,11 +16,14 @@ adds):
 
 from __future__ import annotations
 
+import hashlib
+import os
 import threading
 import time
 import urllib.parse
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -81,35 +84,86 @@ class LatencyProxy(FaultProxy):
         return counted
 
 
-def synthesize(url: str, commits: int, name: str = "ds", files: int = 1) -> list[str]:
-    """``commits`` commits of dataset ``name`` under ``url``, through the real journal.
+class _ObjectsStore(Store):
+    """A store whose write-once objects go to a dict: the journal writes the real format,
+    without a filesystem's per-object costs (``memory://`` looks for a folder on every
+    create of an absent path, which made long histories quadratic)."""
+
+    def __init__(self, root: str) -> None:
+        super().__init__(root)
+        self.objects: dict[str, bytes] = {}
+
+    def create(self, path: str, data: bytes) -> bool:
+        if path in self.objects:
+            return False
+        self.objects[path] = data
+        return True
+
+    def exists(self, path: str) -> bool:
+        return path in self.objects
+
+    def read(self, path: str) -> bytes | None:
+        return self.objects.get(path)
+
+
+def synthesize_objects(commits: int, name: str = "ds", files: int = 1,
+                       tags_of: Callable[[int], list[str]] | None = None
+                       ) -> tuple[dict[str, bytes], list[str]]:
+    """The objects of a registry of ``commits`` commits (path under the root -> bytes),
+    written by the real journal, and the commits' hashes.
 
     Commit ``i`` sets file ``f{i % files}`` to one small blob and carries
-    metadata ``{"i": i}`` and tag ``even`` on even commits. Returns the hashes.
+    metadata ``{"i": i}`` and tags ``tags_of(i)`` (default: ``even`` on even
+    commits).
     """
-    store = Store(url)
+    root = f"memory://kirin-synth/{uuid.uuid4().hex}"
+    store = _ObjectsStore(root)
     journal = Journal(store, name, History(name, store))
-    journal.refresh()
-    source = f"/kirin-synth/{uuid.uuid4().hex}"
-    MemoryFileSystem().pipe_file(source, b"model")
-    staged = store.stage(f"memory:/{source}")
-    store.publish(staged)
-    MemoryFileSystem().rm_file(source)
+    blob = b"model"
+    digest = hashlib.sha256(blob).hexdigest()
+    store.objects[store.blob_path(digest)] = blob
     snapshot: dict[str, tuple[str, int]] = {}
     hashes: list[str] = []
     when = datetime(2024, 1, 1, tzinfo=timezone.utc)
     for seq in range(commits):
-        added = {f"f{seq % files}": (staged.digest, staged.size)}
+        added = {f"f{seq % files}": (digest, len(blob))}
         snapshot.update(added)
+        tags = tags_of(seq) if tags_of is not None else (["even"] if seq % 2 == 0 else [])
         record = make_record(seq=seq, parent=hashes[-1] if hashes else None, snapshot=snapshot,
                              added=added, removed=(), message=f"commit {seq}",
-                             metadata={"i": seq}, tags=["even"] if seq % 2 == 0 else [],
+                             metadata={"i": seq}, tags=tags,
                              timestamp=when + timedelta(seconds=seq), author="synthesized",
                              policy=None)
         assert journal.publish(record)
         journal.write_due_checkpoints()
         hashes.append(record["hash"])
+    prefix = store.root + "/"
+    return {path[len(prefix):]: data for path, data in store.objects.items()}, hashes
+
+
+def synthesize(url: str, commits: int, name: str = "ds", files: int = 1,
+               tags_of: Callable[[int], list[str]] | None = None) -> list[str]:
+    """``commits`` commits of dataset ``name`` under ``url`` (see :func:`synthesize_objects`).
+
+    Returns the hashes.
+    """
+    objects, hashes = synthesize_objects(commits, name, files, tags_of)
+    store = Store(url)
+    store.fs.pipe({store.path(path): data for path, data in objects.items()})
     return hashes
+
+
+def write_local(objects: dict[str, bytes], folder: str) -> None:
+    """Write synthesized objects under the local ``folder`` (a registry root)."""
+    made: set[str] = set()
+    for path, data in objects.items():
+        target = os.path.join(folder, path)
+        parent = os.path.dirname(target)
+        if parent not in made:
+            os.makedirs(parent, exist_ok=True)
+            made.add(parent)
+        with open(target, "wb") as handle:
+            handle.write(data)
 
 
 def upload(source_url: str, fs: Any, target: str, batch: int = 500) -> int:

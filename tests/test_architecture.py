@@ -163,3 +163,31 @@ def test_import_kirin_stays_light() -> None:
     done = subprocess.run([sys.executable, "-c", code, *HEAVY], capture_output=True,
                           text=True, check=True)
     assert done.stdout.strip() == ""
+
+
+#: Reading a local registry: opening it, its history, a tag or ``where=`` query.
+READ_LOCALLY = """
+import sys
+from kirin import Dataset
+ds = Dataset(sys.argv[1], "ds")
+ds.commit("one", add_files={"a.txt": sys.argv[2]}, metadata={"accuracy": 0.5},
+          tags=["dev"])
+for name in [m for m in sys.modules if m.split(".")[0] in {"fsspec", "pydantic"}]:
+    del sys.modules[name]  # committing may load them: reading afresh must not
+ds = Dataset(sys.argv[1], "ds")
+assert ds.current_commit is not None and len(ds.history(limit=10)) == 1
+assert ds.find_commits(tags=["dev"]) and ds.find_commits(where="accuracy > 0.4")
+print(",".join(m for m in sys.argv[3:] if m in sys.modules))
+"""
+
+
+def test_reading_a_local_registry_loads_neither_fsspec_nor_the_policy_model(
+        tmp_path: Path) -> None:
+    """Issue 16: importing fsspec costs more than opening 1,000 commits, and a ``where=``
+    query needs the expression language only, not pydantic and jsonschema."""
+    (tmp_path / "a.txt").write_text("a")
+    heavy = ["fsspec", "pydantic", "jsonschema", "kirin.policy.model", "kirin.policy.gate"]
+    done = subprocess.run([sys.executable, "-c", READ_LOCALLY, str(tmp_path / "reg"),
+                           str(tmp_path / "a.txt"), *heavy], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == ""

@@ -154,6 +154,23 @@ def test_older_commits_are_read_when_asked_for(memory_url: str) -> None:
     assert Dataset(memory_url, "ds").find_commits(where="i < 3") != []
 
 
+def test_a_tag_a_few_blocks_back_is_found_without_reading_the_whole_history(
+        memory_url: str) -> None:
+    """Issue 16: a cold lookup of a stage or tag reads back in growing pieces (a block, a
+    block, then 400 commits, 800, ...): about twice what it needs, not every checkpoint."""
+    hashes = build(memory_url, 3000, tags_of=lambda i: ["production"] if i == 2650 else [])
+    for action in (lambda ds: ds.resolve("production"),
+                   lambda ds: ds.find_commits(tags=["production"], limit=1)[0]):
+        fs = CountingFS(skip_instance_cache=True)
+        assert action(Dataset(memory_url, "ds", fs=fs)).hash == hashes[2650]
+        calls = fs.calls
+        # the summary's block (#2900-#2999), #2800-#2899, #2700-#2799, then #2300-#2699
+        assert calls[("GET", "checkpoint")] == 7, calls
+    # a full history() still reads every block once, at once
+    calls, _ = counted(memory_url, "ds", lambda ds: ds.history())
+    assert calls[("GET", "checkpoint")] == 30
+
+
 def test_summaries_are_written_at_block_ends_and_sorted_newest_first(memory_url: str) -> None:
     """A summary after each complete block (one file: always worth it), named so that the
     newest sorts first; its record and files are the log's."""

@@ -314,8 +314,12 @@ class History(SnapshotSource):
     """
 
     _CACHE = 16
-    #: Past this many on-demand reads of one block, the rest is read at once.
+    #: Past this many on-demand reads of one block, older commits are read in bulk:
+    #: ``_BULK_FIRST`` commits, then twice as many at each further step. A look for a
+    #: tag or a prefix a few hundred commits back reads about twice what it needs,
+    #: never the whole history (a full ``history()`` asks for all of it at once).
     _STEPS_BEFORE_BULK = 2
+    _BULK_FIRST = 400
 
     def __init__(self, dataset: str, reader: BlobReader | None) -> None:
         self.dataset = dataset
@@ -401,7 +405,9 @@ class History(SnapshotSource):
         while seq < self._base:
             assert self._older is not None
             self._steps += 1
-            down_to = seq if self._steps <= self._STEPS_BEFORE_BULK else 0
+            bulk = self._steps - self._STEPS_BEFORE_BULK
+            down_to = seq if bulk <= 0 else max(
+                0, min(seq, self._base - self._BULK_FIRST * 2 ** (bulk - 1)))
             for loaded in self._older(self._base - 1, self._row(self._base)[_PARENT], down_to):
                 parent = self._row(self._base)[_PARENT]
                 first = loaded[0][0]["seq"] if loaded else -1
@@ -535,12 +541,21 @@ class History(SnapshotSource):
         """The tags of commit ``seq``, without building the commit."""
         return self._row(seq)[_TAGS]  # type: ignore[no-any-return]
 
+    def metadata_text(self, seq: int) -> str:
+        """The canonical JSON of commit ``seq``'s metadata, without building the commit."""
+        return self._row(seq)[_METADATA]  # type: ignore[no-any-return]
+
     def commit(self, seq: int) -> Commit:
         cached = self._commits[seq]
         if cached is None:
             cached = self._build(seq)
             self._commits[seq] = cached
         return cached
+
+    def load_all(self) -> None:
+        """Read every older commit now (at once, concurrently), for a caller that wants
+        all of them."""
+        self._load_all()
 
     def commits(self) -> list[Commit]:
         """Every commit, oldest first."""

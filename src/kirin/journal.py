@@ -69,8 +69,9 @@ class Journal:
         if first_load:
             known_end = self._open()
             self._loaded = True
-            for entry in self.log.read_listed(len(self.history)):
-                self._take(entry)
+            if not self.store.lists_after_cheaply:  # there, read_from lists anyway
+                for entry in self.log.read_listed(len(self.history)):
+                    self._take(entry)
         # after that listing, probing the next entries is enough (see EntryLog.read_from)
         for entry in self.log.read_from(len(self.history), thorough=False,
                                         known_end=known_end):

@@ -73,6 +73,9 @@ class EntryLog:
         ``known_end`` is an entry known to exist (e.g. the last one a checkpoint
         repeats): the log cannot end below it.
         """
+        if self.store.lists_after_cheaply:
+            yield from self._read_by_listing(start, known_end)
+            return
         seq = start
         # usually nothing or one entry is new: don't pay for a whole read-ahead at first
         batch_size = min(2, self.store.read_ahead)
@@ -89,6 +92,22 @@ class EntryLog:
                         return
                 yield Entry(seq, path, data)
                 seq += 1
+
+    def _read_by_listing(self, start: int, known_end: int) -> Iterator[Entry]:
+        """:meth:`read_from` where a listing after a name is one request (S3).
+
+        One listing says which entries exist past what is held: usually none,
+        so looking for new entries costs one request rather than two probes,
+        and a hole of any width among them is seen. S3's listings are strongly
+        consistent, so an entry absent from it was created after it, as it
+        could have been after a probe.
+        """
+        seq = start
+        for entry in self.read_listed(start):
+            seq = entry.seq + 1
+            yield entry
+        if seq <= known_end:  # a checkpoint or summary repeats it: it was written
+            raise self.hole(seq, seq).error()
 
     def read_listed(self, start: int) -> Iterator[Entry]:
         """Entries ``start``, ``start + 1``, … that one listing shows, read concurrently.
@@ -135,7 +154,7 @@ class EntryLog:
     def later_entries(self, seq: int) -> list[int]:
         """Numbers of the entries past ``seq`` the folder holds (one listing)."""
         folder = self.store.path(self.folder)
-        names = self.store.names_after(folder, layout.entry_name(seq))
+        names = self.store.names_after(folder, layout.entry_name(seq), every_page=True)
         return [n for n in map(layout.entry_seq, names) if n is not None and n > seq]
 
     def hole(self, first: int, last: int) -> Damage:

@@ -191,14 +191,16 @@ class PolicyLog:
                 "it is resolved. Run `kirin verify` to see the commits it admitted.",
                 path=where)
 
-    def in_force(self, head: Commit | None) -> Policy | None:
+    def in_force(self, head: Commit | None, *, refresh: bool = True) -> Policy | None:
         """The policy in force, read afresh; fails closed when the history is damaged.
 
         A hole raises (:meth:`refresh`); so does a newest commit (``head``)
         admitted by a policy the history lacks: its newest versions were
         deleted, and the older one left would judge in their place.
+        ``refresh=False``: the caller has just called :meth:`refresh`.
         """
-        self.refresh()
+        if refresh:
+            self.refresh()
         recorded = self.recorded_by(head) if head is not None else None
         if head is not None and recorded not in self.hashes():
             folder = self.store.path(self.folder)

@@ -49,20 +49,24 @@ def head(fs: Any, path: str) -> dict[str, Any]:
             "LastModified": answer.get("LastModified"), "ETag": answer.get("ETag", "")}
 
 
-def names_after(fs: Any, folder: str, after: str, *, every_page: bool) -> list[str]:
+def names_after(fs: Any, folder: str, after: str, *, every_page: bool,
+                first: int | None = None) -> list[str]:
     """Base names in ``folder`` after ``after``, one ``ListObjectsV2`` per 1,000.
 
-    Only the first page unless ``every_page``. s3fs's own listing of an empty
-    folder lists its parent too.
+    Only the first page unless ``every_page``; only ``first`` names if given
+    (``MaxKeys``: a short answer, where a full page is some 250 kB). s3fs's
+    own listing of an empty folder lists its parent too.
     """
     bucket, prefix, _ = fs.split_path(folder.rstrip("/") + "/")
+    limit = {"MaxKeys": first} if first is not None else {}
 
     async def listing() -> list[str]:
         keys: list[str] = []
         token: dict[str, str] = {}
         while True:
             answer = await fs._call_s3("list_objects_v2", Bucket=bucket, Prefix=prefix,
-                                       StartAfter=prefix + after, Delimiter="/", **token)
+                                       StartAfter=prefix + after, Delimiter="/", **limit,
+                                       **token)
             keys += [str(item["Key"]) for item in answer.get("Contents", [])]
             keys += [str(item["Prefix"]) for item in answer.get("CommonPrefixes", [])]
             if not (every_page and answer.get("IsTruncated")):
@@ -75,8 +79,12 @@ def names_after(fs: Any, folder: str, after: str, *, every_page: bool) -> list[s
 
 
 def put(fs: Any, staged: StagedBlob, final: str, src_fs: fsspec.AbstractFileSystem,
-        src_path: str) -> None:
+        src_path: str, *, if_absent: bool = False) -> bool:
     """One PUT whose body is read from the source as it is sent (memory stays flat).
+
+    ``if_absent``: only if no object is at ``final`` (``If-None-Match: *``);
+    returns ``False`` if one was. For a small blob that replaces a ``HEAD``
+    and a ``PUT`` by one request.
 
     The body (:class:`_VerifyingBody`) withholds its last bytes unless
     everything read hashes to the staged digest, so a changed source cuts
@@ -97,23 +105,28 @@ def put(fs: Any, staged: StagedBlob, final: str, src_fs: fsspec.AbstractFileSyst
                               staged.size) as advance:
         body = _VerifyingBody(reader, staged, advance)
 
-        async def put() -> None:
+        async def put() -> bool:
             await fs.set_session()
             client = await fs.get_s3(bucket)
             # the SHA-256 goes along as botocore's default CRC32 would: not when the
             # client is told to send checksums only when required (servers refusing them)
             wanted = getattr(client.meta.config, "request_checksum_calculation", None)
             extra = {} if wanted == "when_required" else {"ChecksumSHA256": checksum}
+            if if_absent:
+                extra["IfNoneMatch"] = "*"
             kwargs = fs._get_s3_method_kwargs(
                 client.put_object, Bucket=bucket, Key=key, Body=body,
                 ContentLength=staged.size, **extra)
             try:
                 await client.put_object(**kwargs)
             except ClientError as exc:
+                if if_absent and backends.error_code(exc) == "PreconditionFailed":
+                    return False
                 raise translate_boto_error(exc) from exc
+            return True
 
         try:
-            _sync(fs, put)
+            return bool(_sync(fs, put))
         except BaseException:
             if body.changed:
                 raise changed_source(staged) from None

@@ -80,6 +80,8 @@ FRESHEN_AFTER = 10 * 60
 #: parts. s3fs's ``put_file`` draws the same line (twice its 50 MiB chunk); a
 #: failed PUT is sent again whole, so the line also bounds what a retry resends.
 SINGLE_PUT_MAX = 100 << 20
+#: On S3, blobs up to this size are sent without looking first (see Store._put_if_absent).
+CONDITIONAL_PUT_MAX = 1 << 20
 
 
 def _not_found(exc: BaseException) -> bool:
@@ -91,18 +93,19 @@ class Store:
 
     def __init__(self, root: str | os.PathLike[str], fs: fsspec.AbstractFileSystem | None = None,
                  **storage_options: Any) -> None:
-        import fsspec  # imported by the first store: ``import kirin`` stays light
-        from fsspec.implementations.local import LocalFileSystem
-
         root_str = os.fspath(root)
-        if fs is not None and not isinstance(fs, fsspec.AbstractFileSystem):
-            raise InvalidArgumentTypeError(
-                f"fs must be an fsspec filesystem or None, not {type(fs).__name__}")
+        remote = "://" in root_str or "::" in root_str
+        if fs is not None or remote:
+            import fsspec  # imported by the first store that needs it: not for local disk
+
+            if fs is not None and not isinstance(fs, fsspec.AbstractFileSystem):
+                raise InvalidArgumentTypeError(
+                    f"fs must be an fsspec filesystem or None, not {type(fs).__name__}")
         if fs is None:
-            if "://" in root_str or "::" in root_str:
+            if remote:
                 fs, path = backends.open_url(root_str, storage_options)
             else:
-                fs, path = LocalFileSystem(), os.path.abspath(os.path.expanduser(root_str))
+                path = os.path.abspath(os.path.expanduser(root_str))
         else:
             path = fs._strip_protocol(root_str)
         self.url = backends.redact_url(root_str)
@@ -114,16 +117,27 @@ class Store:
                 "not use to log in but keep in every object's path (and print it in every "
                 "message naming one). Remove it from the URL and pass credentials as storage "
                 "options instead (see docs/cloud-storage.md).")
-        self.fs: fsspec.AbstractFileSystem = fs
+        self._fs = fs
         self.root: str = str(path).rstrip("/") or "/"
-        self.is_local = isinstance(fs, LocalFileSystem)
-        self.kind = backends.kind_of(fs)
+        self.kind = backends.kind_of(fs) if fs is not None else "local"
+        self.is_local = self.kind == "local"
         self._options = dict(storage_options)  # private: may hold credentials
         self._secrets = backends.secret_values(
             {**dict(getattr(fs, "storage_options", None) or {}), **storage_options})
         self._bucket_checked = False
         self._create_checked = False
         self._cat_options = s3.ONE_GET if self.kind == "s3" else {}
+
+    @property
+    def fs(self) -> fsspec.AbstractFileSystem:
+        """The fsspec filesystem. On local disk it is made on first use: opening and
+        reading a local registry use ``os`` directly, and importing fsspec costs more
+        than opening a long history does."""
+        if self._fs is None:
+            from fsspec.implementations.local import LocalFileSystem
+
+            self._fs = LocalFileSystem()
+        return self._fs
 
     @property
     def read_ahead(self) -> int:
@@ -245,6 +259,9 @@ class Store:
         return True
 
     def _cat(self, path: str) -> bytes:
+        if self.is_local:
+            with open(path, "rb") as handle:
+                return handle.read()
         return bytes(self.fs.cat_file(path, **self._cat_options))
 
     def _cat_many(self, paths: Sequence[str]) -> dict[str, bytes | BaseException]:
@@ -297,6 +314,8 @@ class Store:
         if self.kind == "s3":  # s3fs lists the parent too when a folder is empty
             return self._io("list objects",
                             lambda: s3.names_after(self.fs, path, "", every_page=True))
+        if self.is_local and not os.path.isfile(path):
+            return self.names_after(path, "")  # a folder, or nothing there
         try:
             entries = self._io("list objects", lambda: self.fs.ls(path, detail=False),
                                keep=_not_found)
@@ -306,13 +325,26 @@ class Store:
         names = [str(e).rstrip("/").rsplit("/", 1)[-1] for e in entries]
         return sorted(n for n in names if n)
 
-    def names_after(self, folder: str, name: str) -> list[str]:
+    @property
+    def lists_after_cheaply(self) -> bool:
+        """Whether :meth:`names_after` costs one request whatever the folder's size (S3's
+        ``StartAfter``), so that looking for new log entries is best done by listing."""
+        return self.kind == "s3"
+
+    def names_after(self, folder: str, name: str, *, every_page: bool = False,
+                    first: int | None = None) -> list[str]:
         """Base names of the objects and folders in ``folder`` that sort after ``name``.
 
-        On S3, only the first 1,000 (one page): enough to tell whether any exist.
-        That is one request whatever the folder's size (``StartAfter``);
-        elsewhere the folder is listed (a directory scan on local disk).
+        On S3, only the first 1,000 (one page) unless ``every_page``: enough to
+        tell whether any exist. That is one request whatever the folder's size
+        (``StartAfter``); elsewhere the folder is listed (a directory scan on
+        local disk). ``first``: only the first names (on S3 a shorter answer).
         """
+        found = self._names_after(folder, name, every_page=every_page, first=first)
+        return found[:first] if first is not None else found
+
+    def _names_after(self, folder: str, name: str, *, every_page: bool, first: int | None
+                     ) -> list[str]:
         if self.is_local:
             try:
                 with os.scandir(folder) as entries:
@@ -321,7 +353,8 @@ class Store:
                 return []
         if self.kind == "s3":
             return self._io("list objects",
-                            lambda: s3.names_after(self.fs, folder, name, every_page=False))
+                            lambda: s3.names_after(self.fs, folder, name,
+                                                   every_page=every_page, first=first))
         return [n for n in self.listdir(folder) if n > name]
 
     def exists(self, path: str) -> bool:
@@ -332,6 +365,8 @@ class Store:
             except FileNotFoundError:
                 return False
             return True
+        if self.is_local:
+            return os.path.exists(path)
         self._fresh(path)
         return bool(self._io("look up an object", lambda: self.fs.exists(path)))
 
@@ -402,6 +437,8 @@ class Store:
             finally:
                 self._remove_temp(staged.temp_path)
             return False
+        if self._put_if_absent(staged, final):
+            return False
         try:
             info = self.info(final)
         except FileNotFoundError:
@@ -423,6 +460,23 @@ class Store:
                                f"its stored copy was removed meanwhile; commit it again")
         self.publish(again)
 
+    def _put_if_absent(self, staged: StagedBlob, final: str) -> bool:
+        """On S3, a small blob is sent at once, created only if absent: ``True`` if it was.
+
+        One request instead of a ``HEAD`` and a ``PUT`` for a new blob (a small
+        commit's usual case); an existing one costs the bytes sent again plus
+        the ``HEAD`` that follows (to freshen it), which is why only small
+        blobs go this way. Where the server ignored the condition, the same
+        bytes were written again: harmless at a content address.
+        """
+        if self.kind != "s3" or staged.size > CONDITIONAL_PUT_MAX:
+            return False
+        src_fs, src_path = self._source_fs(staged.source)
+        if getattr(src_fs, "async_impl", False):  # see _upload_verified
+            return False
+        return bool(self._io("upload a file", lambda: s3.put(
+            self.fs, staged, final, src_fs, src_path, if_absent=True)))
+
     def _upload_verified(self, staged: StagedBlob, final: str) -> None:
         """Upload the source to ``final``, re-hashing it on the way.
 
@@ -435,7 +489,7 @@ class Store:
         # (s3fs, gcsfs, adlfs) is read from this thread instead.
         src_fs, src_path = self._source_fs(staged.source)
         streamable = not getattr(src_fs, "async_impl", False)
-        upload: Callable[..., None]
+        upload: Callable[..., object]
         if self.kind == "s3" and staged.size < SINGLE_PUT_MAX and streamable:
             upload = s3.put
         elif self.kind == "s3" and staged.size > PART_SIZE:

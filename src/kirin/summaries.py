@@ -36,6 +36,8 @@ from .store import Store
 FILES_PER_COMMIT = 4
 #: How many of the newest summaries opening tries before falling back to the checkpoints.
 CANDIDATES = 3
+#: Names asked for when looking for the newest summaries (stray names may be among them).
+LISTED = 32
 FORMAT = 1
 
 Files = dict[str, tuple[str, int]]
@@ -98,11 +100,12 @@ def _files(listed: Any, bad: Any) -> Files:
 def newest(store: Store, dataset: str) -> list[int]:
     """The last commits of the newest summaries (newest first), from one listing request.
 
-    On S3 that is the first page of a listing (``StartAfter`` nothing): the
-    newest 1,000 names, whatever the number of summaries.
+    On S3 that is the start of a listing (``StartAfter`` nothing): the newest
+    ``LISTED`` names, whatever the number of summaries.
     """
     folder = store.path(layout.summaries(dataset))
-    lasts = (layout.summary_last(name) for name in store.names_after(folder, ""))
+    lasts = (layout.summary_last(name)
+             for name in store.names_after(folder, "", first=LISTED))
     return [last for last in lasts if last is not None and last >= 0][:CANDIDATES]
 
 

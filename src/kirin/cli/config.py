@@ -63,10 +63,9 @@ def find_config(start: Path | None = None) -> Path | None:
 
 def read_config(path: Path) -> ConfigFile:
     """Parse ``path``; any failure is a :class:`ConfigError` naming the file."""
-    import yaml  # yaml and pydantic load only when there is a kirin.yaml to read
-    from pydantic import ValidationError
+    import yaml  # yaml loads only when there is a kirin.yaml to read
 
-    from .config_file import ConfigFile
+    from .config_file import ConfigFile, ConfigFileError
 
     try:
         data: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -82,13 +81,9 @@ def read_config(path: Path) -> ConfigFile:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping with keys root and dataset")
     try:
-        return ConfigFile.model_validate(data)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        key = ".".join(str(p) for p in error["loc"]) or "(top level)"
-        detail = ("unknown key; the keys are root, dataset, require_policy and trust"
-                  if error["type"] == "extra_forbidden" else error["msg"])
-        raise ConfigError(f"{path}: key {key}: {detail}") from exc
+        return ConfigFile.from_mapping(data)
+    except ConfigFileError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
 
 
 def resolve(root: str | None, dataset: str | None, *, need_dataset: bool,

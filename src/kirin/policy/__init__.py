@@ -9,18 +9,44 @@ expression language of promotion rules and queries is re-exported from
 :mod:`kirin.policy.expr`.
 """
 
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 from ._patterns import MAX_PATTERN_LENGTH, MAX_TAG_LENGTH
 from .expr import Expr, Failure, check, evaluate, parse, paths
-from .gate import Report, Violation, audit, evaluate_policy, proposal_from_commit
-from .loader import load_policy, load_policy_text, policy_from
-from .model import (
-    MessageRules,
-    MetadataRules,
-    Policy,
-    PromotionRule,
-    TagRules,
-    policy_json_schema,
-)
+
+if TYPE_CHECKING:
+    from .gate import Report, Violation, audit, evaluate_policy, proposal_from_commit
+    from .loader import load_policy, load_policy_text, policy_from
+    from .model import (
+        MessageRules,
+        MetadataRules,
+        Policy,
+        PromotionRule,
+        TagRules,
+        policy_json_schema,
+    )
+
+#: Names loaded on first use: the model, loader and gate import pydantic and jsonschema
+#: (a third of a second), which a query (``find_commits(where=...)``, ``kirin log
+#: --where``) imports this package for but does not need.
+_LAZY = {
+    **dict.fromkeys(("Report", "Violation", "audit", "evaluate_policy",
+                     "proposal_from_commit"), "gate"),
+    **dict.fromkeys(("load_policy", "load_policy_text", "policy_from"), "loader"),
+    **dict.fromkeys(("MessageRules", "MetadataRules", "Policy", "PromotionRule", "TagRules",
+                     "policy_json_schema"), "model"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "MAX_PATTERN_LENGTH",
