@@ -24,11 +24,6 @@ if TYPE_CHECKING:
 ApprovalsOf = Callable[[str, str, "Policy"], Sequence["Approval"]]
 
 
-def signature_problem(dataset: str, commit: Commit) -> str | None:
-    """Why ``commit``'s signature does not hold; ``None``: it verifies, or there is none."""
-    return _checked(dataset, commit)[1]
-
-
 def _checked(dataset: str, commit: Commit) -> tuple[PublicKey | None, str | None]:
     """(the key that signed ``commit``, why its signature does not hold).
 
