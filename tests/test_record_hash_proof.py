@@ -89,10 +89,3 @@ def test_a_record_with_an_override_keeps_its_metadata_exact() -> None:
     row = _row(check_record(record, where="#1", seq=1, text=text), text)
     assert json.loads(row[7]) == {"a": 1} and _record_of(1, row) == record
 
-
-@given(key=text_st, sig=text_st)
-def test_a_signature_alone_is_kept_as_its_canonical_json(key: str, sig: str) -> None:
-    from kirin.history import _governance_json
-
-    governance = {"signature": {"key": key, "sig": sig}}
-    assert _governance_json(governance) == canonical_json(governance)

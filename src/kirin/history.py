@@ -86,18 +86,7 @@ def _row(record: Mapping[str, Any], text: str | None = None) -> Row:
             canonical_json(record["metadata"]) if metadata is None else metadata,
             record["timestamp"], record["author"], record["policy"],
             None if plain else canonical_json(record),
-            _governance_json(governance) if governance else None)
-
-
-def _governance_json(governance: Mapping[str, Any]) -> str:
-    """``canonical_json(governance)``; a signature alone (most signed records) by hand, as
-    its canonical text is fixed: ``{"signature":{"key":"...","sig":"..."}}``."""
-    signature = governance.get("signature")
-    if (len(governance) == 1 and isinstance(signature, dict) and len(signature) == 2
-            and type(signature.get("key")) is str and type(signature.get("sig")) is str):
-        return (f'{{"signature":{{"key":{_encode_str(signature["key"])},'
-                f'"sig":{_encode_str(signature["sig"])}}}}}')
-    return canonical_json(governance)
+            canonical_json(governance) if governance else None)
 
 
 def _record_of(seq: int, row: Row) -> dict[str, Any]:
