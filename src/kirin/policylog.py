@@ -93,6 +93,8 @@ class PolicyLog:
         self._looked = False
         self.scope = f"dataset:{dataset}" if dataset is not None else "root"
         self._trust: dict[int, str | None] = {}  # why version N is not authorised (None: it is)
+        #: :meth:`distrust` for the versions held (their number): an audit asks per commit.
+        self._distrust: tuple[int, Distrust | None] | None = None
         #: The policy hash the caller trusts (KIRIN_TRUST_POLICY...): the chain starts there.
         self.pin = pin
 
@@ -164,15 +166,20 @@ class PolicyLog:
         """The first unauthorised version and what it admitted (``None``: all are trusted).
 
         For reports (``audit``): the gates refuse instead (:meth:`check_trusted`).
+        Worked out once per set of versions held (entries are write-once).
         """
+        if self._distrust is not None and self._distrust[0] == len(self._versions):
+            return self._distrust[1]
         found = self.untrusted()
-        if found is None:
-            return None
-        seq, reason = found
-        trusted = {v.policy_hash for v in self._versions[:seq]}
-        later = {v.policy_hash for v in self._versions[seq:]} - trusted
-        return Distrust(seq, reason, frozenset(h for h in later if h is not None),
-                        self._policy_at(seq - 1) if seq else None)
+        distrust = None
+        if found is not None:
+            seq, reason = found
+            trusted = {v.policy_hash for v in self._versions[:seq]}
+            later = {v.policy_hash for v in self._versions[seq:]} - trusted
+            distrust = Distrust(seq, reason, frozenset(h for h in later if h is not None),
+                                self._policy_at(seq - 1) if seq else None)
+        self._distrust = (len(self._versions), distrust)
+        return distrust
 
     def _policy_at(self, seq: int) -> Policy | None:
         if seq not in self._loaded:
