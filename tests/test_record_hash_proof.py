@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from kirin._json import canonical_json
 from kirin.history import _record_of, _row
-from kirin.records import check_record, hashes_as_stored, make_record
+from kirin.records import GOVERNANCE_KEYS, check_record, hashes_as_stored, make_record
 
 DIGEST = "a" * 64
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG0x alice"
@@ -63,6 +63,8 @@ def test_the_stored_text_proves_exactly_a_sound_record(
     row = _row(check_record(record, where="#1", seq=1, text=text), text)
     assert _record_of(1, row) == record  # what a checkpoint repeats
     assert json.loads(row[7]) == record["metadata"]  # the metadata cut from the text
+    kept = {k: record[k] for k in GOVERNANCE_KEYS if k in record}
+    assert row[12] == (canonical_json(kept) if kept else None)  # the signature cut from it
 
     altered = dict(record, metadata={**metadata, "x": 1})
     assert not hashes_as_stored(altered, canonical_json(altered))

@@ -164,8 +164,9 @@ def test_a_tag_a_few_blocks_back_is_found_without_reading_the_whole_history(
         fs = CountingFS(skip_instance_cache=True)
         assert action(Dataset(memory_url, "ds", fs=fs)).hash == hashes[2650]
         calls = fs.calls
-        # the summary's block (#2900-#2999), #2800-#2899, #2700-#2799, then #2300-#2699
-        assert calls[("GET", "checkpoint")] == 7, calls
+        # the summary's block (#2900-#2999: read at open, its older records checked when
+        # first asked for), #2800-#2899, then #2400-#2799
+        assert calls[("GET", "checkpoint")] == 6, calls
     # a full history() still reads every block once, at once
     calls, _ = counted(memory_url, "ds", lambda ds: ds.history())
     assert calls[("GET", "checkpoint")] == 30
@@ -320,6 +321,57 @@ def test_a_forged_checkpoint_below_the_summary_is_ignored(memory_url: str) -> No
     _raw(memory_url).pipe_file(path, json.dumps(body).encode())
     ds = Dataset(memory_url, "ds")
     assert [c.hash for c in ds.history()][::-1] == hashes
+    assert all(c.message != "forged" for c in ds.history())
+
+
+def _forge_block(url: str, last: int, at: int, upto: int, *, rehash: bool) -> None:
+    """Edit record ``at`` of checkpoint ``last``; ``rehash``: re-hash it and re-chain the
+    records after it up to ``upto`` (a forger who knows the format)."""
+    path = Store(url).path(layout.checkpoint("ds", last))
+    body = json.loads(_raw(url).cat_file(path))
+    first = body["first"]
+    body["records"][at - first]["message"] = "forged"
+    if rehash:
+        for i in range(at - first, upto - first + 1):
+            if i > at - first:
+                body["records"][i]["parent"] = body["records"][i - 1]["hash"]
+            body["records"][i]["hash"] = record_hash(body["records"][i])
+    _raw(url).pipe_file(path, canonical_json(body).encode() + b"\n")
+
+
+@pytest.mark.parametrize("rehash", [False, True], ids=["edited", "re-hashed"])
+def test_older_records_of_the_summarys_block_are_checked_when_first_read(
+        memory_url: str, rehash: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Opening checks only the newest records of the summary's block (what
+    ``history(limit=10)`` needs); the older ones it read are checked when first asked for,
+    and a damaged or forged one is replaced by the log's, never shown."""
+    from kirin import checkpoints, journal
+
+    hashes = build(memory_url, 350)  # summary at #299, its block #200-#299
+    _forge_block(memory_url, 299, 230, 270, rehash=rehash)
+    checked: list[int] = []
+    real = checkpoints.check_stored_record
+
+    def counting(record: Any, text: str, **kwargs: Any) -> Any:
+        checked.append(kwargs["seq"])
+        return real(record, text, **kwargs)
+
+    monkeypatch.setattr(checkpoints, "check_stored_record", counting)
+    ds = Dataset(memory_url, "ds")
+    assert [c.hash for c in ds.history(limit=60)] == hashes[::-1][:60]  # #349-#290
+    assert sorted(checked) == list(range(299 - journal.OPEN_CHECKED, 299))
+    assert [c.hash for c in ds.history()] == hashes[::-1]
+    assert all(c.message != "forged" for c in ds.history())
+    assert 230 in checked  # the forged record was read, checked and set aside
+
+
+def test_a_forged_newest_block_is_not_taken_at_open(memory_url: str) -> None:
+    """Records re-hashed and re-chained up to the summary's parent do not chain to it: the
+    block is set aside at open and older commits come from the log."""
+    hashes = build(memory_url, 350)
+    _forge_block(memory_url, 299, 290, 298, rehash=True)
+    ds = Dataset(memory_url, "ds")
+    assert [c.hash for c in ds.history()] == hashes[::-1]
     assert all(c.message != "forged" for c in ds.history())
 
 

@@ -15,6 +15,10 @@ from typing import Any
 from .errors import CorruptObjectError
 from .records import check_record, check_stored_record, unusable_unless_sound
 
+#: A checkpoint as Kirin writes it, cut into records not yet checked: ``first`` and each
+#: parsed record with its own JSON text (see :func:`split_checkpoint`).
+Split = tuple[int, list[tuple[Any, str]]]
+
 
 def encode_checkpoint(first: int, last: int, record_texts: list[str]) -> bytes:
     """canonical_json of {"first", "kirin", "last", "records"}, assembled from the records'
@@ -43,12 +47,9 @@ def read_checkpoint(data: bytes, path: str, last: int
     reports what it raises.
     """
     with unusable_unless_sound("Checkpoint", path) as bad:
-        split = _split_checkpoint(data, last)
+        split = split_checkpoint(data, last)
         if split is not None:
-            first, parts = split
-            return [(record, check_stored_record(record, text, where=f"{path}[{first + i}]",
-                                                 seq=first + i))
-                    for i, (record, text) in enumerate(parts)]
+            return verify_parts(split, path)
         body = json.loads(data)  # not laid out as Kirin writes it: read it as any JSON
         first, records = body["first"], body["records"]
         if (body.get("last") != last or not isinstance(first, int) or not isinstance(records, list)
@@ -58,13 +59,29 @@ def read_checkpoint(data: bytes, path: str, last: int
                 for i, r in enumerate(records)]
 
 
+def verify_parts(split: Split, path: str, upto: int | None = None
+                 ) -> list[tuple[dict[str, Any], str | None]]:
+    """The records of ``split`` (from :func:`split_checkpoint`) up to commit ``upto`` (default:
+    all), each checked like a log entry; CorruptObjectError naming the first that is not sound.
+
+    Checking is most of the cost of reading a checkpoint, so opening checks
+    only the newest records it hands out and the rest when they are asked for.
+    """
+    first, parts = split
+    count = len(parts) if upto is None else upto - first + 1
+    return [(record, check_stored_record(record, text, where=f"{path}[{first + i}]",
+                                         seq=first + i))
+            for i, (record, text) in enumerate(parts[:count])]
+
+
 _CHECKPOINT_HEAD = re.compile(r'\{"first":(0|[1-9][0-9]*),"kirin":1,"last":(0|[1-9][0-9]*),'
                               r'"records":\[')
 _scan = json.JSONDecoder().raw_decode
 
 
-def _split_checkpoint(data: bytes, last: int) -> tuple[int, list[tuple[Any, str]]] | None:
-    """``first`` and each record with its own JSON text, for a checkpoint as Kirin writes it.
+def split_checkpoint(data: bytes, last: int) -> Split | None:
+    """``first`` and each record (parsed, not yet checked) with its own JSON text, for a
+    checkpoint as Kirin writes it.
 
     Parsing record by record yields each record's stored text, whose hash
     can then be checked as it is (no re-encoding: most of the cost of opening

@@ -86,7 +86,25 @@ def _row(record: Mapping[str, Any], text: str | None = None) -> Row:
             canonical_json(record["metadata"]) if metadata is None else metadata,
             record["timestamp"], record["author"], record["policy"],
             None if plain else canonical_json(record),
-            canonical_json(governance) if governance else None)
+            _governance_json(governance, text if plain else None))
+
+
+def _governance_json(governance: Mapping[str, Any], text: str | None) -> str | None:
+    """The canonical JSON of a record's governance keys (``None``: none).
+
+    A signed commit's is its ``signature`` member, cut from ``text`` (the
+    record's proven canonical JSON) where canonical JSON puts it: the last
+    ``,"signature":`` up to the last ``,"tags":`` (only strings follow them,
+    and a ``"`` inside a string is always escaped).
+    """
+    if not governance:
+        return None
+    if text is not None and governance.keys() == {"signature"}:
+        start = text.rfind(',"signature":')
+        end = text.rfind(',"tags":')
+        if 0 <= start < end:
+            return '{"signature":' + text[start + len(',"signature":'):end] + "}"
+    return canonical_json(governance)
 
 
 def _record_of(seq: int, row: Row) -> dict[str, Any]:

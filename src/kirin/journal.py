@@ -23,7 +23,7 @@ import logging
 from typing import Any
 
 from . import layout, summaries
-from .checkpoints import checkpoint_records, encode_checkpoint
+from .checkpoints import checkpoint_records, encode_checkpoint, split_checkpoint, verify_parts
 from .errors import CorruptObjectError
 from .history import Draft, History
 from .logs import Entry, EntryLog
@@ -34,6 +34,9 @@ from .store import Store
 log = logging.getLogger("kirin")
 
 CHECKPOINT_EVERY = 100
+#: Records of the newest checkpoint checked when a dataset is opened (see
+#: :meth:`Journal._newest_before`): what ``history(limit=10)`` and a little more need.
+OPEN_CHECKED = 15
 
 
 class Journal:
@@ -101,10 +104,11 @@ class Journal:
             except CorruptObjectError as exc:
                 log.warning("Ignoring %s; an older summary or the log is read instead", exc)
                 continue
-            records = checkpoint_records(read.get(block), block, last)
+            segments = self._segments()
+            before = self._newest_before(read.get(block), block, last, segments)
             try:
-                self.history.start_at(summary.record, summary.files, self._segments().older,
-                                      where=path, before=records[:-1] if records else None)
+                self.history.start_at(summary.record, summary.files, segments.older,
+                                      where=path, before=before)
             except CorruptObjectError as exc:  # e.g. a commit after the first naming no parent
                 log.warning("Ignoring %s; an older summary or the log is read instead", exc)
                 self.history.reset()
@@ -124,6 +128,34 @@ class Journal:
 
     def _segments(self) -> Segments:
         return Segments(self.store, self.dataset, self.log, CHECKPOINT_EVERY)
+
+    @staticmethod
+    def _newest_before(data: bytes | None, path: str, last: int, segments: Segments
+                       ) -> list[tuple[dict[str, Any], str | None]] | None:
+        """The checked records of checkpoint ``last`` just before commit ``last``, at most
+        :data:`OPEN_CHECKED`; the block's older records go to ``segments`` unchecked.
+
+        Checking a record (its hash, its fields) is most of the cost of opening,
+        and ``history(limit=10)`` needs ten: the rest of the block is checked
+        only if an older commit is asked for, with no second request.
+        ``None`` if the checkpoint is missing or unusable (older commits are
+        then read from the log when asked for).
+        """
+        if data is None:
+            return None
+        split = split_checkpoint(data, last)
+        if split is None:  # not laid out as Kirin writes it: checked whole, the slow way
+            records = checkpoint_records(data, path, last)
+            return records[:-1] if records else None
+        first, parts = split
+        cut = max(first, last - OPEN_CHECKED)
+        try:
+            before = verify_parts((cut, parts[cut - first:last - first]), path)
+        except CorruptObjectError:
+            return None
+        if cut > first:
+            segments.seed(path, (first, parts[:cut - first]))
+        return before
 
     def _load_checkpoints(self, after: int = -1) -> int:
         """Take every usable checkpoint that continues the chain from where we are.

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from . import layout
-from .checkpoints import checkpoint_records
+from .checkpoints import Split, checkpoint_records, verify_parts
 from .errors import CorruptObjectError
 from .history import chain_to
 from .logs import EntryLog
@@ -42,6 +42,31 @@ class Segments:
         self.dataset = dataset
         self.log = log
         self.block = block  # commits per checkpoint, for a log read where none is usable
+        self._seed: tuple[str, Split] | None = None
+
+    def seed(self, path: str, split: Split) -> None:
+        """Records of checkpoint ``path`` already read but not checked (opening read the
+        block and checked only its newest): the first piece :meth:`older` gives, checked
+        then, if it asks for them."""
+        self._seed = (path, split)
+
+    def _seeded(self, end: int, expected: str) -> Loaded | None:
+        """The seeded records up to ``end``, checked to chain to ``expected``; else the
+        same commits from the log (the seed was damaged); ``None`` without a seed for
+        ``end``."""
+        if self._seed is None:
+            return None
+        (path, split), self._seed = self._seed, None
+        first, parts = split
+        if not first <= end < first + len(parts):
+            return None
+        try:
+            records = verify_parts(split, path, upto=end)
+        except CorruptObjectError:
+            records = []
+        if chain_to(records, first, end, expected):
+            return records
+        return self._from_log(first, end, expected)
 
     def checkpoint_path(self, last: int) -> str:
         return self.store.path(layout.checkpoint(self.dataset, last))
@@ -55,6 +80,13 @@ class Segments:
         ``BATCH`` at a time (see :meth:`_bulk`); otherwise one piece is read.
         Pieces are made as they are consumed, so memory holds one batch.
         """
+        seeded = self._seeded(end, expected)
+        if seeded is not None:
+            yield seeded
+            first = seeded[0][0]
+            if first["seq"] <= down_to or first["seq"] == 0:
+                return
+            end, expected = first["seq"] - 1, first["parent"]
         if down_to < end - self.block:
             yield from self._bulk(end, expected, down_to)
             return
