@@ -333,6 +333,51 @@ def test_hostile_public_keys_are_refused(tmp_path: Path) -> None:
     assert issubclass(SignatureError, InvalidInputError)
 
 
+#: Encodings of Ed25519 points of small order (the identity, and points of order 2, 4
+#: and 8), which cryptography (OpenSSL) loads as public keys.
+SMALL_ORDER = {
+    "identity": bytes([1]) + bytes(31),
+    "order 4 (y = 0)": bytes(32),
+    "order 2 (y = -1)": bytes([0xEC]) + b"\xff" * 30 + bytes([0x7F]),
+    "order 8": bytes.fromhex("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a"),
+}
+
+
+@pytest.mark.parametrize("point", sorted(SMALL_ORDER))
+def test_a_small_order_key_and_its_signature_for_every_message_are_refused(
+        point: str) -> None:
+    """With the identity as its key, R the identity and S = 0 is "a valid signature" of
+    every message for a verifier that does not check the point (OpenSSL through
+    cryptography accepts it, checked here). Kirin refuses the key itself, and the
+    signature whatever key blob it claims."""
+    raw_key = SMALL_ORDER[point]
+    blob = ssh_string(b"ssh-ed25519") + ssh_string(raw_key)
+    with pytest.raises(SigningKeyError, match="not a point of the Ed25519 group"):
+        PublicKey.parse("ssh-ed25519 " + base64.b64encode(blob).decode())
+    forged = SMALL_ORDER["identity"] + bytes(32)
+    if point == "identity":  # the hole this closes: OpenSSL takes it for any message
+        ed25519.Ed25519PublicKey.from_public_bytes(raw_key).verify(forged, b"any message")
+    sshsig = (b"SSHSIG" + struct.pack(">I", 1) + ssh_string(blob) + ssh_string(b"kirin")
+              + ssh_string(b"") + ssh_string(b"sha512")
+              + ssh_string(ssh_string(b"ssh-ed25519") + ssh_string(forged)))
+    armored = ("-----BEGIN SSH SIGNATURE-----\n" + base64.b64encode(sshsig).decode()
+               + "\n-----END SSH SIGNATURE-----\n")
+    with pytest.raises((SignatureError, SigningKeyError), match="Ed25519 group"):
+        verify(armored, DATA)
+
+
+def test_an_ed25519_signature_of_the_wrong_length_is_refused(
+        ed_signer: KeyFileSigner) -> None:
+    """Bytes past the 64 of a signature are not read as part of the message."""
+    good = ed_signer.sign(DATA)
+    inner = ssh_string(b"ssh-ed25519") + ssh_string(
+        Signature.parse(good.armored()).signature[19:] + b"\0")
+    for raw in (inner, ssh_string(b"ssh-ed25519") + ssh_string(bytes(63))):
+        bad = dataclasses.replace(good, signature=raw)
+        with pytest.raises(SignatureError):
+            verify(bad, DATA)
+
+
 def test_signature_by_a_dsa_key_is_refused(ed_signer: KeyFileSigner) -> None:
     blob = ed_signer.sign(DATA).to_bytes()
     key_len = struct.unpack(">I", blob[10:14])[0]
