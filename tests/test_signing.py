@@ -161,6 +161,9 @@ def test_verify_finds_forged_stripped_and_replayed_signatures(
     ('principals: {alice: [KEY], bob: [KEY]}', "listed for 'alice' and 'bob'"),
     ('principals: {alice: [KEY]}\n  groups: {alice: [alice]}', "both a principal and a group"),
     ('principals: {alice: [KEY]}\n  revoked: ["SHA256:short"]', "revoked"),
+    # the identity point: a key for which one signature matches every message
+    ('principals: {alice: ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAEAAAAAAAAAAAAAAAAAAAAAAAAAA'
+     'AAAAAAAAAAAAAAA"]}', "alice.*not a point of the Ed25519 group"),
 ])
 def test_the_signing_section_is_checked(keys: Keys,
                                         text: str, message: str) -> None:
