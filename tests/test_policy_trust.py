@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from kirin import Catalog
 from kirin.errors import CorruptObjectError, InvalidInputError, PolicyViolationError
 from kirin.policy import load_policy_text
 from kirin.records import record_hash
@@ -162,3 +163,59 @@ def test_a_pinned_policy_starts_the_chain(registry_root: RegistryRoot, src: Sour
         _ = registry_root.dataset("models").policy
     with pytest.raises(InvalidInputError, match="policy hash"):
         registry_root.dataset("models", trust_policy="latest")
+
+
+def test_a_pinned_root_policy_starts_the_roots_chain(
+        registry_root: RegistryRoot, src: Source, keys: Keys,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The root policy is pinned like a dataset's (``trust_root_policy``,
+    ``KIRIN_TRUST_ROOT_POLICY``): a root history replaced by a writer's own version #0 is
+    refused by every gate of a pinned client, reported by verify, and trusted on first
+    use (and said so) without a pin."""
+    from kirin import layout
+
+    registry_root.catalog().set_policy(policy(keys))
+    root = registry_root.catalog().policy
+    assert root is not None
+    pinned = root.hash
+    assert registry_root.dataset("models", trust_root_policy=pinned).validate(
+        "first model", add_files=[src("a.txt")]).ok
+    # before any commit names it, the writer replaces the root's version #0 by their own
+    # (an entry written by Kirin elsewhere: entries do not name their history)
+    first = registry_root.join(*layout.root_policy_log().split("/"), f"{0:020d}.json")
+    registry_root.rm(first)
+    registry_root.dataset("elsewhere").set_policy("version: 1\n")
+    registry_root.pipe(first, registry_root.cat(
+        registry_root.join("datasets", "elsewhere", "policy", f"{0:020d}.json")))
+    assert registry_root.catalog().policy is not None  # trusted on first use
+    assert registry_root.dataset("models").verify().root_policy_trust == "first use"
+    assert registry_root.dataset("models").verify().policy_trust is None  # none of its own
+
+    report = registry_root.dataset("models", trust_root_policy=pinned).verify()
+    assert report.root_policy_trust == "pinned"
+    [problem] = report.problems
+    assert problem.kind == "policy" and "pinned hash" in problem.message
+    assert "KIRIN_TRUST_ROOT_POLICY" in problem.message
+    with pytest.raises(CorruptObjectError, match="pinned hash"):
+        registry_root.dataset("models", trust_root_policy=pinned).commit(
+            "another", add_files=[src("b.txt")])
+    catalog = Catalog(registry_root.url, **registry_root.storage_options,
+                      trust_root_policy=pinned)
+    with pytest.raises(CorruptObjectError, match="pinned hash"):
+        _ = catalog.policy
+    with pytest.raises(CorruptObjectError, match="pinned hash"):  # datasets got from it too
+        catalog.get_dataset("models").validate("another", add_files=[src("b.txt")])
+    # the dataset's own pin says nothing about the root's
+    assert registry_root.dataset("models", trust_policy=pinned).validate(
+        "another", add_files=[src("b.txt")]).ok
+    monkeypatch.setenv("KIRIN_TRUST_ROOT_POLICY", pinned.upper())
+    with pytest.raises(CorruptObjectError, match="pinned hash"):
+        _ = registry_root.dataset("models").root_policy
+    with pytest.raises(CorruptObjectError, match="pinned hash"):
+        _ = registry_root.catalog().policy
+    monkeypatch.setenv("KIRIN_TRUST_ROOT_POLICY", "latest")
+    with pytest.raises(InvalidInputError, match="KIRIN_TRUST_ROOT_POLICY must be a policy hash"):
+        registry_root.dataset("models")
+    monkeypatch.delenv("KIRIN_TRUST_ROOT_POLICY")
+    with pytest.raises(InvalidInputError, match="trust_root_policy must be a policy hash"):
+        Catalog(registry_root.url, **registry_root.storage_options, trust_root_policy="x" * 64)

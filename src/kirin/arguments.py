@@ -133,3 +133,32 @@ def signatures_argument(value: Any) -> list[dict[str, str]]:
                 f"it, not {type(item).__name__}")
         found.append({"key": plain_str(item["key"]), "sig": plain_str(item["sig"])})
     return found
+
+
+#: Where each policy pin comes from when not given (see :func:`pin_argument`).
+PIN_SOURCES = {"trust_policy": ("KIRIN_TRUST_POLICY", "trust"),
+               "trust_root_policy": ("KIRIN_TRUST_ROOT_POLICY", "trust_root")}
+
+
+def pin_argument(value: Any, what: str) -> str | None:
+    """The policy hash a caller pins as the start of a chain of trust (``what``:
+    ``trust_policy`` or ``trust_root_policy``), else its environment variable's; ``None``
+    if neither: the first version is then trusted on first use."""
+    variable = PIN_SOURCES[what][0]
+    if value is None:
+        value = os.environ.get(variable, "").strip() or None
+        if value is None:
+            return None
+        what = variable
+    pin = text_argument(value, what).strip().lower()
+    if len(pin) != 64 or any(c not in "0123456789abcdef" for c in pin):
+        raise InvalidInputError(f"{what} must be a policy hash (64 hex digits, as kirin "
+                                f"policy history shows), not {value!r}")
+    return pin
+
+
+def pin_sources(what: str) -> str:
+    """Where a pin named ``what`` can be set, for messages: ``KIRIN_TRUST_POLICY, trust:
+    or trust_policy=``."""
+    variable, key = PIN_SOURCES[what]
+    return f"{variable}, kirin.yaml {key}: or {what}="

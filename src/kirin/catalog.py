@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from . import layout
 from .arguments import (
     optional_text_argument,
+    pin_argument,
     signatures_argument,
     signer_argument,
     signers_argument,
@@ -42,7 +43,10 @@ if TYPE_CHECKING:
 class Catalog:
     """All datasets stored under ``root_dir`` (local folder or fsspec URL).
 
-    Takes the original Kirin's credential arguments as :class:`Dataset` does.
+    Takes the original Kirin's credential arguments as :class:`Dataset` does,
+    and ``trust_root_policy`` (default: ``KIRIN_TRUST_ROOT_POLICY``): the hash
+    of the root policy version whose chain of trust you accept, for the root
+    policy and every dataset got from here.
     """
 
     def __init__(self, root_dir: PathLike, fs: fsspec.AbstractFileSystem | None = None,
@@ -51,6 +55,9 @@ class Catalog:
                  azure_account_key: str | None = None,
                  azure_connection_string: str | None = None,
                  **storage_options: Any) -> None:
+        # a keyword of its own, as Dataset's trust_policy (see there)
+        self._root_pin = pin_argument(storage_options.pop("trust_root_policy", None),
+                                      "trust_root_policy")
         self.root_dir = root_argument(root_dir)
         options = credential_options(self.root_dir, storage_options, {
             "aws_profile": aws_profile, "gcs_token": gcs_token, "gcs_project": gcs_project,
@@ -89,6 +96,9 @@ class Catalog:
         return collect_garbage(self._store, dry_run=dry_run, grace=grace)
 
     # -- the root policy ----------------------------------------------------
+    def _root_log(self) -> PolicyLog:
+        return PolicyLog(self._store, None, pin=self._root_pin)
+
     @property
     def policy(self) -> Policy | None:
         """The root policy: it judges every commit of every dataset here, new ones included.
@@ -97,7 +107,7 @@ class Catalog:
         closed, like :attr:`Dataset.policy <kirin.Dataset.policy>`, on a hole
         in the root policy's history.
         """
-        return PolicyLog(self._store, None).in_force(None)
+        return self._root_log().in_force(None)
 
     def set_policy(self, policy: PathLike | Policy | None, *, message: str = "",
                    author: str | None = None, signers: Sequence[Signer] = (),
@@ -118,7 +128,7 @@ class Catalog:
             from .policy import policy_from
 
             loaded = policy_from(policy)
-        log = PolicyLog(self._store, None)
+        log = self._root_log()
         log.refresh()
         current = log.current()
         if loaded is not None and (current is None or current.policy_hash != loaded.hash):
@@ -140,13 +150,13 @@ class Catalog:
             from .policy import policy_from
 
             loaded = policy_from(policy)
-        log = PolicyLog(self._store, None)
+        log = self._root_log()
         log.refresh()
         return log.sign_next(loaded, signer)
 
     def policy_history(self) -> list[PolicyVersion]:
         """Every version of the root policy, newest first."""
-        log = PolicyLog(self._store, None)
+        log = self._root_log()
         log.refresh()
         return list(reversed(log.versions()))
 
@@ -157,7 +167,8 @@ class Catalog:
         ``require_policy``, ``trust_policy``: as for :class:`Dataset`.
         """
         return Dataset._on_store(self._store, self.root_dir, name,
-                                 require_policy=require_policy, trust_policy=trust_policy)
+                                 require_policy=require_policy, trust_policy=trust_policy,
+                                 trust_root_policy=self._root_pin)
 
     def used_by(self, target: str, *, stage: str | None = None) -> UsedBy:
         """Every commit here that links to ``target`` or a promotion of it, transitively.
@@ -187,7 +198,8 @@ class Catalog:
 
             loaded = policy_from(policy)
             refuse_rule_typos(loaded, policy)  # a dataset's first policy is a new version
-        dataset = Dataset._on_store(self._store, self.root_dir, name, description)
+        dataset = Dataset._on_store(self._store, self.root_dir, name, description,
+                                    trust_root_policy=self._root_pin)
         if self._store.exists(self._store.path(layout.dataset_info(name))):
             if loaded is None or not dataset.is_empty() or dataset.policy_history():
                 raise DatasetExistsError(f"Dataset {name!r} already exists in {self._store.url}")
@@ -223,7 +235,8 @@ class Catalog:
         if not objects:
             raise DatasetNotFoundError(f"Dataset {name!r} not found in catalog "
                                        f"{store.url}", name=name)
-        if not governed and Dataset._on_store(store, self.root_dir, name).policy_history():
+        if not governed and Dataset._on_store(store, self.root_dir, name,
+                                              trust_root_policy=self._root_pin).policy_history():
             raise GovernedDatasetError(
                 f"Dataset {name!r} is governed by a policy: deleting it deletes its audit "
                 "trail. Pass governed=True to delete it anyway.", name=name)

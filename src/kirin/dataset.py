@@ -25,6 +25,7 @@ from .arguments import (
     count_argument,
     optional_text_argument,
     path_argument,
+    pin_argument,
     signatures_argument,
     signer_argument,
     signers_argument,
@@ -94,8 +95,6 @@ _UNSET: Any = object()
 _decode = json.JSONDecoder().raw_decode
 #: Set to 1 (or true/yes) to make commits to ungoverned datasets fail (see require_policy).
 REQUIRE_POLICY_ENV = "KIRIN_REQUIRE_POLICY"
-#: The hash of the policy version to trust as the start of the chain (see trust_policy).
-TRUST_POLICY_ENV = "KIRIN_TRUST_POLICY"
 RECENT_COMMITS = 10  # commits listed in get_info()["recent_commits"], as in the original
 Entries = dict[str, tuple[str, int]]  # name -> (content hash, size)
 
@@ -124,7 +123,8 @@ class Dataset:
     ``trust_policy`` (default: ``KIRIN_TRUST_POLICY``) is the hash of the
     policy version you trust: the policy's chain of trust starts there, and a
     history without it is refused by every gate. Without it the first version
-    is trusted on first use.
+    is trusted on first use. ``trust_root_policy`` (default:
+    ``KIRIN_TRUST_ROOT_POLICY``) pins the registry root's policy the same way.
     """
 
     def __init__(self, root_dir: PathLike, name: str, description: str = "",
@@ -138,6 +138,7 @@ class Dataset:
         # storage options (typed for the credential arguments) keeps type-checking
         require_policy = storage_options.pop("require_policy", None)
         trust_policy = storage_options.pop("trust_policy", None)
+        trust_root_policy = storage_options.pop("trust_root_policy", None)
         name = validate_dataset_name(name)
         root = root_argument(root_dir)
         options = credential_options(root, storage_options, {
@@ -145,20 +146,22 @@ class Dataset:
             "azure_account_name": azure_account_name, "azure_account_key": azure_account_key,
             "azure_connection_string": azure_connection_string})
         self._open(root, Store(root, fs, **options), name,
-                   text_argument(description, "description"), require_policy, trust_policy)
+                   text_argument(description, "description"), require_policy, trust_policy,
+                   trust_root_policy)
 
     @classmethod
     def _on_store(cls, store: Store, root_dir: str, name: str, description: str = "",
-                  *, require_policy: bool | None = None, trust_policy: str | None = None
-                  ) -> Dataset:
+                  *, require_policy: bool | None = None, trust_policy: str | None = None,
+                  trust_root_policy: str | None = None) -> Dataset:
         """The dataset ``name`` on a store already open (a :class:`Catalog`'s)."""
         dataset = cls.__new__(cls)
         dataset._open(root_dir, store, validate_dataset_name(name), description,
-                      require_policy, trust_policy)
+                      require_policy, trust_policy, trust_root_policy)
         return dataset
 
     def _open(self, root_dir: str, store: Store, name: str, description: str,
-              require_policy: bool | None = None, trust_policy: str | None = None) -> None:
+              require_policy: bool | None = None, trust_policy: str | None = None,
+              trust_root_policy: str | None = None) -> None:
         self.name = name
         self.root_dir = root_dir
         self._store = store
@@ -166,15 +169,10 @@ class Dataset:
         self._description_read = False
         self._history = History(self.name, self._store)
         self._journal = Journal(self._store, self.name, self._history)
-        if trust_policy is None:
-            trust_policy = os.environ.get(TRUST_POLICY_ENV, "").strip() or None
-        if trust_policy is not None:
-            trust_policy = text_argument(trust_policy, "trust_policy").strip().lower()
-            if not is_digest(trust_policy):
-                raise InvalidInputError(f"trust_policy must be a policy hash (64 hex digits, "
-                                        f"as kirin policy history shows), not {trust_policy!r}")
-        self._policies = PolicyLog(self._store, self.name, pin=trust_policy)
-        self._root_policies = PolicyLog(self._store, None)
+        self._policies = PolicyLog(self._store, self.name,
+                                   pin=pin_argument(trust_policy, "trust_policy"))
+        self._root_policies = PolicyLog(self._store, None,
+                                        pin=pin_argument(trust_root_policy, "trust_root_policy"))
         self._pinned: str | None = None
         self._siblings: dict[str, Dataset] = {}  # datasets of this root its links named
         self._environment_signer: Any = _UNSET
@@ -501,7 +499,7 @@ class Dataset:
 
         return verify_links(self, verify_dataset(
             self._store, self.name, callable_argument(progress, "progress"),
-            pin=self._policies.pin))
+            pin=self._policies.pin, root_pin=self._root_policies.pin))
 
     def cleanup_orphaned_files(self, *, dry_run: bool = False,
                                grace: timedelta = DEFAULT_GRACE) -> RemovedBlobs:
@@ -1182,6 +1180,11 @@ class Dataset:
     def trusted_policy(self) -> str | None:
         """The pinned policy hash the chain of trust starts at (``None``: trusted on first use)."""
         return self._policies.pin
+
+    @property
+    def trusted_root_policy(self) -> str | None:
+        """The pinned root policy hash its chain of trust starts at (``None``: first use)."""
+        return self._root_policies.pin
 
     @property
     def root_policy(self) -> Policy | None:

@@ -504,7 +504,9 @@ def root_linker(store: Store, root_dir: str, own: Dataset | None = None, *,
         if own is not None and name == own.name:
             return own
         if name not in opened:  # kept: a loaded history is refreshed, not read again
-            opened[name] = Dataset._on_store(store, root_dir, name)
+            opened[name] = Dataset._on_store(  # the same root: the same root pin
+                store, root_dir, name,
+                trust_root_policy=own._root_policies.pin if own is not None else None)
         return opened[name]
 
     return Linker(open_dataset, (store.url, root_dir), other_roots=other_roots)

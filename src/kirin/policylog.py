@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import layout
 from ._json import canonical_json
+from .arguments import pin_sources
 from .errors import ConflictError, CorruptObjectError
 from .logs import EntryLog
 from .records import record_hash, sha256_text
@@ -97,6 +98,7 @@ class PolicyLog:
         self._distrust: tuple[int, Distrust | None] | None = None
         #: The policy hash the caller trusts (KIRIN_TRUST_POLICY...): the chain starts there.
         self.pin = pin
+        self.pin_name = "trust_policy" if dataset is not None else "trust_root_policy"
 
     def path(self, seq: int) -> str:
         return self.log.path(seq)
@@ -146,7 +148,7 @@ class PolicyLog:
             pinned = [v.seq for v in self._versions if v.policy_hash == self.pin]
             if not pinned:
                 return 0, (f"no version of the policy history has the pinned hash "
-                           f"{self.pin[:12]} (KIRIN_TRUST_POLICY, trust: or trust_policy=); "
+                           f"{self.pin[:12]} ({pin_sources(self.pin_name)}); "
                            "the history is not the one you trust")
             start = pinned[0]
         for version in self._versions[start + 1:]:

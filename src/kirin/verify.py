@@ -16,6 +16,7 @@ from typing import Any
 
 from . import layout, summaries
 from ._json import canonical_json
+from .arguments import pin_sources
 from .checkpoints import read_checkpoint
 from .errors import CorruptObjectError
 from .logs import EntryLog
@@ -52,6 +53,8 @@ class VerifyReport:
     #: Where the policy's chain of trust starts: "pinned" (a hash the caller trusts),
     #: "first use" (version 0 as found), ``None`` (the dataset never had a policy).
     policy_trust: str | None = None
+    #: The same for the registry root's policy.
+    root_policy_trust: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -62,6 +65,7 @@ class VerifyReport:
                 "commits_checked": self.commits_checked,
                 "blobs_checked": self.blobs_checked, "bytes_checked": self.bytes_checked,
                 "policy_trust": self.policy_trust,
+                "root_policy_trust": self.root_policy_trust,
                 "problems": [p.to_dict() for p in self.problems]}
 
 
@@ -69,13 +73,14 @@ Progress = Callable[[int], None]
 
 
 def verify_dataset(store: Store, dataset: str, progress: Progress | None = None,
-                   pin: str | None = None) -> VerifyReport:
+                   pin: str | None = None, root_pin: str | None = None) -> VerifyReport:
     """Verify every object of ``dataset``; ``progress`` is called with bytes hashed.
 
     Damage never raises: every damaged object is a :class:`Problem`. Only a
     failure of the storage itself (unreachable, access denied) is an error.
     ``pin``: the hash of the policy version the caller trusts, where the
-    dataset's chain of trust starts (``None``: version 0, trusted as found).
+    dataset's chain of trust starts (``None``: version 0, trusted as found);
+    ``root_pin`` the same for the root's policy.
     """
     problems: list[Problem] = []
     checkpoints = _read_checkpoints(store, dataset, problems)
@@ -85,12 +90,15 @@ def verify_dataset(store: Store, dataset: str, progress: Progress | None = None,
     _check_snapshots(records, problems)
     _compare_checkpoints(checkpoints, records, problems)
     _compare_summaries(summarised, records, problems)
-    texts, had_policy = _check_policies(store, dataset, records, problems, pin)
+    texts, had = _check_policies(store, dataset, records, problems, {"policy": pin,
+                                                                     "root_policy": root_pin})
     _check_actions(records, problems)
     _check_signatures(store, dataset, records, texts, problems)
     blobs, size = _check_blobs(store, records, problems, progress)
-    trust = "pinned" if pin is not None else "first use" if had_policy else None
-    return VerifyReport(dataset, len(records), blobs, size, tuple(problems), trust)
+    trust = {key: "pinned" if pinned is not None else "first use" if had[key] else None
+             for key, pinned in (("policy", pin), ("root_policy", root_pin))}
+    return VerifyReport(dataset, len(records), blobs, size, tuple(problems),
+                        trust["policy"], trust["root_policy"])
 
 
 def _proven(checkpoints: dict[int, tuple[str, list[dict[str, Any]], list[str | None]]]
@@ -144,8 +152,8 @@ def _scan_log(store: Store, dataset: str, problems: list[Problem], known_end: in
 
 
 def _check_policies(store: Store, dataset: str, records: dict[int, dict[str, Any]],
-                    problems: list[Problem], pin: str | None
-                    ) -> tuple[dict[str, dict[str, str]], bool]:
+                    problems: list[Problem], pins: dict[str, str | None]
+                    ) -> tuple[dict[str, dict[str, str]], dict[str, bool]]:
     """The dataset's and the root's policy histories are whole, and hold every policy a
     commit says admitted it (a rollback also names the policies it was judged by).
 
@@ -153,19 +161,19 @@ def _check_policies(store: Store, dataset: str, records: dict[int, dict[str, Any
     deleted (or the record forged): the gate may since have judged commits
     by an older, laxer version. Returns the policies' texts by hash, for the
     dataset's (``policy``) and the root's (``root_policy``) histories, and whether
-    the dataset has a policy history at all.
+    each has a policy history at all. ``pins``: the hash each chain of trust
+    starts at, by the same keys.
     """
     texts: dict[str, dict[str, str]] = {}
-    had_policy = False
+    had: dict[str, bool] = {}
     for folder, key, scope in ((layout.policy_log(dataset), "policy", f"dataset:{dataset}"),
                                (layout.root_policy_log(), "root_policy", "root")):
         versions = _policy_versions(store, folder, problems)
         texts[key] = {v["policy_hash"]: v["policy"] for v in versions
                       if v["policy_hash"] is not None}
-        pinned = pin if key == "policy" else None
-        had_policy = had_policy or (key == "policy" and bool(versions))
+        had[key] = bool(versions)
         _check_policy_trust(store.path(folder), scope, key, versions, records, problems,
-                            pinned)
+                            pins[key])
         known: set[str | None] = {None, *texts[key]}
         where = store.path(folder)
         for record in records.values():
@@ -180,7 +188,7 @@ def _check_policies(store: Store, dataset: str, records: dict[int, dict[str, Any
                         f"{verb} policy {str(digest)[:12]}, which is not in the policy "
                         "history: a policy version was deleted or altered",
                         commits=(record["hash"],)))
-    return texts, had_policy
+    return texts, had
 
 
 def _policy_versions(store: Store, folder: str, problems: list[Problem]
@@ -208,6 +216,10 @@ def _policy_versions(store: Store, folder: str, problems: list[Problem]
     return known
 
 
+#: The argument that pins each policy history (see :func:`kirin.arguments.pin_sources`).
+PIN_OF = {"policy": "trust_policy", "root_policy": "trust_root_policy"}
+
+
 def _check_policy_trust(folder: str, scope: str, key: str, versions: list[dict[str, Any]],
                         records: dict[int, dict[str, Any]], problems: list[Problem],
                         pin: str | None = None) -> None:
@@ -225,7 +237,7 @@ def _check_policy_trust(folder: str, scope: str, key: str, versions: list[dict[s
             admitted = tuple(r["hash"] for r in records.values() if r.get(key) is not None)
             problems.append(Problem(
                 "policy", folder, f"No version of the policy history has the pinned hash "
-                f"{pin[:12]} (KIRIN_TRUST_POLICY, trust: or trust_policy=): the history is "
+                f"{pin[:12]} ({pin_sources(PIN_OF[key])}): the history is "
                 f"not the one you trust; {len(admitted)} commit(s) were admitted by its "
                 "policies", commits=admitted))
             return

@@ -196,3 +196,32 @@ def test_a_head_hash_kept_by_ci_catches_deleted_newest_records(tmp_path: Path) -
     assert run("verify", *args, cwd=tmp_path).returncode == 0  # looks whole without the pin
     caught = run("audit", "--against", "admitting", "--since", last_seen, *args, cwd=tmp_path)
     assert caught.returncode == 3 and last_seen[:8] in caught.stderr
+
+
+def test_kirin_yaml_pins_the_root_policy(tmp_path: Path) -> None:
+    """``trust_root:`` in kirin.yaml (or KIRIN_TRUST_ROOT_POLICY) pins the root's policy:
+    status and verify say whether it is pinned or trusted on first use, and a root history
+    without the pinned hash fails verify (exit 1) naming where the pin came from."""
+    from kirin import Catalog
+
+    root = tmp_path / "registry"
+    Catalog(root).set_policy("version: 1\nmessage: {min_length: 3}\n")
+    Dataset(root, "models").commit("a model", add_files=[write(tmp_path, "m.pt", "weights")])
+    pinned = Catalog(root).policy_history()[0].policy_hash
+    assert pinned is not None
+    write(tmp_path, "kirin.yaml", "root: registry\ndataset: models\n")
+    assert run_json("status", cwd=tmp_path)["root_policy_trust"] == "first use"
+    first = run("verify", cwd=tmp_path)
+    assert first.returncode == 0 and "root policy version is trusted on first use" in first.stdout
+    write(tmp_path, "kirin.yaml", f"root: registry\ndataset: models\ntrust_root: {pinned}\n")
+    assert run_json("status", cwd=tmp_path)["root_policy_trust"] == "pinned"
+    assert run_json("verify", cwd=tmp_path)["root_policy_trust"] == "pinned"
+    other = "ab" * 32
+    write(tmp_path, "kirin.yaml", f"root: registry\ndataset: models\ntrust_root: {other}\n")
+    report = run_json("verify", cwd=tmp_path, code=1)
+    assert "kirin.yaml trust_root:" in report["problems"][0]["message"]
+    env = {**kirin_env(), "KIRIN_TRUST_ROOT_POLICY": other}
+    write(tmp_path, "kirin.yaml", "root: registry\ndataset: models\n")
+    refused = run("commit", write(tmp_path, "n.pt", "more"), "-m", "another", cwd=tmp_path,
+                  env=env)
+    assert refused.returncode != 0 and "pinned hash" in refused.stderr

@@ -11,7 +11,6 @@ from typing import Annotated, Any
 
 import typer
 
-from ..catalog import Catalog
 from ..dataset import Dataset
 from ..errors import CommitNotFoundError
 from ..export import export_files
@@ -186,8 +185,8 @@ def init(session: Session, *,
     if write_config and (folder / config.CONFIG_FILE).exists():
         raise config.ConfigError(f"{folder / config.CONFIG_FILE} already exists; edit it, "
                                  "or remove it first")
-    dataset = Catalog(location.root).create_dataset(session.dataset_name, description,
-                                                    policy=policy)
+    dataset = session.catalog().create_dataset(session.dataset_name, description,
+                                               policy=policy)
     written = config.write_config(folder, location) if write_config else None
     current = dataset.policy
     return views.initialised(dataset.name, location.root, description,

@@ -10,6 +10,7 @@ Each setting is taken from the first place that gives it:
        dataset: sentiment_classifier
        require_policy: true      # refuse commits to a dataset and root without a policy
        trust: 5c1e…              # the policy hash whose chain of trust you accept
+       trust_root: 9a0b…         # the same for the registry root's policy
 
 ``require_policy`` is read from the file even when ``--root`` and
 ``--dataset`` are given (the file is the repository's setting), and is also
@@ -45,6 +46,7 @@ class Location:
     config_file: Path | None = None
     require_policy: bool | None = None  # None: the environment decides (Dataset's default)
     trust: str | None = None  # the policy hash to trust (None: KIRIN_TRUST_POLICY, else TOFU)
+    trust_root: str | None = None  # the root's (None: KIRIN_TRUST_ROOT_POLICY, else TOFU)
 
 
 def is_url(root: str) -> bool:
@@ -93,6 +95,7 @@ def resolve(root: str | None, dataset: str | None, *, need_dataset: bool,
     config_path: Path | None = None  # the file, if it gave the root or the dataset
     require_policy: bool | None = None
     trust: str | None = None
+    trust_root: str | None = None
     if found is not None:
         config = read_config(found)
         if root is None and config.root is not None:
@@ -102,14 +105,14 @@ def resolve(root: str | None, dataset: str | None, *, need_dataset: bool,
             dataset = config.dataset
             config_path = found
         require_policy = True if config.require_policy else None
-        trust = config.trust
+        trust, trust_root = config.trust, config.trust_root
     if not root:
         raise ConfigError("No registry given: pass --root, set KIRIN_ROOT, or create a "
                           f"{CONFIG_FILE} (kirin init --write-config)")
     if need_dataset and not dataset:
         raise ConfigError("No dataset given: pass --dataset, set KIRIN_DATASET, or add "
                           f"'dataset:' to {CONFIG_FILE}")
-    return Location(root, dataset, config_path, require_policy, trust)
+    return Location(root, dataset, config_path, require_policy, trust, trust_root)
 
 
 def _relative_to(root: str, folder: Path) -> str:

@@ -11,7 +11,8 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 #: Each key and the type its value must have (``None``, i.e. ``~`` or empty, is allowed).
-KEYS: dict[str, type] = {"root": str, "dataset": str, "require_policy": bool, "trust": str}
+KEYS: dict[str, type] = {"root": str, "dataset": str, "require_policy": bool, "trust": str,
+                         "trust_root": str}
 
 
 class ConfigFileError(ValueError):
@@ -32,6 +33,7 @@ class ConfigFile:
     dataset: str | None = None
     require_policy: bool | None = None
     trust: str | None = None
+    trust_root: str | None = None
 
     @classmethod
     def from_mapping(cls, data: dict[str, Any]) -> ConfigFile:
@@ -42,7 +44,7 @@ class ConfigFile:
             wanted = KEYS.get(key) if isinstance(key, str) else None
             if wanted is None:
                 raise ConfigFileError(str(key), "unknown key; the keys are root, dataset, "
-                                      "require_policy and trust")
+                                      "require_policy, trust and trust_root")
             if value is not None and type(value) is not wanted:
                 kind = "a string" if wanted is str else "true or false"
                 raise ConfigFileError(key, f"must be {kind}, not {value!r}")

@@ -61,7 +61,7 @@ class Session:
         return name
 
     def catalog(self) -> Catalog:
-        return Catalog(self.location.root)
+        return Catalog(self.location.root, trust_root_policy=self.location.trust_root)
 
     def dataset(self) -> Dataset:
         """The dataset named by the location; it must exist (a typo never creates one)."""

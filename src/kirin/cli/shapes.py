@@ -145,6 +145,7 @@ COMMANDS: dict[str, Shape] = {
                             "overridden": ["<violation>"]}]},
     "verify": {"dataset": "str", "ok": "bool", "commits_checked": "int",
                "blobs_checked": "int", "bytes_checked": "int", "policy_trust": "str | null",
+               "root_policy_trust": "str | null",
                "problems": ["<problem>"]},
     "gc": {"root": "str", "dry_run": "bool", "datasets": "int", "blobs_seen": "int",
            "blobs_referenced": "int", "removed": ["str"], "bytes_freed": "int",
@@ -165,7 +166,8 @@ COMMANDS: dict[str, Shape] = {
     "root-policy show": {"root": "str", "policy_hash": "str | null",
                          "policy": "object | null"},
     "root-policy history": {"root": "str", "versions": ["<policy_version>"]},
-    "status": {"dataset": "str", "head": "str | null", "policy_trust": "str", "stages": [{
+    "status": {"dataset": "str", "head": "str | null", "policy_trust": "str",
+               "root_policy_trust": "str", "stages": [{
         "stage": "str", "commit": "str | null", "since": "str | null", "by": "str | null",
         "kind": "str | null", "promoted_from": "str | null", "version_tags": ["str"],
         "overridden": "bool", "withdrawn": "object | null", "approvals": ["<approval>"]}]},

@@ -47,12 +47,17 @@ def status(session: Session, *,
     human: list[RenderableType] = [table] if found else [
         views.line("No stages: the policy declares none (stages:) and has no promotion "
                    "rules.", "dim")]
-    pin = dataset.trusted_policy
+    pin, root_pin = dataset.trusted_policy, dataset.trusted_root_policy
     if dataset.policy is not None:
         human.append(views.line(
             f"Policy chain of trust starts at the pinned policy {pin[:12]}." if pin else
             "The first policy version is trusted on first use (no pin: kirin.yaml trust:, "
             "KIRIN_TRUST_POLICY).", "dim"))
+    if dataset.root_policy is not None:
+        human.append(views.line(
+            f"Root policy chain of trust starts at the pinned policy {root_pin[:12]}."
+            if root_pin else "The first root policy version is trusted on first use (no "
+            "pin: kirin.yaml trust_root:, KIRIN_TRUST_ROOT_POLICY).", "dim"))
     rows = []
     for row in found:
         data = row.to_dict()
@@ -62,6 +67,7 @@ def status(session: Session, *,
         rows.append(data)
     return Outcome({"dataset": dataset.name, "head": head.hash if head else None,
                     "policy_trust": "pinned" if pin else "first use",
+                    "root_policy_trust": "pinned" if root_pin else "first use",
                     "stages": rows}, human)
 
 

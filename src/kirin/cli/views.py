@@ -516,6 +516,11 @@ def verified(result: VerifyReport) -> Outcome:
                           result.policy_trust == "pinned" else "The first policy version is "
                           "trusted on first use (no pin: kirin.yaml trust:, "
                           "KIRIN_TRUST_POLICY).", "dim"))
+    if result.root_policy_trust is not None:
+        human.append(line("The root policy's chain of trust starts at the pinned policy." if
+                          result.root_policy_trust == "pinned" else "The first root policy "
+                          "version is trusted on first use (no pin: kirin.yaml trust_root:, "
+                          "KIRIN_TRUST_ROOT_POLICY).", "dim"))
     if result.ok:
         human.append(line(f"OK: {summary}; no problems.", "green"))
     else:
