@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from . import layout
 from ._json import canonical_json
-from .errors import CorruptObjectError, InvalidNameError
+from .errors import InvalidNameError
 from .naming import validate_dataset_name
 from .store import Store
 
@@ -69,7 +69,7 @@ def mark(store: Store, name: str) -> bool:
     path = store.path(layout.catalog_marker(name))
     try:
         store.create(path, marker_body(name))  # False: it was there (another writer's)
-    except (OSError, CorruptObjectError) as exc:
+    except OSError as exc:  # StorageError and CorruptObjectError included
         log.warning("Could not write the catalog marker %s of dataset %r: %s", path, name, exc)
         return False
     return True
@@ -112,7 +112,12 @@ def tidy(store: Store) -> tuple[int, int]:
     folder of the same name. A marker created meanwhile (its dataset created
     after the listing) may be removed: only slower, never wrong. Best effort.
     """
-    listing = list_datasets(store)
+    try:
+        listing = list_datasets(store)
+    except OSError as exc:  # StorageError and CorruptObjectError included
+        log.warning("Could not list the datasets of %s to tidy their markers: %s",
+                    store.url, exc)
+        return 0, 0
     added = sum(mark(store, name) for name in listing.unmarked)
     removed = 0
     for name in listing.stale:
