@@ -8,6 +8,7 @@ lists exactly the folders holding a ``dataset.json`` or a first commit (what
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from kirin import Catalog
-from kirin.errors import DatasetExistsError
+from kirin.errors import CorruptObjectError, DatasetExistsError, StorageError
 from kirin.markers import marker_body
 from kirin.store import Store
 
@@ -120,6 +121,44 @@ def test_unmarked_datasets_are_listed_and_gc_marks_them(registry_root: RegistryR
     catalog.gc()
     assert sorted(marked(registry_root)) == ["committed", "created"]
     assert catalog.datasets() == truth(registry_root) == ["committed", "created"]
+
+
+def test_gc_stopped_by_a_damaged_log_tidies_no_marker(registry_root: RegistryRoot,
+                                                      workdir: Path) -> None:
+    """gc that stops before removing anything (a hole in a log) adds and removes no marker
+    either."""
+    ds = registry_root.dataset("holed")
+    for i in range(3):
+        ds.commit(f"c{i}", add_files=[write(workdir, "a", f"v{i}")])
+    registry_root.catalog().create_dataset("unmarked")
+    registry_root.rm(registry_root.join("catalog", "unmarked"))
+    registry_root.pipe(registry_root.join("catalog", "gone"), marker_body("gone"))
+    registry_root.rm(registry_root.log_path("holed", 1))
+    before = marked(registry_root)
+    with pytest.raises(CorruptObjectError, match="nothing was removed"):
+        registry_root.catalog().gc()
+    assert marked(registry_root) == before
+
+
+def test_a_marker_that_cannot_be_written_fails_nothing(
+        registry_root: RegistryRoot, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Storage refusing the marker (e.g. credentials limited to datasets/) is logged, naming
+    the marker and the dataset; the dataset is created and listed (read, not marked)."""
+    real = Store.create
+
+    def refusing(self: Store, path: str, data: bytes) -> bool:
+        if is_marker(path):
+            raise StorageError(f"Access denied writing {path}", url=self.url)
+        return real(self, path, data)
+
+    monkeypatch.setattr(Store, "create", refusing)
+    with caplog.at_level(logging.WARNING, logger="kirin"):
+        registry_root.catalog().create_dataset("made")
+    monkeypatch.undo()
+    assert "Could not write the catalog marker" in caplog.text and "'made'" in caplog.text
+    assert marked(registry_root) == {}
+    assert registry_root.catalog().datasets() == ["made"]
 
 
 def test_creation_killed_before_its_marker(registry_root: RegistryRoot, workdir: Path,
