@@ -2,6 +2,8 @@
 
 Used by ``tests/test_crash.py`` (a short run in CI, on local disk and on S3)
 and by ``scripts/crash_soak.py`` (hundreds of kills, by hand or nightly).
+:func:`run_catalog` kills a writer creating and deleting datasets instead, and
+checks that the catalog lists exactly the datasets the objects left define.
 
 The same checks run on every backend, after every kill: the registry opens,
 the history is one chain, every file of every commit has the recorded hash
@@ -106,30 +108,48 @@ def kill_once(target: Target, worker: str, rng: random.Random, tmp: Path,
     commit at all: then nothing was tested, and on a misconfigured object
     store every later "survived" would be vacuous.
     """
+    arguments = [target.url, DATASET, worker, "--count", "100000", "--files",
+                 str(FILES_PER_COMMIT), "--checkpoint-every", "3", "--folder", FOLDER]
+    lines, problem = kill_after_first_line(target, worker, arguments, "committed", rng, tmp,
+                                           max_delay)
+    return sum(line.startswith("committed") for line in lines), problem
+
+
+def kill_after_first_line(target: Target, worker: str, arguments: list[str], ready: str,
+                          rng: random.Random, tmp: Path, max_delay: float
+                          ) -> tuple[list[str], str | None]:
+    """Run ``workers.py`` with ``arguments``; once it printed a line starting with
+    ``ready``, SIGKILL it after a random wait; return the lines it printed and a
+    problem if it never printed such a line."""
     log = tmp / f"worker-{worker}.err"
     with open(log, "wb") as err:
         proc = subprocess.Popen(
-            [sys.executable, WORKER, target.url, DATASET, worker, "--count", "100000",
-             "--files", str(FILES_PER_COMMIT), "--checkpoint-every", "3", "--folder", FOLDER],
+            [sys.executable, WORKER, *arguments],
             stdout=subprocess.PIPE, stderr=err, text=True,
             env={**os.environ, **target.worker_env(), "KIRIN_WORKER_TMP": str(tmp)})
     watchdog = threading.Timer(FIRST_COMMIT_TIMEOUT, proc.kill)
     watchdog.start()
+    lines: list[str] = []
     try:
         assert proc.stdout is not None
-        first = proc.stdout.readline()  # the writer is past start-up and committing
+        while not (lines and lines[-1].startswith(ready)):
+            line = proc.stdout.readline()  # "" once the writer exited
+            if not line:
+                break
+            lines.append(line.rstrip("\n"))
     finally:
         watchdog.cancel()
-    if first.startswith("committed"):
+    ready_seen = bool(lines) and lines[-1].startswith(ready)
+    if ready_seen:
         time.sleep(rng.uniform(0, max_delay))
     proc.send_signal(signal.SIGKILL)  # a no-op if it has exited already
     rest, _ = proc.communicate()
     problem = None
-    if not first.startswith("committed"):
+    if not ready_seen:
         tail = log.read_text(errors="replace")[-1500:]
-        problem = f"writer {worker} never committed (exit {proc.returncode}): {tail}"
+        problem = f"writer {worker} never got going (exit {proc.returncode}): {tail}"
     log.unlink(missing_ok=True)
-    return (first + rest).count("committed"), problem
+    return lines + rest.splitlines(), problem
 
 
 def check_commits(commits: list[Commit], reported: dict[str, int], last: str) -> list[str]:
@@ -211,4 +231,71 @@ def run(target: Target | str, kills: int, seed: int, tmp: Path, verbose: bool = 
             assert_consistent(target.dataset())
         except Exception as exc:
             report.problems.append(f"final full re-read: {type(exc).__name__}: {exc}")
+    return report
+
+
+def stored_datasets(target: Target) -> list[str]:
+    """The datasets as the storage format defines them (a ``dataset.json`` or a first
+    commit), read from the raw objects, never through the catalog or its markers."""
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(target.url, **target.storage_options)
+    fs.invalidate_cache()
+    base = f"{root.rstrip('/')}/datasets/"
+    found = set()
+    for path in fs.find(base):
+        name, _, rest = str(path)[len(base):].partition("/")
+        if rest in ("dataset.json", f"log/{0:020d}.json"):
+            found.add(name)
+    return sorted(found)
+
+
+def run_catalog(target: Target | str, kills: int, seed: int, tmp: Path,
+                max_delay: float = 0.25) -> CrashReport:
+    """Kill ``kills`` dataset creators (``workers.creator``) in turn; after each, the catalog
+    lists exactly :func:`stored_datasets`, every creation reported and not deleted (but the
+    one whose deletion was under way), and no deletion reported. ``commits_checked``
+    counts the datasets listed."""
+    if isinstance(target, str):
+        target = Target(target)
+    from kirin import Catalog
+
+    rng = random.Random(seed)
+    report = CrashReport()
+    alive: set[str] = set()
+    for i in range(kills):
+        worker = f"k{i}"
+        # killed once past its first deletion: the first step is slow (loading the policy
+        # machinery), the later ones take ~0.1 s on local disk, so the kills land anywhere
+        lines, problem = kill_after_first_line(target, worker, ["creator", target.url, worker],
+                                               "deleted", rng, tmp, max_delay)
+        report.kills += 1
+        if problem is not None:
+            report.problems.append(f"kill {i + 1}: {problem}")
+            break
+        deleted: set[str] = set()
+        for line in lines:
+            what, name = line.split()
+            (alive.add if what == "created" else deleted.add)(name)
+        alive -= deleted
+        listed = Catalog(target.url, **target.storage_options).datasets()
+        stored = stored_datasets(target)
+        # killed while deleting: that deletion may have finished without being reported
+        what, name = lines[-1].split()
+        worker_, _, step = name.rpartition("-f")
+        if what == "created" and step.isdigit() and int(step) > 0:
+            doomed = f"{worker_}-c{int(step) - 1}"
+            if doomed not in listed:
+                alive.discard(doomed)
+        if listed != stored:
+            report.problems.append(f"after kill {i + 1}: the catalog lists {listed}, the "
+                                   f"objects define {stored}")
+        report.problems += [f"after kill {i + 1}: {name} was reported {state} but is "
+                            f"{'not ' if state == 'created' else ''}listed"
+                            for state, names in (("created", alive - set(listed)),
+                                                 ("deleted", deleted & set(listed)))
+                            for name in sorted(names)]
+        report.commits_checked = len(listed)
+        if report.problems:
+            break
     return report

@@ -11,13 +11,14 @@ adds):
 * :class:`LatencyProxy` sits between a client and the server, waits a fixed
   time before forwarding each request, and counts requests by operation
   (``GET``, ``HEAD``, ``PUT``, ``LIST``, ...) and by kind of object
-  (``summary``, ``checkpoint``, ``log``, ``blob``, ``policy``, ``other``).
+  (``marker``, ``summary``, ``checkpoint``, ``log``, ``blob``, ``policy``, ``other``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import threading
 import time
 import urllib.parse
@@ -35,13 +36,17 @@ from kirin.store import Store
 
 from servers import FaultProxy, Request
 
+#: A catalog marker (``catalog/<name>``) or their listing; not a dataset named ``catalog``.
+MARKER = re.compile(r"(?<!/datasets)/catalog(/[^/]+)?$")
 KINDS = (("/summaries", "summary"), ("/checkpoints", "checkpoint"), ("/log", "log"),
          ("/policy", "policy"), ("/data/", "blob"))
 
 
 def kind_of(path: str) -> str:
-    """What a stored path is: ``summary``, ``checkpoint``, ``log``, ``policy``, ``blob``
-    or ``other``."""
+    """What a stored path is: ``marker``, ``summary``, ``checkpoint``, ``log``, ``policy``,
+    ``blob`` or ``other``."""
+    if MARKER.search(path):
+        return "marker"
     for folder, name in KINDS:
         if folder in path:
             return name

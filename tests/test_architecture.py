@@ -54,6 +54,9 @@ FORBIDDEN: dict[str, set[str]] = {
     "kirin.lineage": {"kirin.cli", "kirin.ui.app", "kirin.ui.server", "kirin.ui.data"},
     "kirin.values": {"kirin.store", "kirin.backends", "kirin.dataset", "kirin.catalog",
                      "kirin.cli", "kirin.policy", "kirin.history"},
+    # the catalog's markers: objects under the root, below the facade that writes datasets
+    "kirin.markers": {"kirin.dataset", "kirin.catalog", "kirin.cli", "kirin.policy",
+                      "kirin.history", "kirin.journal", "kirin.gc", "kirin.lineage"},
     "kirin.layout": {"kirin"},
     "kirin.errors": {"kirin"},
     "kirin.store": {"kirin.dataset", "kirin.catalog", "kirin.cli", "kirin.policy",

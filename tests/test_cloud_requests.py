@@ -1,24 +1,29 @@
 """On S3 (moto's server), the HTTP requests a small commit makes on a dataset already open,
-counted by a proxy (issue 16: at most five without a policy).
+counted by a proxy (issue 16: at most five without a policy), and those of listing a
+catalog (two, however many datasets).
 
 A small commit looks once at each of the three write-once logs it depends on
 (its commit log, its policy log, the root's policy log: one listing each),
 sends its new blob created-if-absent (no ``HEAD`` first) and creates its log
 entry. The create-if-absent probe runs once per bucket and process, not per
-commit nor per ``Dataset``.
+commit nor per ``Dataset``. The first commit of a dataset also creates its
+``dataset.json`` and its catalog marker; a catalog lists ``datasets/`` and the
+markers at once, and reads only the folders without a marker.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fsspec.implementations.memory import MemoryFileSystem
 
-from kirin import Dataset
+from kirin import Catalog, Dataset
 
-from latency import LatencyProxy
+from latency import LatencyProxy, upload
 from servers import Cloud, cloud_for
 
 POLICY = """\
@@ -34,6 +39,8 @@ metadata:
 #: One listing of each log, the new blob, the new log entry.
 SMALL_COMMIT = Counter({("LIST", "log"): 1, ("LIST", "policy"): 2, ("PUT", "blob"): 1,
                         ("PUT", "log"): 1})
+#: One listing of datasets/, one of the markers: for any number of datasets (up to 1,000).
+LISTING = Counter({("LIST", "other"): 1, ("LIST", "marker"): 1})
 
 
 @pytest.fixture
@@ -63,8 +70,9 @@ def test_a_small_commit_makes_five_requests_and_the_probe_runs_once(
     ds = Dataset(via.url(bucket, "reg"), "ds", **via.storage_options())
     source = tmp_path / "note.txt"
     first = commit_counted(ds, proxy, source, "first")
-    # the probe (two creates of one object, then its removal) and dataset.json
+    # the probe (two creates of one object, then its removal), dataset.json and its marker
     assert first[("PUT", "other")] == 3 and first[("DELETE", "other")] == 1
+    assert first[("PUT", "marker")] == 1
     for i in range(3):
         assert commit_counted(ds, proxy, source, f"n{i}") == SMALL_COMMIT
     again = Dataset(via.url(bucket, "reg"), "ds", **via.storage_options())
@@ -106,3 +114,54 @@ def test_a_policy_set_by_another_writer_judges_the_next_commit(
 
     with pytest.raises(PolicyViolationError):
         ds.commit("no metadata", add_files={"note.txt": str(source)})
+
+
+def catalog_on(via: Cloud, bucket: str, names: list[str]) -> str:
+    """A root in ``bucket`` holding datasets ``names`` (created by ``Catalog.create_dataset``
+    on ``memory://``, then copied over); its URL."""
+    source = f"memory://kirin-tests/{uuid.uuid4().hex}/cat"
+    catalog = Catalog(source)
+    for name in names:
+        catalog.create_dataset(name)
+    try:
+        upload(source, via.filesystem(), f"{bucket}/cat")
+    finally:
+        MemoryFileSystem().rm(source.removeprefix("memory:/").rsplit("/", 1)[0], recursive=True)
+    return via.url(bucket, "cat")
+
+
+def test_listing_200_datasets_makes_two_requests(proxied: tuple[Cloud, LatencyProxy, str]
+                                                 ) -> None:
+    """Issue 16: not one read per dataset, two listings (made at once) whatever the number."""
+    via, proxy, bucket = proxied
+    names = [f"model-{i:03d}" for i in range(200)]
+    url = catalog_on(via, bucket, names)
+    proxy.take()
+    assert Catalog(url, **via.storage_options()).datasets() == names
+    assert proxy.take() == LISTING
+
+
+def test_only_unmarked_folders_are_read_and_gc_marks_them(
+        proxied: tuple[Cloud, LatencyProxy, str]) -> None:
+    """A registry written before markers is listed right, reading only what has no marker;
+    gc adds the missing markers and removes a deleted dataset's; then only the stray
+    folder (never a dataset, so never marked) is read."""
+    via, proxy, bucket = proxied
+    names = [f"d{i}" for i in range(8)]
+    url = catalog_on(via, bucket, names)
+    fs = via.filesystem()
+    for name in names[:3]:  # as an older Kirin wrote them
+        fs.rm_file(f"{bucket}/cat/catalog/{name}")
+    fs.pipe_file(f"{bucket}/cat/datasets/stray/notes.txt", b"not a dataset")
+    fs.pipe_file(f"{bucket}/cat/catalog/gone", b"{}")  # its dataset deleted by an older Kirin
+    proxy.take()
+    catalog = Catalog(url, **via.storage_options())
+    assert catalog.datasets() == names
+    # dataset.json of the three and of the stray folder, the first commit of the stray only
+    assert proxy.take() == LISTING + Counter({("GET", "other"): 4, ("GET", "log"): 1})
+    catalog.gc()
+    fs.invalidate_cache()
+    assert sorted(p.rsplit("/", 1)[1] for p in fs.ls(f"{bucket}/cat/catalog")) == names
+    proxy.take()
+    assert catalog.datasets() == names
+    assert proxy.take() == LISTING + Counter({("GET", "other"): 1, ("GET", "log"): 1})

@@ -42,6 +42,30 @@ def test_sigkill_during_commits_on_s3_leaves_a_valid_history(
     assert report.summaries_checked > 0
 
 
+def test_sigkill_while_creating_and_deleting_datasets_keeps_the_catalog_exact(
+        tmp_path: Path) -> None:
+    """Killed anywhere in a creation, a first commit or a deletion (around the catalog
+    markers), the catalog lists exactly the datasets the objects define."""
+    report = crash_harness.run_catalog(str(tmp_path / "registry"), kills=8, seed=5,
+                                       tmp=tmp_path, max_delay=0.3)
+    assert report.problems == []  # a writer that never got to deleting is one too
+    assert report.kills == 8
+    assert report.commits_checked >= 8  # each writer's last creation, at least
+
+
+def test_sigkill_while_creating_and_deleting_datasets_on_s3_keeps_the_catalog_exact(
+        request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """The same on S3 (moto), where a creation or deletion is several requests long."""
+    cloud = cloud_for(request, "s3")
+    with cloud.bucket() as bucket:
+        target = crash_harness.Target(cloud.url(bucket, "registry"), cloud.storage_options())
+        report = crash_harness.run_catalog(target, kills=4, seed=6, tmp=tmp_path,
+                                           max_delay=0.6)
+    assert report.problems == []
+    assert report.kills == 4
+    assert report.commits_checked >= 4
+
+
 def test_the_checks_catch_a_partial_commit_and_a_lost_one(tmp_path: Path) -> None:
     """The harness's own checks are not vacuous: a torn or a missing commit is reported."""
     target = crash_harness.Target(str(tmp_path / "registry"))

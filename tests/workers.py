@@ -79,7 +79,37 @@ def stager(root: str, dataset: str, worker: str, start_at: float, action: str, r
         print("done", digest, flush=True)
 
 
+CREATOR_POLICY = "version: 1\nmetadata:\n  schema: {type: object}\n"
+
+
+def creator(root: str, worker: str) -> None:
+    """Create and delete datasets in a loop, saying after each what it did: killed anywhere,
+    it leaves creations (with and without a policy, by create_dataset and by a first commit)
+    and deletions half done, around their catalog markers."""
+    from kirin import Catalog
+
+    work = Path(os.environ.get("KIRIN_WORKER_TMP", "/tmp")) / f"kirin-creator-{worker}"
+    work.mkdir(parents=True, exist_ok=True)
+    source = work / "f.bin"
+    source.write_text(worker)
+    catalog = Catalog(root)
+    for step in range(100_000):
+        name = f"{worker}-c{step}"
+        catalog.create_dataset(name, policy=CREATOR_POLICY if step % 2 else None)
+        print("created", name, flush=True)
+        name = f"{worker}-f{step}"
+        catalog.get_dataset(name).commit("first", add_files={"f.bin": str(source)})
+        print("created", name, flush=True)
+        if step:
+            name = f"{worker}-c{step - 1}"
+            catalog.delete_dataset(name, governed=True)
+            print("deleted", name, flush=True)
+
+
 def main(argv: list[str]) -> None:
+    if argv and argv[0] == "creator":
+        creator(argv[1], argv[2])
+        return
     if argv and argv[0] == "stager":
         parser = argparse.ArgumentParser()
         parser.add_argument("mode")

@@ -8,7 +8,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from . import layout
+from . import layout, markers
 from .arguments import (
     optional_text_argument,
     pin_argument,
@@ -24,7 +24,6 @@ from .errors import (
     DatasetNotFoundError,
     GovernedDatasetError,
     InvalidArgumentTypeError,
-    InvalidNameError,
 )
 from .gc import DEFAULT_GRACE, GcReport, collect_garbage
 from .inputs import PathLike, default_author, root_argument
@@ -205,6 +204,7 @@ class Catalog:
                 raise DatasetExistsError(f"Dataset {name!r} already exists in {self._store.url}")
             # created by a process killed before it stored the policy: finish the job
             dataset.set_policy(loaded, message="policy set at creation")
+            markers.mark(self._store, name)  # that process may have died before this too
             return dataset
         if not dataset._create(loaded):
             raise DatasetExistsError(f"Dataset {name!r} already exists in {self._store.url}")
@@ -224,7 +224,9 @@ class Catalog:
         fails every reader closed until ``delete_dataset`` is called again.
 
         Objects go in an order that never shows a shorter, valid-looking
-        history: lineage indexes and checkpoints, then the log from its first entry (a reader
+        history: the catalog marker (so that a listing reads what is left
+        rather than trust it), lineage indexes and checkpoints, then the log
+        from its first entry (a reader
         arriving midway finds a hole and refuses), then the policy versions,
         then ``dataset.json``. Interrupted, it is finished by calling it again.
         """
@@ -240,6 +242,7 @@ class Catalog:
             raise GovernedDatasetError(
                 f"Dataset {name!r} is governed by a policy: deleting it deletes its audit "
                 "trail. Pass governed=True to delete it anyway.", name=name)
+        markers.unmark(store, name)
         order = [store.path(layout.lineage_indexes(name)), store.path(layout.checkpoints(name)),
                  store.path(layout.commit_log(name)), store.path(layout.policy_log(name))]
         info = store.path(layout.dataset_info(name))
@@ -279,25 +282,8 @@ class Catalog:
 def dataset_names(store: Store) -> list[str]:
     """Names of the datasets that exist under ``store`` (created, or with a first commit).
 
-    One listing of ``datasets/``, then every ``dataset.json`` read at once
-    (concurrently on object stores: 200 datasets cost a few round trips, not
-    200), and the first log entry of those without one.
+    Two listings at once (``datasets/`` and the catalog's markers): a marked
+    folder is a dataset; an unmarked one is read (its ``dataset.json``, else
+    its first commit; all at once). See :mod:`kirin.markers`.
     """
-    names = []
-    for name in store.listdir(store.path(layout.DATASETS)):
-        try:
-            validate_dataset_name(name)
-        except InvalidNameError:
-            continue
-        names.append(name)
-    found = set(_existing(store, {n: layout.dataset_info(n) for n in names}))
-    found.update(_existing(store, {n: layout.log_entry(n, 0) for n in names
-                                   if n not in found}))
-    return [n for n in names if n in found]
-
-
-def _existing(store: Store, objects: Mapping[str, str]) -> list[str]:
-    """The keys of ``objects`` (name -> path under the root) whose object exists."""
-    paths = {name: store.path(path) for name, path in objects.items()}
-    read = store.read_many(list(paths.values()))
-    return [name for name, path in paths.items() if read.get(path) is not None]
+    return list(markers.list_datasets(store).names)

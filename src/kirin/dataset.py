@@ -18,7 +18,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from . import layout, lineageindex
+from . import layout, lineageindex, markers
 from ._json import FrozenDict, canonical_json, thaw
 from .arguments import (
     callable_argument,
@@ -236,13 +236,18 @@ class Dataset:
 
         The policy is stored before ``dataset.json``: a dataset created with a
         policy is never visible without it, wherever the process is killed.
+        The catalog marker comes last, and only from the writer that created
+        ``dataset.json`` (a marker vouches for an existing dataset).
         """
         if policy is not None:
             self._policies.append(policy, message="policy set at creation",
                                   author=(author or default_author()).strip())
         info = {"kirin": 1, "name": self.name, "description": self._description,
                 "created": datetime.now(timezone.utc).isoformat()}
-        return self._store.create(self._info_path, (canonical_json(info) + "\n").encode())
+        if not self._store.create(self._info_path, (canonical_json(info) + "\n").encode()):
+            return False
+        markers.mark(self._store, self.name)  # after dataset.json: see kirin.markers
+        return True
 
     # -- where we are ------------------------------------------------------
     def _refresh(self) -> None:

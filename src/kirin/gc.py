@@ -4,6 +4,10 @@ Blobs are shared by every dataset under a root, so reachability is the union
 over all datasets' full histories; a dataset whose history cannot be read
 stops the collection (better to keep garbage than to delete data).
 
+It also tidies the catalog's markers (:func:`kirin.markers.tidy`): those a
+registry written before markers lacks are added, those of deleted datasets
+removed. Markers are never garbage: they are not blobs.
+
 Commits in flight are protected by time, not locks (object stores have none):
 only unreferenced blobs last modified more than ``grace`` ago are removed,
 and a commit that reuses an existing blob first freshens it (see
@@ -15,12 +19,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from . import layout, summaries
+from . import layout, markers, summaries
 from .errors import (
     CorruptObjectError,
     InvalidArgumentTypeError,
@@ -33,6 +38,7 @@ from .records import decode_record
 from .store import FRESHEN_AFTER, Store, modified_time
 
 DEFAULT_GRACE = timedelta(hours=1)
+log = logging.getLogger("kirin")
 
 
 @dataclass(frozen=True)
@@ -134,6 +140,10 @@ def collect_garbage(store: Store, *, dry_run: bool = False,
     started = time.time()
     cutoff = started - grace.total_seconds()
     datasets, referenced = referenced_blobs(store)
+    if not dry_run:  # every log read whole: the registry is sound enough to tidy
+        added, dropped = markers.tidy(store)
+        if added or dropped:
+            log.info("Catalog markers: %d added, %d of deleted datasets removed", added, dropped)
     seen = 0
     in_use = 0
     removed: list[str] = []

@@ -19,6 +19,7 @@ absolute.
     datasets/<name>/policy/<seq>.json       policy versions (write-once)
     datasets/<name>/approvals/<commit>/<sha256 of stage>/<sha256 of key>.json  approvals
     policy/<seq>.json                       root policy versions: govern every dataset
+    catalog/<name>                          a dataset's marker: it exists (for listings)
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ DATA = "data"
 TEMP = "tmp"
 DATASETS = "datasets"
 ROOT_POLICY = "policy"
+CATALOG = "catalog"
 #: Width of the zero-padded number of a log entry: names sort in numeric order.
 SEQ_DIGITS = 20
 _SUFFIX = ".json"
@@ -103,6 +105,11 @@ def approval(name: str, commit: str, stage: str, key: str) -> str:
     """Where the approval by ``key`` (an OpenSSH public key line) is stored."""
     digest = hashlib.sha256(key.encode("utf-8")).hexdigest()
     return f"{approvals(name, commit, stage)}/{digest}.json"
+
+
+def catalog_marker(name: str) -> str:
+    """The marker saying dataset ``name`` exists, so that listing the root needs no read of it."""
+    return f"{CATALOG}/{name}"
 
 
 def root_policy_log() -> str:
