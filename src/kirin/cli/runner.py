@@ -26,6 +26,7 @@ from ..catalog import Catalog
 from ..dataset import Dataset
 from ..errors import DatasetNotFoundError
 from . import config, shapes
+from .coercion import Command
 from .exits import ExitCode
 from .output import Format, GateFormat, Outcome, emit, report_error, stderr_console, stdout_console
 from .progress import progress_bars
@@ -145,7 +146,7 @@ def command(app: typer.Typer, name: str, *, scope: Scope, gate: bool = False,
         run.__doc__ = func.__doc__
         run.__signature__ = inspect.Signature([*own, *common])  # type: ignore[attr-defined]
         run.__annotations__ = {p.name: p.annotation for p in [*own, *common]}
-        app.command(name, epilog=shapes.epilog(shape or name))(run)
+        app.command(name, cls=Command, epilog=shapes.epilog(shape or name))(run)
         return func
 
     return register
