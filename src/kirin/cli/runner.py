@@ -29,7 +29,6 @@ from . import config, shapes
 from .coercion import Command
 from .exits import ExitCode
 from .output import Format, GateFormat, Outcome, emit, report_error, stderr_console, stdout_console
-from .progress import progress_bars
 
 
 class Scope(Enum):
@@ -82,6 +81,8 @@ class Session:
     @contextmanager
     def transfers(self) -> Iterator[None]:
         """Progress bars (on a terminal) for the transfers made inside the block."""
+        from .progress import progress_bars  # only for commands that transfer
+
         with progress_bars(stderr_console()):
             yield
 
