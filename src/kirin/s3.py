@@ -12,7 +12,6 @@ Callers retry (:meth:`kirin.store.Store._io`); nothing here does.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import hashlib
 import io
@@ -99,6 +98,8 @@ def put(fs: Any, staged: StagedBlob, final: str, src_fs: fsspec.AbstractFileSyst
     from s3fs.errors import translate_boto_error
 
     bucket, key, _ = fs.split_path(final)
+    import base64  # S3 uploads only
+
     checksum = base64.b64encode(bytes.fromhex(staged.digest)).decode()
     with open_source(src_fs, src_path, staged.source) as reader, \
             progress.transfer(f"Uploading {source_label(staged.source)}",

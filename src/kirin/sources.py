@@ -16,7 +16,6 @@ import io
 import os
 import stat
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
@@ -274,6 +273,8 @@ def _kernel_copy_hashing(reader: Any, out: IO[bytes], digest: Any,
         return None
     if not first:
         return None  # empty, or a file the kernel will not copy: the loop tells which
+    from concurrent.futures import ThreadPoolExecutor  # only for a local copy: not to read
+
     buffer = bytearray(CHUNK)
     view = memoryview(buffer)
     with open(out.name, "rb", buffering=0) as copy_of_it, \
