@@ -6,6 +6,8 @@ Commands are registered on them by :mod:`kirin.cli.commands`,
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 import typer
@@ -67,3 +69,24 @@ def _main(version: Annotated[bool, typer.Option(
         "--version", callback=_version, is_eager=True,
         help="Show the version and exit.")] = False) -> None:
     pass
+
+
+def for_arguments(args: Sequence[str]) -> typer.Typer:
+    """``app``, or a copy of it holding only the command or group ``args[0]`` names.
+
+    Why: calling a typer app builds the parameters of every command it holds (a tenth
+    of ``kirin log``'s start-up, issue 16), though one command runs. A first argument
+    that names a command or group exactly is the one that runs, so only it is built;
+    anything else (an option such as ``--help``, no argument, a misspelt name whose
+    error suggests the names there are) gets the whole app. A group named keeps all
+    its commands.
+    """
+    name = args[0] if args else ""
+    commands = [c for c in app.registered_commands if c.name == name]
+    groups = [g for g in app.registered_groups if g.name == name]
+    if not name or len(commands) + len(groups) != 1:
+        return app
+    only = copy.copy(app)
+    only.registered_commands = commands
+    only.registered_groups = groups
+    return only
