@@ -203,9 +203,12 @@ atexit.register(lambda: print("loaded:" + ",".join(m for m in watched if m in sy
 from kirin.cli import main
 main()
 """
-#: What ``kirin --help`` and ``kirin log`` must not load (issue 16: typer's pydantic-based
-#: argument conversion, the policy model, the checks only other commands run).
-NOT_FOR_LOG = ["pydantic", "jsonschema"]
+#: What ``kirin --help`` and ``kirin log`` must not load (issue 16): typer's pydantic-based
+#: argument conversion and the policy model (pydantic, jsonschema), PyYAML for a plain
+#: kirin.yaml, fsspec for a local registry, the expression language without --where or
+#: --columns, progress bars off a terminal, what only other commands run.
+NOT_FOR_LOG = ["pydantic", "jsonschema", "yaml", "fsspec", "kirin.policy", "rich.progress",
+               "kirin.lineage", "kirin.lineageindex", "kirin.verify", "kirin.export"]
 
 
 @pytest.mark.parametrize("args", [["--help"], ["log"], ["log", "-n", "5", "-f", "json"],
