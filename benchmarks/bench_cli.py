@@ -7,8 +7,7 @@ with the bound measured in the same run: a bare ``python -c pass``.
 Target: each median <= 0.25 s wall. Also shown: the median beyond the bound,
 which heavy modules each command loads, and two floors imported alone: what
 every command loads before Kirin's code (typer, rich), and what ``validate``
-adds to judge a commit (the policy model's pydantic, jsonschema, PyYAML, fsspec
-for a local file to hash).
+adds to judge a commit (the policy model's pydantic, jsonschema, PyYAML).
 
     .venv/bin/python benchmarks/bench_cli.py --repeats 11
 """
@@ -46,9 +45,9 @@ MAIN = "from kirin.cli import main; main()"
 #: pydantic: kirin.cli.coercion) and rich's console and tables.
 FRAMEWORK = "import typer.main, typer.core, typer._coercion, rich.console, rich.table"
 #: The same, and what validate adds to judge a commit: pydantic as the policy model uses
-#: it (a first model built), jsonschema, PyYAML, fsspec's local filesystem.
+#: it (a first model built), jsonschema, PyYAML.
 GATE = (FRAMEWORK + "\nfrom pydantic import BaseModel\nclass M(BaseModel):\n    x: int = 0\n"
-        "import jsonschema, yaml, fsspec.implementations.local")
+        "import jsonschema, yaml")
 #: The same, reporting which heavy modules were loaded (on stderr, at exit).
 MAIN_REPORTING = ("import atexit, sys\n"
                   "atexit.register(lambda: print('loaded:', ' '.join(m for m in "
@@ -123,7 +122,7 @@ def main() -> None:
         rows.append(c.Row("python -c pass (bound)", c.median(bound), None, "s", None))
         rows.append(c.Row("importing typer and rich alone", c.median(floor), None, "s", None,
                           note="what every command loads before Kirin's code"))
-        rows.append(c.Row("the same + pydantic, jsonschema, yaml, fsspec", c.median(gate_floor),
+        rows.append(c.Row("the same + pydantic, jsonschema, yaml", c.median(gate_floor),
                           None, "s", None, note="what validate loads before Kirin's code"))
         c.print_table("Issue 16: command-line start-up, medians", rows)
 
