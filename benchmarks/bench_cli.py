@@ -5,7 +5,9 @@ main()" ...``, what the ``kirin`` console script runs) in a small governed
 registry found through its ``kirin.yaml``, ``--repeats`` times, alternating
 with the bound measured in the same run: a bare ``python -c pass``.
 Target: each median <= 0.25 s wall. Also shown: the median beyond the bound,
-and which heavy modules each command loads.
+which heavy modules each command loads, and two floors imported alone: what
+every command loads before Kirin's code (typer, rich), and what ``validate``
+adds to judge a commit (the policy model's pydantic, jsonschema, PyYAML).
 
     .venv/bin/python benchmarks/bench_cli.py --repeats 11
 """
@@ -39,9 +41,13 @@ tags:
 """
 
 MAIN = "from kirin.cli import main; main()"
-#: What typer 0.29 loads to convert any command's arguments (it imports pydantic), and
-#: rich, and yaml for kirin.yaml: a floor for every command but --help.
-FRAMEWORK = "import typer.main, typer._adapters, rich.console, rich.table, yaml"
+#: What every command loads before Kirin's code: typer (its argument conversion without
+#: pydantic: kirin.cli.coercion) and rich's console and tables.
+FRAMEWORK = "import typer.main, typer.core, typer._coercion, rich.console, rich.table"
+#: The same, and what validate adds to judge a commit: pydantic as the policy model uses
+#: it (a first model built), jsonschema, PyYAML.
+GATE = (FRAMEWORK + "\nfrom pydantic import BaseModel\nclass M(BaseModel):\n    x: int = 0\n"
+        "import jsonschema, yaml")
 #: The same, reporting which heavy modules were loaded (on stderr, at exit).
 MAIN_REPORTING = ("import atexit, sys\n"
                   "atexit.register(lambda: print('loaded:', ' '.join(m for m in "
@@ -95,12 +101,15 @@ def main() -> None:
                                   capture_output=True, text=True, check=True, env=ENV)
             print(f"{name}: {done.stderr.strip().splitlines()[-1]}")
         framework = [sys.executable, "-c", FRAMEWORK]
+        gate = [sys.executable, "-c", GATE]
         bound: list[float] = []
         floor: list[float] = []
+        gate_floor: list[float] = []
         ours: dict[str, list[float]] = {name: [] for name in COMMANDS}
         for _ in range(args.repeats):
             bound.append(timed(bare, work))
             floor.append(timed(framework, work))
+            gate_floor.append(timed(gate, work))
             for name, extra in COMMANDS.items():
                 ours[name].append(timed([sys.executable, "-c", MAIN, *extra], work))
         rows = []
@@ -111,9 +120,10 @@ def main() -> None:
                               None, "s", None))
         print(f"python -c pass: {c.fmt_list(bound)}")
         rows.append(c.Row("python -c pass (bound)", c.median(bound), None, "s", None))
-        rows.append(c.Row("importing typer's argument conversion (pydantic), rich, yaml",
-                          c.median(floor), None, "s", None,
-                          note="what any command with arguments loads before Kirin's code"))
+        rows.append(c.Row("importing typer and rich alone", c.median(floor), None, "s", None,
+                          note="what every command loads before Kirin's code"))
+        rows.append(c.Row("the same + pydantic, jsonschema, yaml", c.median(gate_floor),
+                          None, "s", None, note="what validate loads before Kirin's code"))
         c.print_table("Issue 16: command-line start-up, medians", rows)
 
 

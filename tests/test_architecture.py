@@ -194,3 +194,42 @@ def test_reading_a_local_registry_loads_neither_fsspec_nor_the_policy_model(
                            str(tmp_path / "a.txt"), *heavy], capture_output=True, text=True,
                           check=True)
     assert done.stdout.strip() == ""
+
+
+#: Runs the command line as the ``kirin`` script does, then prints which of argv[1]
+#: (comma-separated) it loaded, on stderr; the command's own arguments follow.
+CLI_LOADS = """
+import atexit, sys
+watched = sys.argv.pop(1).split(",")
+atexit.register(lambda: print("loaded:" + ",".join(m for m in watched if m in sys.modules),
+                              file=sys.stderr))
+from kirin.cli import main
+main()
+"""
+#: What ``kirin --help`` and ``kirin log`` must not load (issue 16): typer's pydantic-based
+#: argument conversion and the policy model (pydantic, jsonschema), PyYAML for a plain
+#: kirin.yaml, fsspec for a local registry, the expression language without --where or
+#: --columns, progress bars off a terminal, what only other commands run.
+NOT_FOR_LOG = ["pydantic", "jsonschema", "yaml", "fsspec", "kirin.policy", "rich.progress",
+               "kirin.lineage", "kirin.lineageindex", "kirin.verify", "kirin.export"]
+
+
+@pytest.mark.parametrize("args", [["--help"], ["log"], ["log", "-n", "5", "-f", "json"],
+                                  ["policy", "--help"]])
+def test_help_and_log_load_neither_pydantic_nor_jsonschema(tmp_path: Path,
+                                                           args: list[str]) -> None:
+    """Issue 16: importing them costs more than the rest of ``kirin log``; a small
+    governed registry found through its kirin.yaml, as a user runs it."""
+    from kirin import Dataset
+
+    (tmp_path / "policy.yaml").write_text("version: 1\ntags:\n  allowed: [dev]\n")
+    (tmp_path / "model.pt").write_bytes(b"weights")
+    dataset = Dataset(tmp_path / "reg", "models")
+    dataset.set_policy(tmp_path / "policy.yaml")
+    dataset.commit("baseline", add_files=[str(tmp_path / "model.pt")], tags=["dev"])
+    (tmp_path / "kirin.yaml").write_text("root: reg\ndataset: models\n")
+    done = subprocess.run([sys.executable, "-c", CLI_LOADS, ",".join(NOT_FOR_LOG), *args],
+                          cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "baseline" in done.stdout or "Usage" in done.stdout
+    assert done.stderr.strip().splitlines()[-1] == "loaded:"

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from . import layout, lineageindex, markers
+from . import layout, markers
 from ._json import FrozenDict, canonical_json, thaw
 from .arguments import (
     callable_argument,
@@ -76,7 +76,6 @@ from .records import make_record, signed_message
 from .results import AuditResults, Comparison
 from .store import StagedBlob, Store
 from .values import Commit, File, Proposal, RemovedBlobs
-from .verify import VerifyReport, verify_dataset
 
 if TYPE_CHECKING:
     import fsspec
@@ -85,6 +84,7 @@ if TYPE_CHECKING:
     from .lineage import LineageNode, Linker, UsedBy
     from .policy import Policy, Report, Violation
     from .sshsig import Signer
+    from .verify import VerifyReport
 
 MAX_ATTEMPTS = 200  # commits retried after losing a race before giving up
 #: Seconds for which the policies a commit read at its start still judge its publication.
@@ -501,6 +501,7 @@ class Dataset:
         found; the report's ``policy_trust`` says which.
         """
         from .lineage import verify_links
+        from .verify import verify_dataset
 
         return verify_links(self, verify_dataset(
             self._store, self.name, callable_argument(progress, "progress"),
@@ -726,6 +727,8 @@ class Dataset:
                     self._store.restore(blob)
                 self._pinned = None
                 self._journal.write_due_checkpoints()
+                from . import lineageindex  # (with logging) once a commit is written
+
                 lineageindex.write_due(self._store, self.name, self._history)
                 return str(record["hash"])
             time.sleep(random.uniform(0, min(0.2, 0.002 * 2 ** min(attempt, 7))))

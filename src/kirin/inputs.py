@@ -7,9 +7,7 @@ that names the offending argument.
 
 from __future__ import annotations
 
-import getpass
 import os
-import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -50,6 +48,9 @@ def default_author() -> str:
     env = os.environ.get("KIRIN_AUTHOR", "").strip()
     if env:
         return env
+    import getpass  # (with socket) only when a commit needs its author: not for reading
+    import socket
+
     try:
         user = getpass.getuser()
     except Exception:  # no user database entry (containers); still record something

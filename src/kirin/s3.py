@@ -12,20 +12,24 @@ Callers retry (:meth:`kirin.store.Store._io`); nothing here does.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import hashlib
 import io
 import os
 from collections.abc import Callable, Generator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import backends, progress
-from .sources import StagedBlob, changed_source, open_source, part_size, read_part, source_label
+from .sources import (
+    SourceFs,
+    StagedBlob,
+    changed_source,
+    open_source,
+    part_size,
+    read_part,
+    source_label,
+)
 from .verified import READ_BLOCK
-
-if TYPE_CHECKING:
-    import fsspec
 
 UPLOAD_WINDOW = 2  # parts in flight when uploading a large blob to S3
 #: ``cat_file`` options for a small object: s3fs asks for the size first (HEAD,
@@ -78,7 +82,7 @@ def names_after(fs: Any, folder: str, after: str, *, every_page: bool,
     return list(_sync(fs, listing))
 
 
-def put(fs: Any, staged: StagedBlob, final: str, src_fs: fsspec.AbstractFileSystem,
+def put(fs: Any, staged: StagedBlob, final: str, src_fs: SourceFs,
         src_path: str, *, if_absent: bool = False) -> bool:
     """One PUT whose body is read from the source as it is sent (memory stays flat).
 
@@ -99,6 +103,8 @@ def put(fs: Any, staged: StagedBlob, final: str, src_fs: fsspec.AbstractFileSyst
     from s3fs.errors import translate_boto_error
 
     bucket, key, _ = fs.split_path(final)
+    import base64  # S3 uploads only
+
     checksum = base64.b64encode(bytes.fromhex(staged.digest)).decode()
     with open_source(src_fs, src_path, staged.source) as reader, \
             progress.transfer(f"Uploading {source_label(staged.source)}",
@@ -135,7 +141,7 @@ def put(fs: Any, staged: StagedBlob, final: str, src_fs: fsspec.AbstractFileSyst
             fs.invalidate_cache(final)
 
 
-def put_in_parts(fs: Any, staged: StagedBlob, final: str, src_fs: fsspec.AbstractFileSystem,
+def put_in_parts(fs: Any, staged: StagedBlob, final: str, src_fs: SourceFs,
                  src_path: str) -> None:
     """A multipart upload with up to ``UPLOAD_WINDOW`` parts in flight.
 

@@ -52,6 +52,7 @@ from .errors import (
 from .sources import (
     MAX_PARTS,
     PART_SIZE,
+    SourceFs,
     StagedBlob,
     check_source,
     is_local,
@@ -411,7 +412,7 @@ class Store:
             url=backends.redact(source, self._secrets), secrets=self._secrets,
             keep=lambda exc: isinstance(exc, SourceNotFoundError))
 
-    def _stage(self, source: str, src_fs: fsspec.AbstractFileSystem, src_path: str,
+    def _stage(self, source: str, src_fs: SourceFs, src_path: str,
                keep: bool) -> StagedBlob:
         temp = self.path(layout.temp(f"{uuid.uuid4().hex}.part")) if self.is_local and keep \
             else None
@@ -499,8 +500,9 @@ class Store:
                 upload_streamed, visible_at_once=self.kind not in backends.OBJECT_STORE_KINDS)
         self._io("upload a file", lambda: upload(self.fs, staged, final, src_fs, src_path))
 
-    def _source_fs(self, source: str) -> tuple[fsspec.AbstractFileSystem, str]:
-        """The filesystem of a source; the registry's options reach sources of its protocol."""
+    def _source_fs(self, source: str) -> tuple[SourceFs, str]:
+        """The filesystem of a source (see :func:`~kirin.sources.source_fs`); the registry's
+        options reach sources of its protocol."""
         if ("://" in source or "::" in source) and not self.is_local and self._options:
             protocol = source.split("://", 1)[0].split("::")[-1]
             if protocol in backends.protocols(self.fs):

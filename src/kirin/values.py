@@ -7,6 +7,7 @@ work on it directly, and every read is verified against the file's hash.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import mimetypes
@@ -23,9 +24,18 @@ from .links import Lineage, LinkedState
 from .naming import lookup_name
 
 SHORT_HASH_LENGTH = 8
-#: Python's built-in MIME table only: the machine's /etc/mime.types would make
-#: content types differ between hosts (and call ``model.pt`` a SNES page table).
-_MIME_TYPES = mimetypes.MimeTypes()
+
+
+@functools.cache
+def _mime_types() -> mimetypes.MimeTypes:
+    """Python's built-in MIME table only: the machine's /etc/mime.types would make
+    content types differ between hosts (and call ``model.pt`` a SNES page table).
+
+    Made on first use: the first ``MimeTypes()`` of a process also reads the machine's
+    tables for the module's own functions (about 7 ms), which a command that shows no
+    content type (``kirin log``) need not pay.
+    """
+    return mimetypes.MimeTypes()
 
 
 class BlobReader(Protocol):
@@ -60,7 +70,7 @@ class File:
     @property
     def content_type(self) -> str:
         """MIME type guessed from the name; ``application/octet-stream`` if unknown."""
-        guessed, _ = _MIME_TYPES.guess_type(self.name, strict=False)
+        guessed, _ = _mime_types().guess_type(self.name, strict=False)
         return guessed or "application/octet-stream"
 
     def _require_reader(self) -> BlobReader:

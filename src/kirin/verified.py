@@ -16,7 +16,6 @@ import contextlib
 import hashlib
 import io
 import os
-import tempfile
 from collections.abc import Callable
 from typing import IO, Any, TypeVar
 
@@ -289,6 +288,8 @@ def spool(size: int) -> IO[bytes]:
     above that an unnamed temporary file (in ``TMPDIR``, readable by this user only)."""
     if size <= SPOOL_MAX:
         return io.BytesIO()
+    import tempfile  # (with shutil, bz2, lzma) only for a large copy
+
     return tempfile.TemporaryFile(prefix=".kirin-read-")
 
 

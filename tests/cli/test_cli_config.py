@@ -5,8 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from kirin.cli.config import ConfigError, Location, find_config, read_config, resolve, write_config
+from kirin.cli.config import (
+    ConfigError,
+    Location,
+    find_config,
+    plain_config,
+    read_config,
+    resolve,
+    write_config,
+)
 
 from cli_helpers import invoke, write
 
@@ -116,3 +126,62 @@ def test_init_write_config_refuses_an_existing_config_before_creating(
 def test_the_config_can_pin_the_trusted_policy(tmp_path: Path) -> None:
     write(tmp_path, "kirin.yaml", "root: r\ndataset: d\ntrust: " + "ab" * 32 + "\n")
     assert resolve(None, None, need_dataset=True, start=tmp_path).trust == "ab" * 32
+
+
+#: kirin.yaml texts read without PyYAML (plain_config), and texts it must leave to PyYAML.
+PLAIN = ["root: reg\ndataset: models\n", "# Where `kirin` finds it.\nroot: ../x/reg\n"
+         "dataset: m_1\n", "root: /srv/reg\nrequire_policy: true\n\n",
+         "require_policy: false\ntrust: abc123def\n", "root: ./reg\ndataset: a-b.c"]
+NOT_PLAIN = ["", "# only a comment\n", "root: 'reg'\n", "root: reg # a comment\n",
+             "root: reg\r\ndataset: d\r\n", "root: 2024-01-01\n", "trust: 0123abcd\n",
+             "trust: 1e5\n", "root: ~\n", "root: null\n", "require_policy: yes\n",
+             "require_policy: True\n", "root: Off\n", "dataset: .inf\n", "root: s3://b/x\n",
+             "root: a\nroot: b\n", "other: x\n", "root:  reg\tx\n", "\ufeffroot: reg\n",
+             "---\nroot: reg\n", "root: &a reg\n", "root: ..\n", "  root: reg\n",
+             "root: reg\n  dataset: d\n", "root: [unclosed", "- a\n"]
+
+
+@pytest.mark.parametrize("text", PLAIN + NOT_PLAIN)
+def test_a_plain_config_file_is_read_as_yaml_reads_it(text: str) -> None:
+    """Issue 16: a plain kirin.yaml is read without importing PyYAML; anything else is
+    left to PyYAML (None)."""
+    import yaml
+
+    found = plain_config(text)
+    assert (found is not None) == (text in PLAIN)
+    if found is not None:
+        assert found == yaml.safe_load(text)
+        assert [type(v) for v in found.values()] == [type(v) for v in
+                                                     yaml.safe_load(text).values()]
+
+
+_WORD = st.text(st.sampled_from("aAzZ09_./-:~#'\" tTrRuUeEfFnNoOlLyY"), max_size=12)
+
+
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(st.lists(st.tuples(st.sampled_from(["root", "dataset", "require_policy", "trust", "trust_root",
+                                           "#", ""]), _WORD), max_size=4))
+def test_plain_config_never_disagrees_with_yaml(lines: list[tuple[str, str]]) -> None:
+    """Whatever it accepts, PyYAML reads the same (generated lines of keys and values)."""
+    import yaml
+
+    text = "".join(f"{key}: {value}\n" if key not in ("#", "") else f"{key}{value}\n"
+                   for key, value in lines)
+    found = plain_config(text)
+    if found is not None:
+        expected = yaml.safe_load(text)
+        assert found == expected and all(type(found[k]) is type(expected[k]) for k in found)
+
+
+def test_reading_a_plain_config_file_does_not_load_yaml(tmp_path: Path) -> None:
+    """In a fresh process, as the command line reads it."""
+    import subprocess
+    import sys
+
+    path = write(tmp_path, "kirin.yaml", "root: reg\ndataset: models\n")
+    code = ("import sys; from pathlib import Path; from kirin.cli.config import read_config;"
+            "c = read_config(Path(sys.argv[1])); print(c.root, c.dataset, 'yaml' in "
+            "sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,
+                          text=True, check=True)
+    assert done.stdout.split() == ["reg", "models", "False"]

@@ -8,6 +8,8 @@ found, outcomes printed and errors turned into exit codes.
 
 from __future__ import annotations
 
+import sys
+
 from . import (  # noqa: F401 - registers the commands on the apps
     admin,
     importing,
@@ -16,13 +18,13 @@ from . import (  # noqa: F401 - registers the commands on the apps
     stages,
     ui,
 )
-from .app import app
+from .app import app, for_arguments
 from .exits import ExitCode
 
 
 def main() -> None:
-    """Entry point of the ``kirin`` console script."""
-    app(prog_name="kirin")
+    """Entry point of the ``kirin`` console script (only the command run is built)."""
+    for_arguments(sys.argv[1:2])(prog_name="kirin")
 
 
 __all__ = ["ExitCode", "app", "main"]

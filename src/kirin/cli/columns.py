@@ -57,7 +57,9 @@ def split_columns(text: str) -> list[str]:
 
 def parse_columns(values: Iterable[str] | None) -> list[Column]:
     """``--columns`` values (repeatable, comma-separated) as columns; bad ones exit 2."""
-    from ..policy.expr import Exists, parse, to_text
+    if not values:
+        return []
+    from ..policy.expr import Exists, parse, to_text  # only when columns are asked for
 
     columns: dict[str, Column] = {}
     for value in values or ():

@@ -13,7 +13,6 @@ import typer
 
 from ..dataset import Dataset
 from ..errors import CommitNotFoundError
-from ..export import export_files
 from ..values import Commit
 from . import config, views
 from .app import app
@@ -356,6 +355,8 @@ def get(session: Session, *, ref: RefArgument,
 
     Names never escape DIR. Existing files of the same name are replaced.
     """
+    from ..export import export_files
+
     dataset = session.dataset()
     target = dataset.resolve(ref)
     with session.transfers():

@@ -21,6 +21,7 @@ one :class:`ConfigError` naming it.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -63,21 +64,56 @@ def find_config(start: Path | None = None) -> Path | None:
     return None
 
 
+#: A line of a plain ``kirin.yaml``: a known key, spaces, and a value YAML reads as the
+#: same string (a letter, ``_``, ``/``, ``./`` or ``../`` first, then letters, digits
+#: and ``_./-``: never a number, date, null or anchor), or ``true``/``false``.
+_PLAIN_LINE = re.compile(r"(root|dataset|require_policy|trust_root|trust): +"
+                         r"((?:[A-Za-z_/]|\.\.?/)[A-Za-z0-9_./-]*)", re.ASCII)
+#: Words YAML 1.1 reads as booleans or null, in any of the spellings PyYAML knows.
+_YAML_WORDS = {"yes", "no", "true", "false", "on", "off", "null", "y", "n"}
+
+
+def plain_config(text: str) -> dict[str, Any] | None:
+    """``text`` as ``yaml.safe_load`` reads it, if it is a plain ``kirin.yaml``; else None.
+
+    Why: importing PyYAML and its pure-Python parser costs about a tenth of a small
+    command's start-up (issue 16), and a ``kirin.yaml`` is nearly always a few lines
+    of ``key: value`` (as ``kirin init --write-config`` writes it). Those are read
+    here: whole-line comments, blank lines, and one line per known key whose value
+    is a plain word (:data:`_PLAIN_LINE`; ``true``/``false`` as booleans). Anything
+    else (quotes, other keys, a value YAML might read as a number or date, a repeated
+    key, a trailing comment, a CR) returns None, and the caller asks PyYAML, so what a
+    file means and any error about it stay PyYAML's. ``tests/cli/test_cli_config.py``
+    checks this against ``yaml.safe_load``.
+    """
+    found: dict[str, Any] = {}
+    for line in text.split("\n"):
+        if not line or line.startswith("#"):
+            continue
+        match = _PLAIN_LINE.fullmatch(line)
+        if match is None or match.group(1) in found:
+            return None
+        key, value = match.groups()
+        if value.lower() in _YAML_WORDS:
+            if value not in ("true", "false"):
+                return None
+            found[key] = value == "true"
+        else:
+            found[key] = value
+    return found or None
+
+
 def read_config(path: Path) -> ConfigFile:
     """Parse ``path``; any failure is a :class:`ConfigError` naming the file."""
-    import yaml  # yaml loads only when there is a kirin.yaml to read
-
     from .config_file import ConfigFile, ConfigFileError
 
     try:
-        data: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeError) as exc:
         raise ConfigError(f"{path}: cannot read it ({exc})") from exc
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{path}{where}: not valid YAML ({problem})") from exc
+    data: Any = plain_config(text)
+    if data is None:
+        data = _yaml_config(path, text)
     if data is None:
         return ConfigFile()
     if not isinstance(data, dict):
@@ -86,6 +122,19 @@ def read_config(path: Path) -> ConfigFile:
         return ConfigFile.from_mapping(data)
     except ConfigFileError as exc:
         raise ConfigError(f"{path}: {exc}") from exc
+
+
+def _yaml_config(path: Path, text: str) -> Any:
+    """``text`` read by PyYAML (loaded only for a file :func:`plain_config` cannot read)."""
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{path}{where}: not valid YAML ({problem})") from exc
 
 
 def resolve(root: str | None, dataset: str | None, *, need_dataset: bool,

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import RenderableType
 
-from ..lineage import LineageNode, UsedBy
 from .app import app
 from .commands import OptionalRef
 from .output import Outcome, text
 from .runner import Scope, Session, command
+
+if TYPE_CHECKING:  # only annotations: kirin.lineage loads when a command here runs
+    from rich.console import RenderableType
+
+    from ..lineage import LineageNode, UsedBy
 
 
 @command(app, "lineage", scope=Scope.DATASET)

@@ -26,9 +26,9 @@ from ..catalog import Catalog
 from ..dataset import Dataset
 from ..errors import DatasetNotFoundError
 from . import config, shapes
+from .coercion import Command
 from .exits import ExitCode
 from .output import Format, GateFormat, Outcome, emit, report_error, stderr_console, stdout_console
-from .progress import progress_bars
 
 
 class Scope(Enum):
@@ -81,6 +81,8 @@ class Session:
     @contextmanager
     def transfers(self) -> Iterator[None]:
         """Progress bars (on a terminal) for the transfers made inside the block."""
+        from .progress import progress_bars  # only for commands that transfer
+
         with progress_bars(stderr_console()):
             yield
 
@@ -145,7 +147,7 @@ def command(app: typer.Typer, name: str, *, scope: Scope, gate: bool = False,
         run.__doc__ = func.__doc__
         run.__signature__ = inspect.Signature([*own, *common])  # type: ignore[attr-defined]
         run.__annotations__ = {p.name: p.annotation for p in [*own, *common]}
-        app.command(name, epilog=shapes.epilog(shape or name))(run)
+        app.command(name, cls=Command, epilog=shapes.epilog(shape or name))(run)
         return func
 
     return register

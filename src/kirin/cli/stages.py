@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import RenderableType
 from rich.table import Table
 
-from ..governance import StageStatus, Tenure
 from . import views
 from .app import app
 from .commands import (
@@ -21,6 +20,9 @@ from .commands import (
 )
 from .output import Outcome, text
 from .runner import Scope, Session, command
+
+if TYPE_CHECKING:
+    from ..governance import StageStatus, Tenure
 
 
 @command(app, "status", scope=Scope.DATASET)
