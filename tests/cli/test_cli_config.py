@@ -159,8 +159,8 @@ _WORD = st.text(st.sampled_from("aAzZ09_./-:~#'\" tTrRuUeEfFnNoOlLyY"), max_size
 
 
 @settings(max_examples=400, deadline=None, derandomize=True)
-@given(st.lists(st.tuples(st.sampled_from(["root", "dataset", "require_policy", "trust", "trust_root",
-                                           "#", ""]), _WORD), max_size=4))
+@given(st.lists(st.tuples(st.sampled_from(["root", "dataset", "require_policy", "trust",
+                                           "trust_root", "#", ""]), _WORD), max_size=4))
 def test_plain_config_never_disagrees_with_yaml(lines: list[tuple[str, str]]) -> None:
     """Whatever it accepts, PyYAML reads the same (generated lines of keys and values)."""
     import yaml
