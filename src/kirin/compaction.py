@@ -1,0 +1,200 @@
+"""Segments: the records of many checkpoint blocks in one write-once object, and their writer.
+
+A full ``history()`` at 100,000 commits read 1,000 checkpoints: on an object
+store, 1,000 requests, whose round trips (not the bytes) were most of its
+time. A segment ``segments/<last>.jsonl`` repeats :data:`BLOCKS` checkpoint
+blocks (10,000 commits) in one object, so reading far back costs one request
+per 10,000 commits (:mod:`kirin.segments` reads them).
+
+It is JSON Lines: a header line ``{"first":F,"kirin":1,"last":L}``, then
+records ``F`` to ``L``, one per line, each byte for byte its log entry (the
+record's canonical JSON; canonical JSON holds no raw newline). Lines, not one
+JSON document, so that a reader finds each record without parsing the others
+(it verifies them newest first, a block at a time, as it hands them out) and
+``verify`` compares them with the log entries as bytes.
+
+Derived data, like checkpoints: every record read from a segment is checked
+like a log entry (its hash, its ``seq``) and the records must chain to the
+commit above them; a segment that fails is ignored in favour of the
+checkpoints and the log. Written best effort by the commit that completes a
+segment (and, at any block end, the newest segment missing: a writer that
+died, or a registry written before segments existed, is compacted later);
+two writers can only create the same bytes, from records they verified.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from . import layout
+from ._json import canonical_json
+from .errors import CorruptObjectError
+from .history import History, Older, chain_to
+from .records import check_stored_record, decode_record, unusable_unless_sound
+from .store import Store
+
+log = logging.getLogger("kirin")
+
+#: Checkpoint blocks per segment: 100 blocks of 100 commits, a segment per 10,000 commits.
+BLOCKS = 100
+FORMAT = 1
+#: A record and its canonical JSON when that proved its hash (else ``None``).
+Loaded = list[tuple[dict[str, Any], str | None]]
+
+
+def span(block: int) -> int:
+    """Commits per segment, with checkpoint blocks of ``block`` commits."""
+    return block * BLOCKS
+
+
+def encode_segment(first: int, last: int, record_texts: Sequence[str]) -> bytes:
+    """The stored form of records ``first`` to ``last``, given their canonical JSON (as
+    their log entries hold it, without the newline)."""
+    if len(record_texts) != last - first + 1:
+        raise ValueError(f"a segment of commits #{first}-#{last} needs "
+                         f"{last - first + 1} records, not {len(record_texts)}")
+    head = f'{{"first":{first},"kirin":{FORMAT},"last":{last}}}\n'
+    return (head + "".join(text + "\n" for text in record_texts)).encode("utf-8")
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A segment cut into lines: ``lines[i]`` is record ``first + i`` as stored, not yet
+    checked (see :meth:`records`)."""
+
+    path: str
+    first: int
+    last: int
+    lines: list[bytes]
+
+    def records(self, lo: int, hi: int) -> Loaded:
+        """Records ``lo`` to ``hi``, each checked like a log entry (with its canonical JSON
+        when that proved its hash); CorruptObjectError naming the segment and the record.
+
+        The chain is the caller's to check (:func:`kirin.history.chain_to`).
+        """
+        out: Loaded = []
+        with unusable_unless_sound("Segment", self.path):
+            for seq in range(lo, hi + 1):
+                text = self.lines[seq - self.first].decode("utf-8")
+                record = json.loads(text)
+                out.append((record, check_stored_record(record, text,
+                                                        where=f"{self.path}[{seq}]", seq=seq)))
+        return out
+
+    def line_is(self, seq: int, entry: bytes) -> bool:
+        """Whether record ``seq`` is stored byte for byte as log entry ``entry``."""
+        line = self.lines[seq - self.first]
+        return len(entry) == len(line) + 1 and entry.startswith(line) and entry[-1:] == b"\n"
+
+
+def split_segment(data: bytes, path: str, last: int) -> Segment:
+    """The lines of segment ``last`` (records not yet checked); CorruptObjectError if it is
+    not a whole segment ending at ``last``."""
+    with unusable_unless_sound("Segment", path) as bad:
+        if not data.endswith(b"\n"):
+            raise bad("it does not end with a newline: it may be truncated")
+        lines = data.split(b"\n")
+        lines.pop()  # what follows the final newline: nothing
+        head = json.loads(lines[0])
+        if not isinstance(head, dict) or set(head) != {"first", "kirin", "last"} or (
+                head["kirin"] != FORMAT):
+            raise bad("not a segment of format 1")
+        first = head["first"]
+        if (type(first) is not int or type(head["last"]) is not int or head["last"] != last
+                or not 0 <= first <= last):
+            raise bad(f"it does not hold commits #{first}-#{last}, as its name says")
+        if len(lines) - 1 != last - first + 1:
+            raise bad(f"it holds {len(lines) - 1} records, not the {last - first + 1} of "
+                      f"commits #{first}-#{last}")
+        del lines[0]
+        return Segment(path, first, last, lines)
+
+
+def read_segment(data: bytes, path: str, last: int) -> Segment:
+    """:func:`split_segment`, then every record checked and chained (``verify`` and tests).
+
+    CorruptObjectError saying why it cannot be trusted.
+    """
+    segment = split_segment(data, path, last)
+    records = segment.records(segment.first, last)
+    if not chain_to(records, segment.first, last, records[-1][0]["hash"]):
+        raise CorruptObjectError(f"Segment {path} is unusable (its records do not chain)",
+                                 path=path)
+    return segment
+
+
+def write_due(store: Store, dataset: str, history: History, older: Older, block: int) -> None:
+    """After a commit that completes a block: the segment it completes, and the newest one
+    missing before it.
+
+    One listing finds the missing ones; at most one earlier segment per block
+    end, so a writer that died (or a registry written before segments
+    existed, compacted newest first) costs a later commit one segment's reads,
+    never the whole history. Records this writer does not hold are read from
+    the checkpoints (:class:`~kirin.segments.Segments`) rather than left to a
+    later writer: a commit that completes a segment seldom holds the 10,000
+    records (it opened from a summary), and reading them once, concurrently,
+    costs about 100 requests every 10,000 commits. Best effort: a segment only
+    speeds up reading, so a failure must not fail the commit that already
+    succeeded.
+    """
+    count, size = len(history), span(block)
+    if count < size or count % block:
+        return
+    folder = store.path(layout.segments(dataset))
+    try:
+        present = {layout.segment_last(name) for name in store.listdir(folder)}
+    except (OSError, CorruptObjectError) as exc:
+        log.warning("Could not list segments %s: %s", folder, exc)
+        return
+    missing = [last for last in range(size - 1, count, size) if last not in present]
+    due = [last for last in missing if last == count - 1]  # this commit completes it
+    due += [last for last in missing if last != count - 1][-1:]
+    for last in due:
+        path = store.path(layout.segment(dataset, last))
+        try:
+            texts = _texts(store, dataset, history, older, last - size + 1, last)
+            store.create(path, encode_segment(last - size + 1, last, texts))
+        except (OSError, CorruptObjectError) as exc:  # False above: a racing writer did it
+            log.warning("Could not write segment %s: %s", path, exc)
+
+
+def _texts(store: Store, dataset: str, history: History, older: Older, first: int,
+           last: int) -> list[str]:
+    """The canonical JSON of records ``first`` to ``last``, verified: those the history
+    holds, the rest read back (not kept in the history: the writer's memory stays flat).
+
+    What is read must chain to a hash already trusted: the held record above
+    it, or, for a segment wholly below what is held, log entry ``last``
+    itself (the log is what a segment repeats).
+    """
+    base = history.loaded_from
+    held = [history.record_text(seq) for seq in range(max(first, base), last + 1)]
+    if first >= base:
+        return held
+    if last >= base:
+        end, expected = base - 1, str(history.record(base)["parent"])
+    else:
+        path = store.path(layout.log_entry(dataset, last))
+        data = store.read(path)
+        if data is None:
+            raise CorruptObjectError(f"Log entry {path} is missing: segment of commits "
+                                     f"#{first}-#{last} not written", path=path)
+        end, expected = last, str(decode_record(data, where=path, seq=last)["hash"])
+    pieces: list[list[str]] = []
+    for piece in older(end, expected, first):
+        top = piece[0][0]["seq"]
+        if not chain_to(piece, top, end, expected):
+            raise CorruptObjectError(f"Commits #{top}-#{end} read for a segment do not chain "
+                                     "to the commit after them", path=f"#{end}")
+        pieces.append([text if text is not None else canonical_json(record)
+                       for record, text in piece if record["seq"] >= first])
+        if top <= first:
+            break
+        end, expected = top - 1, piece[0][0]["parent"]
+    return [text for piece in reversed(pieces) for text in piece] + held
