@@ -11,7 +11,7 @@ adds):
 * :class:`LatencyProxy` sits between a client and the server, waits a fixed
   time before forwarding each request, and counts requests by operation
   (``GET``, ``HEAD``, ``PUT``, ``LIST``, ...) and by kind of object
-  (``summary``, ``checkpoint``, ``log``, ``blob``, ``policy``, ``other``).
+  (``summary``, ``checkpoint``, ``segment``, ``log``, ``blob``, ``policy``, ``other``).
 """
 
 from __future__ import annotations
@@ -35,13 +35,13 @@ from kirin.store import Store
 
 from servers import FaultProxy, Request
 
-KINDS = (("/summaries", "summary"), ("/checkpoints", "checkpoint"), ("/log", "log"),
-         ("/policy", "policy"), ("/data/", "blob"))
+KINDS = (("/summaries", "summary"), ("/checkpoints", "checkpoint"), ("/segments", "segment"),
+         ("/log", "log"), ("/policy", "policy"), ("/data/", "blob"))
 
 
 def kind_of(path: str) -> str:
-    """What a stored path is: ``summary``, ``checkpoint``, ``log``, ``policy``, ``blob``
-    or ``other``."""
+    """What a stored path is: ``summary``, ``checkpoint``, ``segment``, ``log``, ``policy``,
+    ``blob`` or ``other``."""
     for folder, name in KINDS:
         if folder in path:
             return name

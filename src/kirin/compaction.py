@@ -128,6 +128,29 @@ def read_segment(data: bytes, path: str, last: int) -> Segment:
     return segment
 
 
+def stored(store: Store, dataset: str) -> list[int]:
+    """The last commits of the segments stored, oldest first (one listing)."""
+    folder = store.path(layout.segments(dataset))
+    return sorted(n for n in map(layout.segment_last, store.listdir(folder)) if n is not None)
+
+
+def proven_end(store: Store, dataset: str, ends: list[int], known_end: int) -> int:
+    """``known_end``, or the last commit of the newest sound segment past it (``ends``: those
+    stored, oldest first): like a sound checkpoint, it proves the log once held its
+    commits, so entries missing below it are a hole (``verify`` and ``gc``). Normally a
+    checkpoint ends where the newest segment does, and nothing is read."""
+    for last in reversed(ends):
+        if last <= known_end:
+            break
+        path = store.path(layout.segment(dataset, last))
+        try:
+            read_segment(store.read(path) or b"", path, last)
+        except CorruptObjectError:
+            continue  # verify reports it
+        return last
+    return known_end
+
+
 def write_due(store: Store, dataset: str, history: History, older: Older, block: int) -> None:
     """After a commit that completes a block: the segment it completes, and the newest one
     missing before it.
@@ -146,11 +169,10 @@ def write_due(store: Store, dataset: str, history: History, older: Older, block:
     count, size = len(history), span(block)
     if count < size or count % block:
         return
-    folder = store.path(layout.segments(dataset))
     try:
-        present = {layout.segment_last(name) for name in store.listdir(folder)}
+        present = set(stored(store, dataset))
     except (OSError, CorruptObjectError) as exc:
-        log.warning("Could not list segments %s: %s", folder, exc)
+        log.warning("Could not list the segments of dataset %r: %s", dataset, exc)
         return
     missing = [last for last in range(size - 1, count, size) if last not in present]
     due = [last for last in missing if last == count - 1]  # this commit completes it
