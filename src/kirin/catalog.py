@@ -212,9 +212,10 @@ class Catalog:
         fails every reader closed until ``delete_dataset`` is called again.
 
         Objects go in an order that never shows a shorter, valid-looking
-        history: lineage indexes and checkpoints, then the log from its first entry (a reader
-        arriving midway finds a hole and refuses), then the policy versions,
-        then ``dataset.json``. Interrupted, it is finished by calling it again.
+        history: lineage indexes, segments and checkpoints, then the log from
+        its first entry (a reader arriving midway finds a hole and refuses),
+        then the policy versions, then ``dataset.json``. Interrupted, it is
+        finished by calling it again.
         """
         name = validate_dataset_name(name)
         store = self._store
@@ -227,8 +228,9 @@ class Catalog:
             raise GovernedDatasetError(
                 f"Dataset {name!r} is governed by a policy: deleting it deletes its audit "
                 "trail. Pass governed=True to delete it anyway.", name=name)
-        order = [store.path(layout.lineage_indexes(name)), store.path(layout.checkpoints(name)),
-                 store.path(layout.commit_log(name)), store.path(layout.policy_log(name))]
+        order = [store.path(layout.lineage_indexes(name)), store.path(layout.segments(name)),
+                 store.path(layout.checkpoints(name)), store.path(layout.commit_log(name)),
+                 store.path(layout.policy_log(name))]
         info = store.path(layout.dataset_info(name))
 
         def rank(path: str) -> tuple[int, str]:
