@@ -10,9 +10,11 @@ rule makes a checkpoint safe to take whole (a damaged or forged one fails it
 and the log entries of its block are read instead) and turns a log entry
 missing below a known commit into a hole, never a shorter history.
 
-One segment (one checkpoint, one request) is read when a few older commits
-are wanted; a bulk read lists the checkpoints once and fetches them all,
-``BATCH`` at a time, concurrently.
+One checkpoint (one request) is read when a few older commits are wanted; a
+bulk read takes segments (:mod:`kirin.compaction`: 100 blocks in one object)
+where at least half of one is wanted, fetched on threads a few at a time, and
+checkpoints elsewhere, listed once and fetched ``BATCH`` at a time,
+concurrently. Whatever the source, the same rule decides what is taken.
 """
 
 from __future__ import annotations
