@@ -29,7 +29,7 @@ from kirin.errors import CorruptObjectError
 from kirin.history import record_hash
 from kirin.store import Store
 
-from latency import kind_of
+from latency import kind_of, synthesize_objects, write_local
 from latency import synthesize as build
 from test_summaries import CountingFS, counted
 
@@ -242,15 +242,16 @@ def test_a_deep_cold_lookup_reads_segments_once_the_pieces_are_large(memory_url:
 
 # -- damage ---------------------------------------------------------------------------------
 
-def _edit_line(seq: int, edit: Callable[[dict[str, object]], None]) -> Callable[[bytes], bytes]:
-    """A damage: record ``seq`` of segment #200-#249 edited (and rehashed)."""
+def _edit_line(seq: int, edit: Callable[[dict[str, object]], None],
+               first: int = 200) -> Callable[[bytes], bytes]:
+    """A damage: record ``seq`` of the segment starting at ``first`` edited (and rehashed)."""
     def damage(data: bytes) -> bytes:
         lines = data.split(b"\n")
-        record = json.loads(lines[1 + seq - 200])
+        record = json.loads(lines[1 + seq - first])
         edit(record)
         record["hash"] = record_hash(record)
-        lines[1 + seq - 200] = json.dumps(record, sort_keys=True,
-                                          separators=(",", ":")).encode()
+        lines[1 + seq - first] = json.dumps(record, sort_keys=True,
+                                            separators=(",", ":")).encode()
         return b"\n".join(lines)
     return damage
 
@@ -374,3 +375,19 @@ def test_gc_keeps_segments(memory_url: str) -> None:
     calls, _ = counted(memory_url, "ds", lambda ds: ds.history())
     assert calls[("GET", "segment")] == 5
     assert _hashes(memory_url) == hashes
+
+
+def test_on_local_disk_segments_are_read_one_at_a_time_and_damage_costs_checkpoints(
+        tmp_path: Path) -> None:
+    """Local disk reads a segment when it is reached (no thread, no read ahead): the same
+    history, the same fallback past a damaged record."""
+    objects, hashes = synthesize_objects(260)
+    root = tmp_path / "registry"
+    write_local(objects, str(root))
+    path = root / "datasets" / "ds" / "segments" / layout.segment_name(199)
+    path.write_bytes(_edit_line(172, _forge, first=150)(path.read_bytes()))
+    ds = Dataset(str(root), "ds")
+    assert [c.hash for c in ds.history()][::-1] == hashes
+    assert ds._journal._segments()._plan(249, 0)[:2] == [(200, 249), (150, 199)]
+    problems = Dataset(str(root), "ds").verify().problems
+    assert [(p.kind, p.path) for p in problems] == [("segment", str(path))]

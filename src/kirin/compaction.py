@@ -63,13 +63,18 @@ def encode_segment(first: int, last: int, record_texts: Sequence[str]) -> bytes:
 
 @dataclass(frozen=True)
 class Segment:
-    """A segment cut into lines: ``lines[i]`` is record ``first + i`` as stored, not yet
-    checked (see :meth:`records`)."""
+    """A segment as stored, its records not yet checked (see :meth:`records`): record
+    ``first + i`` is ``data[starts[i]:starts[i + 1] - 1]``.
+
+    Offsets, not a list of lines: a reader holds one segment's bytes, not
+    twice as many (it keeps up to a few segments in memory at once).
+    """
 
     path: str
     first: int
     last: int
-    lines: list[bytes]
+    data: bytes
+    starts: list[int]
 
     def records(self, lo: int, hi: int) -> Loaded:
         """Records ``lo`` to ``hi``, each checked like a log entry (with its canonical JSON
@@ -78,29 +83,31 @@ class Segment:
         The chain is the caller's to check (:func:`kirin.history.chain_to`).
         """
         out: Loaded = []
+        data, starts = self.data, self.starts
         with unusable_unless_sound("Segment", self.path):
-            for seq in range(lo, hi + 1):
-                text = self.lines[seq - self.first].decode("utf-8")
+            for i in range(lo - self.first, hi - self.first + 1):
+                text = data[starts[i]:starts[i + 1] - 1].decode("utf-8")
                 record = json.loads(text)
+                seq = self.first + i
                 out.append((record, check_stored_record(record, text,
                                                         where=f"{self.path}[{seq}]", seq=seq)))
         return out
 
     def line_is(self, seq: int, entry: bytes) -> bool:
-        """Whether record ``seq`` is stored byte for byte as log entry ``entry``."""
-        line = self.lines[seq - self.first]
-        return len(entry) == len(line) + 1 and entry.startswith(line) and entry[-1:] == b"\n"
+        """Whether record ``seq`` is stored byte for byte as log entry ``entry`` (a record's
+        line ends with a newline, as a log entry does)."""
+        i = seq - self.first
+        return memoryview(self.data)[self.starts[i]:self.starts[i + 1]] == entry
 
 
 def split_segment(data: bytes, path: str, last: int) -> Segment:
-    """The lines of segment ``last`` (records not yet checked); CorruptObjectError if it is
-    not a whole segment ending at ``last``."""
+    """Segment ``last`` cut into records (not yet checked); CorruptObjectError if it is not
+    a whole segment ending at ``last``."""
     with unusable_unless_sound("Segment", path) as bad:
         if not data.endswith(b"\n"):
             raise bad("it does not end with a newline: it may be truncated")
-        lines = data.split(b"\n")
-        lines.pop()  # what follows the final newline: nothing
-        head = json.loads(lines[0])
+        at = data.index(b"\n") + 1
+        head = json.loads(data[:at])
         if not isinstance(head, dict) or set(head) != {"first", "kirin", "last"} or (
                 head["kirin"] != FORMAT):
             raise bad("not a segment of format 1")
@@ -108,11 +115,16 @@ def split_segment(data: bytes, path: str, last: int) -> Segment:
         if (type(first) is not int or type(head["last"]) is not int or head["last"] != last
                 or not 0 <= first <= last):
             raise bad(f"it does not hold commits #{first}-#{last}, as its name says")
-        if len(lines) - 1 != last - first + 1:
-            raise bad(f"it holds {len(lines) - 1} records, not the {last - first + 1} of "
-                      f"commits #{first}-#{last}")
-        del lines[0]
-        return Segment(path, first, last, lines)
+        held = data.count(b"\n") - 1
+        if held != last - first + 1:
+            raise bad(f"it holds {held} records, not the {last - first + 1} of commits "
+                      f"#{first}-#{last}")
+        starts = [at]
+        find = data.find
+        for _ in range(last - first + 1):
+            at = find(b"\n", at) + 1
+            starts.append(at)
+        return Segment(path, first, last, data, starts)
 
 
 def read_segment(data: bytes, path: str, last: int) -> Segment:
