@@ -10,9 +10,11 @@ the history is one chain, every file of every commit has the recorded hash
 (each blob is re-read and re-hashed when a commit first references it, and all
 of them once more at the end), every commit a writer reported is there, and
 the commit that was interrupted is there whole (every file holds the content
-of *that* commit) or not at all, and every summary stored is whole and the log's
-(writers checkpoint every 3 commits, so kills land in checkpoint and summary
-writes too).
+of *that* commit) or not at all, and every summary and segment stored is whole
+and the log's (writers checkpoint every 3 commits and write a segment every 6, so
+kills land in checkpoint, summary and segment writes too; a checker that sets
+the same sizes, as ``tests/test_crash.py`` does, reads the history through the
+segments).
 
 The writer is a separate program (``tests/workers.py``) that gets only the
 root URL on its command line. For an object store it gets the storage options
@@ -39,12 +41,15 @@ from typing import Any
 
 from kirin import Commit, Dataset
 
-from registry_checks import assert_consistent, assert_summaries_agree
+from registry_checks import assert_consistent, assert_segments_agree, assert_summaries_agree
 
 WORKER = str(Path(__file__).with_name("workers.py"))
 DATASET = "crashy"
 FILES_PER_COMMIT = 3
 FOLDER = "model"
+#: The writers' block and segment sizes: a checkpoint every 3 commits, a segment every 6.
+CHECKPOINT_EVERY = 3
+SEGMENT_BLOCKS = 2
 #: A writer that has not committed once by then is stuck, not slow (start-up is ~1 s).
 FIRST_COMMIT_TIMEOUT = 120.0
 
@@ -54,6 +59,7 @@ class CrashReport:
     kills: int = 0
     commits_checked: int = 0
     summaries_checked: int = 0  # whole and the log's, after the last kill
+    segments_checked: int = 0  # the same
     files_checked: int = 0
     problems: list[str] = field(default_factory=list)
 
@@ -109,7 +115,8 @@ def kill_once(target: Target, worker: str, rng: random.Random, tmp: Path,
     store every later "survived" would be vacuous.
     """
     arguments = [target.url, DATASET, worker, "--count", "100000", "--files",
-                 str(FILES_PER_COMMIT), "--checkpoint-every", "3", "--folder", FOLDER]
+                 str(FILES_PER_COMMIT), "--checkpoint-every", str(CHECKPOINT_EVERY),
+                 "--segment-blocks", str(SEGMENT_BLOCKS), "--folder", FOLDER]
     lines, problem = kill_after_first_line(target, worker, arguments, "committed", rng, tmp,
                                            max_delay)
     return sum(line.startswith("committed") for line in lines), problem
@@ -222,6 +229,7 @@ def run(target: Target | str, kills: int, seed: int, tmp: Path, verbose: bool = 
         report.commits_checked = len(commits)
         report.files_checked = sum(len(c.files) for c in commits)
         report.summaries_checked = assert_summaries_agree(target.dataset(), commits)
+        report.segments_checked = assert_segments_agree(target.dataset(), commits)
         if report.problems:
             break
     if not report.problems:

@@ -11,7 +11,8 @@ adds):
 * :class:`LatencyProxy` sits between a client and the server, waits a fixed
   time before forwarding each request, and counts requests by operation
   (``GET``, ``HEAD``, ``PUT``, ``LIST``, ...) and by kind of object
-  (``marker``, ``summary``, ``checkpoint``, ``log``, ``blob``, ``policy``, ``other``).
+  (``marker``, ``summary``, ``checkpoint``, ``segment``, ``log``, ``blob``, ``policy``,
+  ``other``).
 """
 
 from __future__ import annotations
@@ -38,13 +39,13 @@ from servers import FaultProxy, Request
 
 #: A catalog marker (``catalog/<name>``) or their listing; not a dataset named ``catalog``.
 MARKER = re.compile(r"(?<!/datasets)/catalog(/[^/]+)?$")
-KINDS = (("/summaries", "summary"), ("/checkpoints", "checkpoint"), ("/log", "log"),
-         ("/policy", "policy"), ("/data/", "blob"))
+KINDS = (("/summaries", "summary"), ("/checkpoints", "checkpoint"), ("/segments", "segment"),
+         ("/log", "log"), ("/policy", "policy"), ("/data/", "blob"))
 
 
 def kind_of(path: str) -> str:
-    """What a stored path is: ``marker``, ``summary``, ``checkpoint``, ``log``, ``policy``,
-    ``blob`` or ``other``."""
+    """What a stored path is: ``marker``, ``summary``, ``checkpoint``, ``segment``, ``log``,
+    ``policy``, ``blob`` or ``other``."""
     if MARKER.search(path):
         return "marker"
     for folder, name in KINDS:

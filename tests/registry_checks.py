@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from kirin import Commit, Dataset, layout, summaries
+from kirin import Commit, Dataset, compaction, layout, summaries
 
 
 def assert_consistent(ds: Dataset, verified: set[str] | None = None) -> list[Commit]:
@@ -32,6 +32,7 @@ def assert_consistent(ds: Dataset, verified: set[str] | None = None) -> list[Com
             assert len(data) == file.size
             seen.add(file.hash)
     assert_summaries_agree(ds, commits)
+    assert_segments_agree(ds, commits)
     return commits
 
 
@@ -46,4 +47,21 @@ def assert_summaries_agree(ds: Dataset, commits: list[Commit]) -> int:
         assert last < len(commits), f"summary {path} is past the history's end"
         assert summary.record["hash"] == commits[last].hash, f"summary {path} is not the log's"
         assert summary.files == {n: (f.hash, f.size) for n, f in commits[last].files.items()}
+    return len(lasts)
+
+
+def assert_segments_agree(ds: Dataset, commits: list[Commit]) -> int:
+    """Every segment stored is whole and is the history's: each of its records sound, in
+    order, and the commit the history holds there. Returns how many there are (a writer
+    killed mid-way leaves none or a whole one)."""
+    store = ds._store
+    folder = store.path(layout.segments(ds.name))
+    lasts = sorted(n for n in map(layout.segment_last, store.listdir(folder)) if n is not None)
+    for last in lasts:
+        path = store.path(layout.segment(ds.name, last))
+        segment = compaction.read_segment(store.read(path) or b"", path, last)
+        assert last < len(commits), f"segment {path} is past the history's end"
+        repeated = [record["hash"] for record, _ in segment.records(segment.first, last)]
+        assert repeated == [c.hash for c in commits[segment.first:last + 1]], \
+            f"segment {path} is not the log's"
     return len(lasts)

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from fsspec.implementations.memory import MemoryFileSystem
 
+import kirin.compaction
 from kirin import Dataset
 
 from latency import LatencyProxy, synthesize, upload
@@ -86,3 +87,28 @@ def test_opening_on_s3_costs_the_same_requests_at_500_and_1500_commits(
         last.commit("a small commit", add_files={"n.txt": str(tmp_path / "n.txt")})
         small = proxy.take()
         assert not {k for _, k in small} & {"summary", "checkpoint"}
+
+
+def test_a_full_history_on_s3_reads_a_segment_per_span(
+        proxied: tuple[Cloud, Cloud, LatencyProxy], memory_url: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Segments of 200 commits (2 blocks of 100): a full history of 600 commits, opened from
+    the summary at #599, is one listing of the segments and three reads, and nothing else
+    but the look for newer commits; without segments, the 5 checkpoints below #500."""
+    monkeypatch.setattr(kirin.compaction, "BLOCKS", 2)
+    cloud, via, proxy = proxied
+    with cloud.bucket() as bucket:
+        hashes = synthesize(memory_url, 600)
+        upload(memory_url, cloud.filesystem(), f"{bucket}/reg")
+        url = via.url(bucket, "reg")
+        made = requests_of(via, proxy, url, lambda ds: ds.history())
+        assert made[("GET", "segment")] == 3 and made[("LIST", "segment")] == 1
+        assert made[("GET", "checkpoint")] == 1  # opening's: #500-#598 before the summary
+        assert sum(made.values()) == 6 + 4, made  # opening, then 4 (and the log's listing)
+        ds = Dataset(url, "ds", **via.storage_options())
+        assert [c.hash for c in ds.history()] == hashes[::-1]
+        for last in (199, 399, 599):
+            cloud.filesystem().rm_file(f"{bucket}/reg/datasets/ds/segments/{last:020d}.jsonl")
+        made = requests_of(via, proxy, url, lambda ds: ds.history())
+        assert made[("GET", "segment")] == 0
+        assert made[("GET", "checkpoint")] == 1 + 5

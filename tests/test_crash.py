@@ -11,8 +11,18 @@ from pathlib import Path
 
 import pytest
 
+import kirin.compaction
+import kirin.journal
+
 import crash_harness
 from servers import cloud_for
+
+
+@pytest.fixture(autouse=True)
+def writers_sizes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The checker reads with the writers' block and segment sizes: through the segments."""
+    monkeypatch.setattr(kirin.journal, "CHECKPOINT_EVERY", crash_harness.CHECKPOINT_EVERY)
+    monkeypatch.setattr(kirin.compaction, "BLOCKS", crash_harness.SEGMENT_BLOCKS)
 
 
 def test_sigkill_during_commits_leaves_a_valid_history(tmp_path: Path) -> None:
@@ -22,6 +32,7 @@ def test_sigkill_during_commits_leaves_a_valid_history(tmp_path: Path) -> None:
     assert report.kills == 20
     assert report.commits_checked > 0
     assert report.summaries_checked > 0  # writers were killed around summaries' writes too
+    assert report.segments_checked > 0  # and segments'
 
 
 def test_sigkill_during_commits_on_s3_leaves_a_valid_history(
@@ -40,6 +51,7 @@ def test_sigkill_during_commits_on_s3_leaves_a_valid_history(
     assert report.kills == 8
     assert report.commits_checked > 8  # at least the first commit of every writer, and more
     assert report.summaries_checked > 0
+    assert report.segments_checked > 0
 
 
 def test_sigkill_while_creating_and_deleting_datasets_keeps_the_catalog_exact(

@@ -14,14 +14,21 @@ from pathlib import Path
 
 
 def committer(root: str, dataset: str, worker: str, count: int, start_at: float,
-              files_per_commit: int, checkpoint_every: int | None, folder: str | None = None
-              ) -> None:
-    """Make ``count`` commits, each adding files whose content names the writer and step."""
+              files_per_commit: int, checkpoint_every: int | None, folder: str | None = None,
+              segment_blocks: int | None = None) -> None:
+    """Make ``count`` commits, each adding files whose content names the writer and step.
+
+    ``checkpoint_every``, ``segment_blocks``: small blocks and segments, so that a few
+    commits complete them (and writers race and die while writing them).
+    """
+    import kirin.compaction
     import kirin.journal
     from kirin import Dataset
 
     if checkpoint_every:
         kirin.journal.CHECKPOINT_EVERY = checkpoint_every
+    if segment_blocks:
+        kirin.compaction.BLOCKS = segment_blocks
     work = Path(os.environ.get("KIRIN_WORKER_TMP", "/tmp")) / f"kirin-worker-{worker}-{os.getpid()}"
     work.mkdir(parents=True, exist_ok=True)
     ds = Dataset(root, dataset)
@@ -144,10 +151,11 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--start-at", type=float, default=0.0)
     parser.add_argument("--files", type=int, default=1)
     parser.add_argument("--checkpoint-every", type=int, default=None)
+    parser.add_argument("--segment-blocks", type=int, default=None)
     parser.add_argument("--folder", help="store files under this folder (default: worker)")
     args = parser.parse_args(argv)
     committer(args.root, args.dataset, args.worker, args.count, args.start_at, args.files,
-              args.checkpoint_every, args.folder)
+              args.checkpoint_every, args.folder, args.segment_blocks)
 
 
 if __name__ == "__main__":

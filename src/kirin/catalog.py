@@ -225,10 +225,10 @@ class Catalog:
 
         Objects go in an order that never shows a shorter, valid-looking
         history: the catalog marker (so that a listing reads what is left
-        rather than trust it), lineage indexes and checkpoints, then the log
-        from its first entry (a reader
-        arriving midway finds a hole and refuses), then the policy versions,
-        then ``dataset.json``. Interrupted, it is finished by calling it again.
+        rather than trust it), lineage indexes, segments and checkpoints, then
+        the log from its first entry (a reader arriving midway finds a hole and
+        refuses), then the policy versions, then ``dataset.json``. Interrupted,
+        it is finished by calling it again.
         """
         name = validate_dataset_name(name)
         store = self._store
@@ -243,8 +243,9 @@ class Catalog:
                 f"Dataset {name!r} is governed by a policy: deleting it deletes its audit "
                 "trail. Pass governed=True to delete it anyway.", name=name)
         markers.unmark(store, name)
-        order = [store.path(layout.lineage_indexes(name)), store.path(layout.checkpoints(name)),
-                 store.path(layout.commit_log(name)), store.path(layout.policy_log(name))]
+        order = [store.path(layout.lineage_indexes(name)), store.path(layout.segments(name)),
+                 store.path(layout.checkpoints(name)), store.path(layout.commit_log(name)),
+                 store.path(layout.policy_log(name))]
         info = store.path(layout.dataset_info(name))
 
         def rank(path: str) -> tuple[int, str]:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from . import layout, markers, summaries
+from . import compaction, layout, markers, summaries
 from .errors import (
     CorruptObjectError,
     InvalidArgumentTypeError,
@@ -90,8 +90,8 @@ def referenced_blobs(store: Store) -> tuple[int, set[str]]:
 
 
 def _checkpointed(store: Store, dataset: str, referenced: set[str]) -> int:
-    """Add the blobs the dataset's checkpoints name; return the last commit they or a
-    summary repeat.
+    """Add the blobs the dataset's checkpoints name; return the last commit they, a segment
+    or a summary repeat.
 
     Checkpoints are read loosely (any readable hash counts): keeping a blob
     a damaged checkpoint names costs some space, removing one may cost data.
@@ -110,7 +110,10 @@ def _checkpointed(store: Store, dataset: str, referenced: set[str]) -> int:
         except (ValueError, RecursionError, TypeError, KeyError, AttributeError,
                 CorruptObjectError):
             continue
-    # a sound summary proves its commit was written too: entries missing below it are a hole
+    # a sound segment or summary proves its commits were written too: entries missing
+    # below are a hole (segments are not read for blobs: they repeat the log, read in full)
+    known_end = compaction.proven_end(store, dataset, compaction.stored(store, dataset),
+                                      known_end)
     for last in reversed(summaries.every(store, dataset)):
         if last <= known_end:
             break

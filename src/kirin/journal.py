@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from . import layout, summaries
+from . import compaction, layout, summaries
 from .checkpoints import checkpoint_records, encode_checkpoint, split_checkpoint, verify_parts
 from .errors import CorruptObjectError
 from .history import Draft, History
@@ -235,7 +235,8 @@ class Journal:
         return True
 
     def write_due_checkpoints(self) -> None:
-        """After the commit that completes a block: its checkpoint, then its summary if due.
+        """After the commit that completes a block: its checkpoint, then its summary if due,
+        then any segment due (see :func:`kirin.compaction.write_due`).
 
         Other commits write nothing more (no request). The block before is
         written too if missing (its writer may have died), so a crash costs
@@ -260,6 +261,8 @@ class Journal:
             except (OSError, CorruptObjectError) as exc:
                 log.warning("Could not write checkpoint %s: %s", path, exc)
         self._write_summary(last)
+        compaction.write_due(self.store, self.dataset, self.history, self._segments().older,
+                             CHECKPOINT_EVERY)
 
     def _write_summary(self, last: int) -> None:
         """The summary at ``last``, if it is worth its size (see :func:`summaries.is_due`)."""

@@ -16,6 +16,7 @@ absolute.
     datasets/<name>/log/<seq>.json          commit records (write-once)
     datasets/<name>/checkpoints/<last>.json blocks of commit records
     datasets/<name>/summaries/<top-last>.json the snapshot at commit <last>, newest name first
+    datasets/<name>/segments/<last>.jsonl   many checkpoint blocks of records in one object
     datasets/<name>/policy/<seq>.json       policy versions (write-once)
     datasets/<name>/approvals/<commit>/<sha256 of stage>/<sha256 of key>.json  approvals
     policy/<seq>.json                       root policy versions: govern every dataset
@@ -72,6 +73,11 @@ def checkpoints(name: str) -> str:
 
 def summaries(name: str) -> str:
     return f"{DATASETS}/{name}/summaries"
+
+
+def segments(name: str) -> str:
+    """The folder of a dataset's segments: records of many checkpoint blocks per object."""
+    return f"{DATASETS}/{name}/segments"
 
 
 def policy_log(name: str) -> str:
@@ -136,6 +142,29 @@ def log_entry(name: str, seq: int) -> str:
 
 def checkpoint(name: str, last: int) -> str:
     return f"{checkpoints(name)}/{entry_name(last)}"
+
+
+#: A segment is JSON Lines (a header, then one record per line), not one JSON document.
+_SEGMENT_SUFFIX = ".jsonl"
+
+
+def segment_name(last: int) -> str:
+    """The base name of the segment ending at commit ``last``."""
+    return f"{last:0{SEQ_DIGITS}d}{_SEGMENT_SUFFIX}"
+
+
+def segment_last(name: str) -> int | None:
+    """The last commit a segment's base name stands for, or ``None`` if Kirin wrote no such
+    name."""
+    digits = name[:-len(_SEGMENT_SUFFIX)]
+    if (len(name) == SEQ_DIGITS + len(_SEGMENT_SUFFIX) and name.endswith(_SEGMENT_SUFFIX)
+            and digits.isascii() and digits.isdigit()):
+        return int(digits)
+    return None
+
+
+def segment(name: str, last: int) -> str:
+    return f"{segments(name)}/{segment_name(last)}"
 
 
 def policy_entry(name: str, seq: int) -> str:

@@ -1,5 +1,5 @@
-"""Check a whole dataset against its hashes: every record, snapshot, checkpoint, summary
-and blob.
+"""Check a whole dataset against its hashes: every record, snapshot, checkpoint, segment,
+summary and blob.
 
 Opening a dataset already verifies what it reads; this walks everything,
 including objects a normal open skips (log entries past a gap, checkpoints
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from . import layout, summaries
+from . import compaction, layout, summaries
 from ._json import canonical_json
 from .arguments import pin_sources
 from .checkpoints import read_checkpoint
@@ -31,7 +31,8 @@ from .verified import BlobCheck
 class Problem:
     """One thing found wrong: what kind, where in storage, and what it affects."""
 
-    kind: str  # "record" | "snapshot" | "checkpoint" | "summary" | "policy" | "signature"
+    kind: str  # "record" | "snapshot" | "checkpoint" | "segment" | "summary" | "policy"
+    #            | "signature"
     #            | "blob" | "lineage" | "lineage-index" (see kirin.lineage.verify_links)
     path: str
     message: str
@@ -85,10 +86,16 @@ def verify_dataset(store: Store, dataset: str, progress: Progress | None = None,
     problems: list[Problem] = []
     checkpoints = _read_checkpoints(store, dataset, problems)
     summarised = _read_summaries(store, dataset, problems)
+    segment_ends = compaction.stored(store, dataset)
+    known_end = max([*checkpoints, *summarised], default=-1)
+    logged: dict[int, bytes] = {}
     records = _scan_log(store, dataset, problems,
-                        max([*checkpoints, *summarised], default=-1), _proven(checkpoints))
+                        compaction.proven_end(store, dataset, segment_ends, known_end),
+                        _proven(checkpoints), logged)
     _check_snapshots(records, problems)
     _compare_checkpoints(checkpoints, records, problems)
+    _check_segments(store, dataset, segment_ends, records, logged, problems)
+    del logged  # the log's bytes: not needed for the policies, signatures and blobs
     _compare_summaries(summarised, records, problems)
     texts, had = _check_policies(store, dataset, records, problems, {"policy": pin,
                                                                      "root_policy": root_pin})
@@ -114,10 +121,12 @@ def _proven(checkpoints: dict[int, tuple[str, list[dict[str, Any]], list[str | N
 
 
 def _scan_log(store: Store, dataset: str, problems: list[Problem], known_end: int,
-              proven: dict[int, tuple[bytes, dict[str, Any]]]) -> dict[int, dict[str, Any]]:
+              proven: dict[int, tuple[bytes, dict[str, Any]]], logged: dict[int, bytes]
+              ) -> dict[int, dict[str, Any]]:
     """Every log entry, decoded and chained. An entry byte for byte the text a sound
     checkpoint proved (``proven``) is that verified record: it is not parsed and hashed
-    a second time (half of the work at 100,000 commits)."""
+    a second time (half of the work at 100,000 commits). The bytes of every sound entry
+    go to ``logged``, for the segments to be compared with."""
     entries, damages = EntryLog(store, layout.commit_log(dataset), "Commit record").scan(
         known_end=known_end)
     problems += [Problem("record", d.path, d.message) for d in damages]
@@ -148,6 +157,7 @@ def _scan_log(store: Store, dataset: str, problems: list[Problem], known_end: in
                                     commits=(record["hash"],)))
         expected_parent = record["hash"]
         records[seq] = record
+        logged[seq] = entry.data
     return records
 
 
@@ -393,6 +403,30 @@ def _read_summaries(store: Store, dataset: str, problems: list[Problem]
             problems.append(Problem("summary", path, f"{exc}; opening uses an older summary "
                                     "or the log"))
     return found
+
+
+def _check_segments(store: Store, dataset: str, ends: list[int],
+                    records: dict[int, dict[str, Any]], logged: dict[int, bytes],
+                    problems: list[Problem]) -> None:
+    """Every segment is whole and repeats the log: each record line byte for byte a sound
+    log entry (no parsing: a comparison of bytes), else checked itself and compared with
+    the log's record. The first defect of a segment is reported (kind ``segment``)."""
+    for last in ends:
+        path = store.path(layout.segment(dataset, last))
+        try:
+            segment = compaction.split_segment(store.read(path) or b"", path, last)
+            for seq in range(segment.first, last + 1):
+                entry = logged.get(seq)
+                if entry is not None and segment.line_is(seq, entry):
+                    continue
+                [(record, _)] = segment.records(seq, seq)
+                logged_record = records.get(seq)
+                if logged_record is not None and logged_record["hash"] != record["hash"]:
+                    raise CorruptObjectError(f"Segment {path} is unusable (it disagrees with "
+                                             f"log entry #{seq})", path=path)
+        except CorruptObjectError as exc:  # damaged, or not an object (a folder in its place)
+            problems.append(Problem("segment", path, f"{exc}; reading falls back to the "
+                                    "checkpoints and the log"))
 
 
 def _compare_summaries(summarised: dict[int, tuple[str, summaries.Summary]],

@@ -94,7 +94,7 @@ OBJECT_NOTES: dict[str, str] = {
                  "message.min_length, overrides.rules. source says which policy the rule "
                  "came from: dataset, or root (the registry's root policy).",
     "problem": "One thing kirin verify found wrong (kind: record, snapshot, checkpoint, "
-               "summary, policy, signature, blob, lineage (a link that cannot be "
+               "segment, summary, policy, signature, blob, lineage (a link that cannot be "
                "followed) or lineage-index) and the commits and files it affects.",
     "policy_version": "One version of a dataset's policy (policy_hash null: no policy).",
     "policy_error": "Why a policy file is invalid, and where (1-based line); also a "
