@@ -88,10 +88,11 @@ class Segments:
         """Records ending at commit ``end`` (which is ``expected``), in pieces going back.
 
         Each piece is commits ``first`` to ``end`` in order; the next piece
-        ends just before it. ``down_to`` is the oldest commit wanted: more
-        than a block away, every checkpoint down to it is listed and read,
-        ``BATCH`` at a time (see :meth:`_bulk`); otherwise one piece is read.
-        Pieces are made as they are consumed, so memory holds one batch.
+        ends just before it. The records opening read but did not check come
+        first (see :meth:`seed`). ``down_to`` is the oldest commit wanted: more
+        than a block away, everything down to it is read in bulk, from segments,
+        checkpoints or the log (see :meth:`_bulk`); otherwise one piece is read.
+        Pieces are made as they are consumed, so memory holds a bounded amount.
         """
         seeded = self._seeded(end, expected)
         if seeded is not None:
