@@ -475,8 +475,17 @@ def _verify_ed25519(public: bytes, raw: bytes, message: bytes) -> None:
 
 @functools.cache
 def _sodium() -> Any:
-    import nacl.bindings  # ~25 ms (libsodium): only once the first signature is checked
+    """PyNaCl's libsodium bindings (~25 ms to load: on the first Ed25519 key or signature).
 
+    A PyNaCl built against a minimal libsodium lacks the point check
+    :func:`_load_public_blob` needs: refused (fail closed), not skipped.
+    """
+    import nacl.bindings
+
+    if not getattr(nacl.bindings, "has_crypto_core_ed25519", False):
+        raise RuntimeError("PyNaCl was built without crypto_core_ed25519 (a minimal "
+                           "libsodium): Kirin cannot check Ed25519 keys; install PyNaCl's "
+                           "wheel from PyPI")
     return nacl.bindings
 
 
