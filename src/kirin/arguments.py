@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ._json import has_type, plain_int, plain_str, sequence_items
+from .digests import is_digest
 from .errors import InvalidArgumentTypeError, InvalidInputError
 
 
@@ -151,7 +152,7 @@ def pin_argument(value: Any, what: str) -> str | None:
             return None
         what = variable
     pin = text_argument(value, what).strip().lower()
-    if len(pin) != 64 or any(c not in "0123456789abcdef" for c in pin):
+    if not is_digest(pin):
         raise InvalidInputError(f"{what} must be a policy hash (64 hex digits, as kirin "
                                 f"policy history shows), not {value!r}")
     return pin

@@ -18,6 +18,8 @@ from .records import check_record, check_stored_record, unusable_unless_sound
 #: A checkpoint as Kirin writes it, cut into records not yet checked: ``first`` and each
 #: parsed record with its own JSON text (see :func:`split_checkpoint`).
 Split = tuple[int, list[tuple[Any, str]]]
+#: Checked records, each with its canonical JSON when that proved its hash (else ``None``).
+Loaded = list[tuple[dict[str, Any], str | None]]
 
 
 def encode_checkpoint(first: int, last: int, record_texts: list[str]) -> bytes:
@@ -59,8 +61,7 @@ def read_checkpoint(data: bytes, path: str, last: int
                 for i, r in enumerate(records)]
 
 
-def verify_parts(split: Split, path: str, upto: int | None = None
-                 ) -> list[tuple[dict[str, Any], str | None]]:
+def verify_parts(split: Split, path: str, upto: int | None = None) -> Loaded:
     """The records of ``split`` (from :func:`split_checkpoint`) up to commit ``upto`` (default:
     all), each checked like a log entry; CorruptObjectError naming the first that is not sound.
 

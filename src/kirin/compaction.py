@@ -28,10 +28,10 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from . import layout
 from ._json import canonical_json
+from .checkpoints import Loaded
 from .errors import CorruptObjectError
 from .history import History, Older, chain_to
 from .records import check_stored_record, decode_record, unusable_unless_sound
@@ -42,8 +42,6 @@ log = logging.getLogger("kirin")
 #: Checkpoint blocks per segment: 100 blocks of 100 commits, a segment per 10,000 commits.
 BLOCKS = 100
 FORMAT = 1
-#: A record and its canonical JSON when that proved its hash (else ``None``).
-Loaded = list[tuple[dict[str, Any], str | None]]
 
 
 def span(block: int) -> int:

@@ -23,7 +23,13 @@ import logging
 from typing import Any
 
 from . import compaction, layout, summaries
-from .checkpoints import checkpoint_records, encode_checkpoint, split_checkpoint, verify_parts
+from .checkpoints import (
+    Loaded,
+    checkpoint_records,
+    encode_checkpoint,
+    split_checkpoint,
+    verify_parts,
+)
 from .errors import CorruptObjectError
 from .history import Draft, History
 from .logs import Entry, EntryLog
@@ -131,7 +137,7 @@ class Journal:
 
     @staticmethod
     def _newest_before(data: bytes | None, path: str, last: int, segments: Segments
-                       ) -> list[tuple[dict[str, Any], str | None]] | None:
+                       ) -> Loaded | None:
         """The checked records of checkpoint ``last`` just before commit ``last``, at most
         :data:`OPEN_CHECKED`; the block's older records go to ``segments`` unchecked.
 

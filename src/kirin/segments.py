@@ -23,10 +23,9 @@ import logging
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
 
 from . import compaction, layout
-from .checkpoints import Split, checkpoint_records, verify_parts
+from .checkpoints import Loaded, Split, checkpoint_records, verify_parts
 from .compaction import Segment
 from .errors import CorruptObjectError
 from .history import chain_to
@@ -34,8 +33,6 @@ from .logs import EntryLog
 from .records import decode_record
 from .store import Store
 
-#: A record and its canonical JSON when that proved its hash (else ``None``).
-Loaded = list[tuple[dict[str, Any], str | None]]
 #: Objects read at once in a bulk read (each a request on an object store).
 BATCH = 64
 #: Segments in flight in a bulk read, on threads: the one being checked and the next (each
