@@ -19,7 +19,7 @@ from ._json import canonical_json
 
 if TYPE_CHECKING:
     from .policy import Policy
-    from .policy.model import ApprovalRule
+    from .policy.rules import ApprovalRule
     from .sshsig import Signer
     from .store import Store
 

@@ -18,14 +18,8 @@ from .expr import Expr, Failure, check, evaluate, parse, paths
 if TYPE_CHECKING:
     from .gate import Report, Violation, audit, evaluate_policy, proposal_from_commit
     from .loader import load_policy, load_policy_text, policy_from
-    from .model import (
-        MessageRules,
-        MetadataRules,
-        Policy,
-        PromotionRule,
-        TagRules,
-        policy_json_schema,
-    )
+    from .model import policy_json_schema
+    from .rules import MessageRules, MetadataRules, Policy, PromotionRule, TagRules
 
 #: Names loaded on first use: the model, loader and gate import pydantic and jsonschema
 #: (a third of a second), which a query (``find_commits(where=...)``, ``kirin log
@@ -34,8 +28,9 @@ _LAZY = {
     **dict.fromkeys(("Report", "Violation", "audit", "evaluate_policy",
                      "proposal_from_commit"), "gate"),
     **dict.fromkeys(("load_policy", "load_policy_text", "policy_from"), "loader"),
-    **dict.fromkeys(("MessageRules", "MetadataRules", "Policy", "PromotionRule", "TagRules",
-                     "policy_json_schema"), "model"),
+    **dict.fromkeys(("MessageRules", "MetadataRules", "Policy", "PromotionRule", "TagRules"),
+                    "rules"),
+    "policy_json_schema": "model",
 }
 
 

@@ -50,7 +50,7 @@ from ._expr_nodes import And, Compare, Exists, Expr, In, Not, Or, Path, to_text
 from ._expr_nodes import Literal as LiteralNode
 from ._patterns import check_schema_pattern
 from ._schema_safety import Loc
-from .model import Policy, format_loc
+from .rules import Policy, format_loc
 
 if TYPE_CHECKING:
     from .loader import LineMap

@@ -48,7 +48,7 @@ from ._formats import FORMAT_CHECKER
 from ._patterns import ASCII_PREFIX, MAX_TAG_LENGTH
 from ._plain import plain_str, plain_value, stored_items
 from ._schema_safety import ascii_schema
-from .model import LinkRequirement, Policy, PromotionRule, format_loc
+from .rules import LinkRequirement, Policy, PromotionRule, format_loc
 
 
 @dataclass(frozen=True)

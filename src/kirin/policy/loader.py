@@ -1,4 +1,4 @@
-"""Policy text (YAML or JSON) to a :class:`~kirin.policy.model.Policy`, or one clear error.
+"""Policy text (YAML or JSON) to a checked :class:`~kirin.policy.rules.Policy`, or one clear error.
 
 Why a custom YAML path: pyyaml's safe loader is safe from code execution but
 not from size. A "billion laughs" document (anchors whose aliases expand
@@ -28,7 +28,6 @@ import json
 import math
 import os
 import re
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 from jsonschema.exceptions import SchemaError
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
@@ -44,7 +43,9 @@ from .._json import MAX_DEPTH, canonical_json, has_type, is_text, plain_str
 from ..errors import ExpressionSyntaxError, InvalidArgumentTypeError, PolicyError
 from . import expr as _expr
 from ._schema_safety import InvalidField, Loc, check_json_schema
-from .model import SCHEMA_RESOLVER, Policy, format_loc, keys_at
+from .model import SCHEMA_RESOLVER, checked_policy, keys_at
+from .model import Policy as PolicyModel
+from .rules import Policy, format_loc, to_data
 
 if TYPE_CHECKING:
     from .crosscheck import Finding
@@ -464,7 +465,8 @@ def load_policy_text(text: str, *, source: str = "<policy>",
     resolver = _schema_resolver(Path(base_dir) if base_dir is not None else None)
     try:
         data, lines = parse_document(text)
-        return Policy.model_validate(data, context={SCHEMA_RESOLVER: resolver})
+        return checked_policy(PolicyModel.model_validate(
+            data, context={SCHEMA_RESOLVER: resolver}))
     except _CAUGHT as exc:
         raise translate_error(exc, source=source, lines=lines, data=data,
                               text=text) from exc
@@ -490,22 +492,19 @@ def load_policy(path: str | os.PathLike[str]) -> Policy:
 def reload_policy(policy: Policy, *, source: str = "<Policy object>") -> Policy:
     """Check a :class:`Policy` object exactly as a file would be checked.
 
-    A ``Policy`` can be built without validation (``Policy.model_construct``),
-    or be a subclass that overrides what it reports, so an object is never
-    trusted as it is: its fields are dumped with pydantic's own serializer
-    (no method the object could override is called), written as canonical
-    JSON and loaded through :func:`load_policy_text`. What comes back is a
+    A ``Policy`` can be built without validation (its constructor takes any
+    values), or be a subclass that overrides what it reports, so an object is
+    never trusted as it is: its fields are dumped from the instance's own
+    dictionary (:func:`~kirin.policy.rules.to_data`: no method the object could
+    override is called), written as canonical JSON and loaded through
+    :func:`load_policy_text`. What comes back is a
     plain ``Policy`` that passed every check; for a valid policy it is equal
     to the one given and has the same hash.
     """
     if not isinstance(policy, Policy):
         raise PolicyError(f"expected a Policy, not {type(policy).__name__}", file=source)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")  # pydantic warns, not fails, on wrong types
-            data = BaseModel.model_dump(policy, mode="json", by_alias=True,
-                                        exclude_none=True)
-        text = canonical_json(data)
+        text = canonical_json(to_data(policy))
     except Exception as exc:  # any failure to dump means: not a valid policy
         raise PolicyError(f"the Policy object cannot be read back as a policy "
                           f"({type(exc).__name__}: {exc}); build it with load_policy() "
@@ -519,7 +518,7 @@ def policy_from(source: object) -> Policy:
     A path (``str`` or ``os.PathLike``) to a YAML/JSON file, the policy's
     text itself (anything with a newline, or starting with ``{``), or a
     :class:`Policy` object, which is checked again from its canonical text
-    (:func:`reload_policy`): one built with ``model_construct`` or by a
+    (:func:`reload_policy`): one built by its constructor or by a
     subclass could otherwise be stored unchecked and break every later commit
     in every process.
     """

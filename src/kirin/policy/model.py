@@ -1,10 +1,16 @@
-"""The policy file as immutable pydantic models: what each key means and admits.
+"""The policy file as pydantic models: what each key means and admits, checked.
+
+This is the input side. A model that passed every check becomes the value
+everything else reads, :class:`kirin.policy.rules.Policy`, through its
+canonical data (:func:`checked_policy`), the same way a stored policy already
+checked on this machine does (:mod:`.stored`); nothing outside the loader
+holds a model.
 
 One model per section of the file (``metadata``, ``tags``, ``promotion``,
 ``message``), all ``extra="forbid"`` (an unknown key is an error, never
 silently ignored) and frozen (a loaded policy cannot drift from the hash it
 was stored under). Every check that needs only the file itself lives here,
-as a validator, so a :class:`Policy` value is valid by construction: regexes
+as a validator, so a model that exists is valid: regexes
 compile and are safe (:mod:`._patterns`), the JSON Schema is a valid draft
 2020-12 schema with no remote references (:mod:`._schema_safety`), expressions
 parse, and every tag a rule names belongs to the vocabulary.
@@ -16,21 +22,16 @@ path below the field) so that the loader can turn pydantic's error into one
 the validation context for it (see :mod:`.loader`), so this module does no
 I/O of its own.
 
-The stored form (:meth:`Policy.canonical_json`) embeds the schema, so a
-stored policy needs no other file, and :attr:`Policy.hash` is the SHA-256 of
-exactly those bytes.
+The stored form (:func:`model_data`, as canonical JSON) embeds the schema, so
+a stored policy needs no other file; its SHA-256 is the policy's hash.
 """
 
 from __future__ import annotations
 
 import difflib
-import hashlib
-import json
-import re
 import types
 import typing
-from collections.abc import Callable, Mapping
-from functools import cached_property
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 import yaml
@@ -47,9 +48,10 @@ from pydantic import (
     model_validator,
 )
 
-from .._json import FrozenDict, canonical_json, freeze
+from .._json import FrozenDict, freeze
 from . import expr as _expr
-from ._patterns import MAX_TAG_LENGTH, compile_pattern, tag_matches
+from . import rules
+from ._patterns import MAX_TAG_LENGTH, compile_pattern
 from ._schema_safety import (
     JSON_SCHEMA_DIALECT,
     InvalidField,
@@ -171,37 +173,6 @@ class TagRules(_Model):
                 raise InvalidField("an exclusive group lists the same tag twice",
                                    loc=("exclusive_groups", index))
         return self
-
-    @property
-    def closed(self) -> bool:
-        """Whether a vocabulary is declared (if not, any tag is allowed)."""
-        return self.allowed is not None or self.patterns is not None
-
-    def admits(self, tag: str) -> bool:
-        """Whether ``tag`` belongs to the vocabulary (always, if none is declared)."""
-        if not self.closed:
-            return True
-        return tag in (self.allowed or ()) or any(
-            tag_matches(p, tag) for p in self.patterns or ())
-
-    def is_unique(self, tag: str) -> bool:
-        """Whether ``tag`` may be on at most one commit."""
-        return tag in self.unique or any(tag_matches(p, tag) for p in self.unique_patterns)
-
-    def describe(self) -> str:
-        """The vocabulary in words, for messages: 'Allowed tags are: ...'."""
-        names = ", ".join(self.allowed or ()) or "(none)"
-        text = f"Allowed tags are: {names}"
-        if self.patterns:
-            text += "; patterns: " + ", ".join(self.patterns)
-        return text
-
-    def suggest(self, tag: str) -> str:
-        """' Did you mean 'x'?' for a near-miss of an allowed name, else ''."""
-        names = list(self.allowed or ())
-        close = [n for n in names if n.startswith(tag) or tag.startswith(n)][:1] or (
-            difflib.get_close_matches(tag, names, n=1, cutoff=0.6))
-        return f" Did you mean {close[0]!r}?" if close else ""
 
 
 class PromotionRule(_Model):
@@ -336,16 +307,6 @@ class OverrideRules(_Model):
                                    loc=("rules", index))
         return self
 
-    def covers(self, rule: str) -> bool:
-        """Whether a violation of ``rule`` may be overridden."""
-        from fnmatch import fnmatchcase
-
-        return any(fnmatchcase(rule, glob) for glob in self.rules)
-
-    @property
-    def needs_reason(self) -> bool:
-        return self.reason_required is not False
-
 
 PrincipalName = Annotated[StrictStr, StringConstraints(
     min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@+-]*$")]
@@ -464,33 +425,20 @@ class SigningRules(_Model):
             if names is not None and not names:
                 raise InvalidField("an empty list would let nobody act; omit the key to "
                                    "require no signature", loc=loc)
+        expand = rules.SigningRules.from_data(model_data(self)).members
         for tag, rule in require.approvals.items():
-            if rule.count > len(self.members(rule.by)):
+            if rule.count > len(expand(rule.by)):
                 raise InvalidField(f"count {rule.count} is more than the "
-                                   f"{len(self.members(rule.by))} principal(s) of "
+                                   f"{len(expand(rule.by))} principal(s) of "
                                    f"{', '.join(rule.by)}", loc=("require", "approvals", tag,
                                                                  "count"))
         if require.policy is not None and require.policy.count > len(
-                self.members(require.policy.by)):
+                expand(require.policy.by)):
             raise InvalidField(f"count {require.policy.count} is more than the "
-                               f"{len(self.members(require.policy.by))} principal(s) of "
+                               f"{len(expand(require.policy.by))} principal(s) of "
                                f"{', '.join(require.policy.by)}: no version could follow",
                                loc=("require", "policy", "count"))
         return self
-
-    def members(self, names: Names) -> set[str]:
-        """The principals ``names`` stand for (groups expanded)."""
-        found: set[str] = set()
-        for name in names:
-            found.update(self.groups.get(name, (name,)))
-        return found
-
-    def principal_of(self, openssh: str) -> str | None:
-        """The principal a public key (its ``openssh`` line) belongs to, if any."""
-        for name, keys in self.principals.items():
-            if openssh in keys:
-                return name
-        return None
 
 
 def _close(name: str, names: Any) -> str:
@@ -544,7 +492,7 @@ class Policy(_Model):
     @model_validator(mode="after")
     def _names_in_vocabulary(self) -> Policy:
         """A rule about a tag the vocabulary refuses could never apply: a typo."""
-        vocab = self.tags
+        vocab = rules.TagRules.from_data(model_data(self.tags))
 
         def need(tag: str, loc: Loc, what: str) -> None:
             if not vocab.admits(tag):
@@ -585,59 +533,30 @@ class Policy(_Model):
                                        loc=("overrides", "authors", index))
         return self
 
-    @property
-    def stage_names(self) -> tuple[str, ...]:
-        """The declared stages, in order (none declared: empty)."""
-        return self.stages or ()
 
-    @property
-    def allows_rollback(self) -> bool:
-        return self.rollback == "allowed"
+def model_data(model: BaseModel) -> dict[str, Any]:
+    """A checked model's canonical data (what :meth:`rules.Policy.from_data` reads)."""
+    data: dict[str, Any] = model.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return data
 
-    # -- the stored form ----------------------------------------------------
-    def to_data(self) -> dict[str, Any]:
-        """The policy as plain JSON data, schema embedded, unset keys left out."""
-        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
-    def canonical_json(self) -> str:
-        """Sorted-key compact JSON: the stored form, and what :attr:`hash` covers."""
-        return canonical_json(self.to_data())
+def checked_policy(model: Policy) -> rules.Policy:
+    """The value a checked policy model stands for: built from its canonical data."""
+    return rules.Policy.from_data(model_data(model))
 
-    def stored_text(self) -> str:
-        """The text to store in a registry; ``load_policy_text`` reads it back alone.
 
-        It is :meth:`canonical_json`, so ``sha256(stored_text()) == hash``.
-        """
-        return self.canonical_json()
-
-    def to_text(self) -> str:
-        """Readable YAML of the self-contained policy (file order, defaults left out)."""
-        data = self.model_dump(mode="json", by_alias=True, exclude_defaults=True)
-        for allow_unicode in (True, False):
-            dumped: str = yaml.safe_dump(data, sort_keys=False, width=88,
-                                         allow_unicode=allow_unicode,
-                                         default_flow_style=False)
-            # pyyaml mangles a few characters (a lone U+0085) when emitting them
-            # raw; escaping everything non-ASCII is the lossless fallback.
-            if yaml.safe_load(dumped) == data:
-                break
-        return dumped
-
-    @cached_property
-    def hash(self) -> str:
-        """SHA-256 (hex) of :meth:`canonical_json`: what each commit records."""
-        return hashlib.sha256(self.canonical_json().encode("utf-8")).hexdigest()
-
-    def __hash__(self) -> int:
-        return int(self.hash[:16], 16)
-
-    def model_copy(self, *, update: Mapping[str, Any] | None = None,
-                   deep: bool = False) -> Policy:
-        """A copy; with ``update`` its :attr:`hash` is recomputed, never inherited."""
-        copy = super().model_copy(update=update, deep=deep)
-        if update:
-            copy.__dict__.pop("hash", None)
-        return copy
+def policy_yaml(data: dict[str, Any]) -> str:
+    """Readable YAML of a policy's canonical data (file order, defaults left out)."""
+    model = Policy.model_validate(data)  # data of a checked policy: file order, defaults
+    shown = model.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+    for allow_unicode in (True, False):
+        dumped: str = yaml.safe_dump(shown, sort_keys=False, width=88,
+                                     allow_unicode=allow_unicode, default_flow_style=False)
+        # pyyaml mangles a few characters (a lone U+0085) when emitting them
+        # raw; escaping everything non-ASCII is the lossless fallback.
+        if yaml.safe_load(dumped) == shown:
+            break
+    return dumped
 
 
 def policy_json_schema() -> dict[str, Any]:
@@ -650,19 +569,6 @@ def policy_json_schema() -> dict[str, Any]:
                        "vocabulary, promotion rules and message rules.",
         **{k: v for k, v in schema.items() if k not in ("title", "description")},
     }
-
-
-def format_loc(loc: Loc) -> str:
-    """``('tags', 'patterns', 0)`` -> ``tags.patterns[0]``; odd keys are quoted."""
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif part and re.fullmatch(r"[A-Za-z0-9_$\-]+", part):
-            out += f".{part}" if out else part
-        else:
-            out += f"[{json.dumps(part, ensure_ascii=False)}]"
-    return out
 
 
 def _unwrap(annotation: Any) -> Any:
