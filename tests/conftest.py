@@ -21,10 +21,11 @@ from servers import azurite_server, gcs_server, moto_server  # noqa: F401
 
 @pytest.fixture(autouse=True)
 def isolate(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Every test gets a fixed author and no inherited Kirin settings."""
+    """Every test gets a fixed author, its own cache and no inherited Kirin settings."""
     for var in ("KIRIN_ROOT", "KIRIN_DATASET"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("KIRIN_AUTHOR", "tester@example")
+    monkeypatch.setenv("KIRIN_CACHE_DIR", str(tmp_path / "kirin-cache"))
 
 
 @pytest.fixture

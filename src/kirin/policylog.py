@@ -62,9 +62,9 @@ class PolicyVersion:
     def load(self) -> Policy | None:
         if self.text is None:
             return None
-        from .policy import load_policy_text
+        from .policy.stored import load_stored_policy
 
-        return load_policy_text(self.text, source=f"stored policy #{self.seq}")
+        return load_stored_policy(self.text, source=f"stored policy #{self.seq}")
 
     def to_dict(self) -> dict[str, Any]:
         return {"seq": self.seq, "policy_hash": self.policy_hash,
