@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from kirin import Dataset
+from kirin import Dataset, layout
 from kirin.errors import (
     CorruptObjectError,
     InvalidNameError,
@@ -107,6 +107,56 @@ class TestCorruptBlob:
         assert ds.read_file("good") == "fine"
         with pytest.raises(CorruptObjectError):
             ds.read_file("bad")
+
+
+
+#: Over one kernel-copy block (sources.KERNEL_COPY_BLOCK): a local blob this large is
+#: downloaded by copy_file_range while the copy is hashed, not by the reading loop.
+LARGE = bytes(range(256)) * (36 * 1024) + b"tail"
+
+
+class TestCorruptLargeLocalBlob:
+    """The kernel-copy download of a large local blob judges the copy it hands out."""
+
+    @pytest.mark.parametrize("damage", DAMAGE)
+    @pytest.mark.parametrize("reader", [_download_file, _local_files],
+                             ids=lambda f: f.__name__.strip("_"))
+    def test_damaged_large_blob_is_detected_and_nothing_is_left(
+            self, tmp_path: Path, reader: Callable[[Dataset, str, Path], object],
+            damage: Callable[[bytes], bytes] | None) -> None:
+        from kirin.sources import KERNEL_COPY_BLOCK
+
+        assert len(LARGE) > KERNEL_COPY_BLOCK
+        (tmp_path / "model.bin").write_bytes(LARGE)
+        ds = Dataset(tmp_path / "reg", "ds")
+        digest = ds.commit("m", add_files=[str(tmp_path / "model.bin")])
+        blob = tmp_path / "reg" / layout.blob(sha(LARGE))
+        assert blob.read_bytes() == LARGE
+        if damage is None:
+            blob.unlink()
+        else:
+            blob.write_bytes(damage(LARGE))
+        out = tmp_path / "out"
+        out.mkdir()
+        with pytest.raises(CorruptObjectError) as info:
+            reader(ds, "model.bin", out)
+        assert info.value.file == "model.bin" and info.value.commit == digest
+        assert list(out.rglob("*")) == []
+
+    @pytest.mark.parametrize("reader", [_download_file, _local_files],
+                             ids=lambda f: f.__name__.strip("_"))
+    def test_an_intact_large_blob_arrives_whole(
+            self, tmp_path: Path, reader: Callable[[Dataset, str, Path], object]) -> None:
+        (tmp_path / "model.bin").write_bytes(LARGE)
+        ds = Dataset(tmp_path / "reg", "ds")
+        ds.commit("m", add_files=[str(tmp_path / "model.bin")])
+        out = tmp_path / "out"
+        out.mkdir()
+        if reader is _local_files:
+            with ds.local_files() as files:
+                assert Path(files["model.bin"]).read_bytes() == LARGE
+        else:
+            assert Path(str(reader(ds, "model.bin", out))).read_bytes() == LARGE
 
 
 # ---------------------------------------------------------------------------

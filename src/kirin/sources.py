@@ -171,7 +171,7 @@ def stage_source(source: str, fs: SourceFs, path: str, temp: str | None
             if temp:
                 os.makedirs(os.path.dirname(temp), exist_ok=True)
                 with open(temp, "xb") as out:
-                    copied = _kernel_copy_hashing(reader, out, digest, advance)
+                    copied = kernel_copy_hashing(reader, out, digest, advance)
                     if copied is not None:
                         size = copied
                     while copied is None and (n := _readinto(reader, buffer)):
@@ -271,7 +271,7 @@ def _abandon(handle: Any) -> None:
         handle.closed = True
 
 
-def _kernel_copy_hashing(reader: Any, out: IO[bytes], digest: Any,
+def kernel_copy_hashing(reader: Any, out: IO[bytes], digest: Any,
                          advance: Callable[[int], None]) -> int | None:
     """Copy a local file in the kernel while hashing the copy; ``None`` if it cannot.
 

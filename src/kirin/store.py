@@ -56,6 +56,7 @@ from .sources import (
     StagedBlob,
     check_source,
     is_local,
+    kernel_copy_hashing,
     part_size,
     source_fs,
     source_label,
@@ -628,6 +629,10 @@ class Store:
                     self._download_parts(digest, size, out, advance, name=name, commit=commit)
                 os.replace(tmp, target)
                 return
+            if self.is_local and is_digest(digest) and self._copy_local_blob(
+                    digest, size, tmp, name=name, commit=commit):
+                os.replace(tmp, target)
+                return
             with self.open_blob(digest, size, name=name, commit=commit, stream=True) as reader, \
                     open(tmp, "xb") as out, \
                     progress.transfer(f"Downloading {name}", size) as advance:
@@ -639,6 +644,33 @@ class Store:
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
+
+    def _copy_local_blob(self, digest: str, size: int, tmp: Path, *, name: str,
+                         commit: str | None) -> bool:
+        """Copy a local blob to ``tmp`` in the kernel, hashing the copy; False: not done.
+
+        As a commit stages a file (:func:`~kirin.sources.kernel_copy_hashing`):
+        the bytes hashed are those of the copy the caller gets, so a blob
+        changed while it is copied is caught, and a download costs about the
+        hash alone rather than the hash and two copies through Python. False
+        (``tmp`` not created) where the kernel will not copy (small blobs, other
+        systems): the caller's loop does it.
+        """
+        path = self.blob_path(digest)
+        check = BlobCheck(digest, size, path=path, name=name, commit=commit)
+        try:
+            raw = self._io("open a file", lambda: self._open_read(path), keep=_not_found)
+        except FileNotFoundError as exc:
+            raise check.missing() from exc
+        with raw:
+            with open(tmp, "xb") as out, \
+                    progress.transfer(f"Downloading {name}", size) as advance:
+                copied = kernel_copy_hashing(raw, out, check, advance)
+            if copied is None:
+                os.unlink(tmp)
+                return False
+        check.finish()
+        return True
 
     def _download_parts(self, digest: str, size: int, out: IO[bytes],
                         advance: Callable[[int], None], *, name: str,
