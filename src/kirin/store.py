@@ -50,6 +50,7 @@ from .errors import (
     StorageError,
 )
 from .sources import (
+    KERNEL_COPY_BLOCK,
     MAX_PARTS,
     PART_SIZE,
     SourceFs,
@@ -629,8 +630,8 @@ class Store:
                     self._download_parts(digest, size, out, advance, name=name, commit=commit)
                 os.replace(tmp, target)
                 return
-            if self.is_local and is_digest(digest) and self._copy_local_blob(
-                    digest, size, tmp, name=name, commit=commit):
+            if self.is_local and size >= KERNEL_COPY_BLOCK and is_digest(digest) and \
+                    self._copy_local_blob(digest, size, tmp, name=name, commit=commit):
                 os.replace(tmp, target)
                 return
             with self.open_blob(digest, size, name=name, commit=commit, stream=True) as reader, \

@@ -85,7 +85,9 @@ def test_a_planted_mark_for_bytes_that_do_not_dump_back_goes_the_full_way() -> N
     for text, error in [('{"version":1,"tags":{"allowed":["dev"]},"extra":1}', "extra"),
                         ('{"version":1,"version":1}', "duplicate"),
                         ('{"tags":{"allowed":"dev"},"version":1}', "allowed"),
-                        ('{"version":2}', "version")]:
+                        ('{"version":2}', "version"),
+                        ('{"description":NaN,"version":1}', "NaN"),
+                        ('[1]', "mapping|object|dict")]:
         import hashlib
 
         (folder / hashlib.sha256(text.encode()).hexdigest()).touch()

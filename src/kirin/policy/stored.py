@@ -45,7 +45,7 @@ def load_stored_policy(text: str, *, source: str) -> Policy:
     """The policy whose stored (canonical JSON) text is ``text``; PolicyError if invalid."""
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
     folder = checked_folder()
-    if folder is not None and (folder / digest).is_file():
+    if folder is not None and _marked(folder, digest):
         known = _rebuilt(text)
         if known is not None:
             return known
@@ -61,9 +61,16 @@ def _rebuilt(text: str) -> Policy | None:
     """The policy built from a marked text, if it dumps back to exactly that text."""
     try:
         policy = Policy.from_data(json.loads(text))
+        return policy if policy.stored_text() == text else None
     except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
         return None
-    return policy if policy.stored_text() == text else None
+
+
+def _marked(folder: Path, digest: str) -> bool:
+    try:
+        return (folder / digest).is_file()
+    except OSError:
+        return False
 
 
 def _mark(folder: Path, digest: str) -> None:
@@ -91,7 +98,11 @@ def checked_folder() -> Path | None:
     root = cache_root()
     if root is None or not _trusted(root):
         return None
-    return root / "checked-policies" / fingerprint(Path(__file__).resolve().parents[1], CHECKERS)
+    try:
+        stamp = fingerprint(Path(__file__).resolve().parents[1], CHECKERS)
+    except (OSError, ValueError, ImportError):  # a file gone mid-scan, a broken install
+        return None
+    return root / "checked-policies" / stamp
 
 
 def _trusted(root: Path) -> bool:
