@@ -11,6 +11,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from kirin import Commit, File
 from kirin._json import (
@@ -172,6 +174,30 @@ class TestFrozenContainers:
         with pytest.raises(TypeError, match="read-only"):
             mutate(frozen)
         assert frozen == ["a", "b"]
+
+    @given(st.recursive(
+        st.none() | st.booleans() | st.integers(-3, 3) | st.sampled_from([0.0, 1.0, -1.0, 2.5])
+        | st.text(max_size=2),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=2), inner,
+                                                                     max_size=3),
+        max_leaves=8), st.randoms())
+    def test_equal_frozen_values_hash_equal(self, value: Any, rng: Any) -> None:
+        """Hash follows equality, as Python asks: ``1 == 1.0 == True`` inside, and key
+        order, never change the hash of an equal frozen value."""
+        def twin(v: Any) -> Any:
+            if isinstance(v, dict):
+                items = list(v.items())
+                rng.shuffle(items)
+                return {k: twin(x) for k, x in items}
+            if isinstance(v, list):
+                return [twin(x) for x in v]
+            if type(v) is int and v in (0, 1):
+                return rng.choice([v, float(v), bool(v)])
+            return v
+
+        a, b = freeze(value), freeze(twin(value))
+        assert a == b
+        assert hash(a) == hash(b)
 
     def test_augmented_assignment_is_refused(self) -> None:
         """``d |= ...`` and ``xs += ...`` on frozen values raise TypeError."""

@@ -156,7 +156,8 @@ def test_values_are_frozen_and_hashable() -> None:
     with pytest.raises(TypeError):
         policy.promotion["dev"] = rules.PromotionRule()  # type: ignore[index]
     assert {policy: 1}[Policy.from_data(json.loads(policy.stored_text()))] == 1
-    for value in (policy.tags, policy.message, policy.overrides, policy.metadata):
+    for value in (policy.tags, policy.message, policy.overrides, policy.metadata,
+                  policy.promotion, policy.signing, policy.lineage):
         hash(value)
 
 
