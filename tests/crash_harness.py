@@ -282,14 +282,19 @@ def run_catalog(target: Target | str, kills: int, seed: int, tmp: Path,
             report.problems.append(f"kill {i + 1}: {problem}")
             break
         deleted: set[str] = set()
-        for line in lines:
-            what, name = line.split()
+        said = [line.split() for line in lines]
+        odd = [line for line in lines if len(line.split()) != 2]
+        if odd:  # each print is one write to the pipe: a kill cannot cut a line short
+            report.problems.append(f"kill {i + 1}: worker {worker} printed {odd!r} among "
+                                   f"{lines[-6:]!r}")
+            break
+        for what, name in said:
             (alive.add if what == "created" else deleted.add)(name)
         alive -= deleted
         listed = Catalog(target.url, **target.storage_options).datasets()
         stored = stored_datasets(target)
         # killed while deleting: that deletion may have finished without being reported
-        what, name = lines[-1].split()
+        what, name = said[-1]
         worker_, _, step = name.rpartition("-f")
         if what == "created" and step.isdigit() and int(step) > 0:
             doomed = f"{worker_}-c{int(step) - 1}"

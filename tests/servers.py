@@ -476,7 +476,12 @@ class FaultProxy:
                     head = "\r\n".join(lines).encode("latin-1")
                 if fault is not None and fault.action == "cut-response":
                     cut.remaining = fault.cut_after
-                upstream.sendall(head + b"\r\n\r\n")
+                with self._lock:
+                    # "down" resets connections one by one: a client retrying on one not yet
+                    # reset must not reach the server it stopped (down() drops them first)
+                    if client not in self._sockets:
+                        raise EOFError
+                    upstream.sendall(head + b"\r\n\r\n")
                 if fault is not None and fault.action in ("cut-request", "reset-request"):
                     _forward_some(client, upstream, buffer, fault.cut_after)
                     if fault.action == "cut-request":
