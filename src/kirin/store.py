@@ -565,13 +565,20 @@ class Store:
 
     def _verifying_reader(self, digest: str, size: int, *, name: str,
                           commit: str | None) -> VerifyingReader:
+        raw, check = self._open_checked(digest, size, name=name, commit=commit)
+        return VerifyingReader(raw, check, self._read_error)
+
+    def _open_checked(self, digest: str, size: int, *, name: str,
+                      commit: str | None) -> tuple[IO[bytes], BlobCheck]:
+        """The blob opened for reading, and the check its bytes must pass (a missing blob:
+        :class:`CorruptObjectError` naming file and commit)."""
         path = self.blob_path(digest)
         check = BlobCheck(digest, size, path=path, name=name, commit=commit)
         try:
             raw = self._io("open a file", lambda: self._open_read(path), keep=_not_found)
         except FileNotFoundError as exc:
             raise check.missing() from exc
-        return VerifyingReader(raw, check, self._read_error)
+        return raw, check
 
     def iter_object(self, path: str) -> Iterator[bytes]:
         """The bytes of one object in chunks, unverified (``verify`` compares them itself).
@@ -657,12 +664,7 @@ class Store:
         (``tmp`` not created) where the kernel will not copy (small blobs, other
         systems): the caller's loop does it.
         """
-        path = self.blob_path(digest)
-        check = BlobCheck(digest, size, path=path, name=name, commit=commit)
-        try:
-            raw = self._io("open a file", lambda: self._open_read(path), keep=_not_found)
-        except FileNotFoundError as exc:
-            raise check.missing() from exc
+        raw, check = self._open_checked(digest, size, name=name, commit=commit)
         with raw:
             with open(tmp, "xb") as out, \
                     progress.transfer(f"Downloading {name}", size) as advance:
