@@ -118,8 +118,12 @@ def test_gc_alongside_a_committing_process_loses_nothing(root: Path, tmp_path: P
     worker = Path(__file__).with_name("workers.py")
     proc = subprocess.Popen(
         [sys.executable, str(worker), str(root), "busy", "w", "--count", "40", "--files", "2",
-         "--folder", "m"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "KIRIN_WORKER_TMP": str(tmp_path)})
+         "--folder", "m", "--pause", "0.03"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, env={**os.environ, "KIRIN_WORKER_TMP": str(tmp_path)})
+    # gc starts once the writer is committing, and the writer paces its commits, so the
+    # collections overlap its work whatever this machine's speed (it once finished all 40
+    # during the first gc, which then raced nothing)
+    assert proc.stdout is not None and proc.stdout.readline().startswith("committed w 0")
     runs = removed = 0
     while proc.poll() is None:
         removed += len(Catalog(root).gc(grace=timedelta(seconds=30)).removed)

@@ -15,8 +15,11 @@ from pathlib import Path
 
 def committer(root: str, dataset: str, worker: str, count: int, start_at: float,
               files_per_commit: int, checkpoint_every: int | None, folder: str | None = None,
-              segment_blocks: int | None = None) -> None:
+              segment_blocks: int | None = None, pause: float = 0.0) -> None:
     """Make ``count`` commits, each adding files whose content names the writer and step.
+
+    ``pause``: seconds to wait after each commit, so that a process racing the writer
+    (``gc``) is sure to run while it still has commits to make.
 
     ``checkpoint_every``, ``segment_blocks``: small blocks and segments, so that a few
     commits complete them (and writers race and die while writing them).
@@ -43,6 +46,7 @@ def committer(root: str, dataset: str, worker: str, count: int, start_at: float,
         ds.commit(f"{worker} step {step}", add_files=sources,
                   metadata={"worker": worker, "step": step}, tags=[f"w-{worker}"])
         print(f"committed {worker} {step}", flush=True)
+        time.sleep(pause)
 
 
 def tagger(root: str, dataset: str, worker: str, start_at: float, tags: list[str],
@@ -153,9 +157,10 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--checkpoint-every", type=int, default=None)
     parser.add_argument("--segment-blocks", type=int, default=None)
     parser.add_argument("--folder", help="store files under this folder (default: worker)")
+    parser.add_argument("--pause", type=float, default=0.0)
     args = parser.parse_args(argv)
     committer(args.root, args.dataset, args.worker, args.count, args.start_at, args.files,
-              args.checkpoint_every, args.folder, args.segment_blocks)
+              args.checkpoint_every, args.folder, args.segment_blocks, args.pause)
 
 
 if __name__ == "__main__":
