@@ -129,8 +129,13 @@ def entry_name(seq: int) -> str:
 
 def entry_seq(name: str) -> int | None:
     """The number an entry's base name stands for, or ``None`` if Kirin wrote no such name."""
-    digits = name[:-len(_SUFFIX)]
-    if (len(name) == SEQ_DIGITS + len(_SUFFIX) and name.endswith(_SUFFIX)
+    return _number_of(name, _SUFFIX)
+
+
+def _number_of(name: str, suffix: str) -> int | None:
+    """The number of ``<SEQ_DIGITS ASCII digits><suffix>``; ``None`` for any other name."""
+    digits = name[:-len(suffix)]
+    if (len(name) == SEQ_DIGITS + len(suffix) and name.endswith(suffix)
             and digits.isascii() and digits.isdigit()):
         return int(digits)
     return None
@@ -156,11 +161,7 @@ def segment_name(last: int) -> str:
 def segment_last(name: str) -> int | None:
     """The last commit a segment's base name stands for, or ``None`` if Kirin wrote no such
     name."""
-    digits = name[:-len(_SEGMENT_SUFFIX)]
-    if (len(name) == SEQ_DIGITS + len(_SEGMENT_SUFFIX) and name.endswith(_SEGMENT_SUFFIX)
-            and digits.isascii() and digits.isdigit()):
-        return int(digits)
-    return None
+    return _number_of(name, _SEGMENT_SUFFIX)
 
 
 def segment(name: str, last: int) -> str:
