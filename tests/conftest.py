@@ -13,7 +13,12 @@ from dataset_helpers import ds, src  # noqa: F401
 from kirin0_helpers import original_registry  # noqa: F401
 
 # Fixtures shared by the storage-touching tests: one run per storage backend.
-from roots import memory_source, pytest_collection_modifyitems, registry_root  # noqa: F401
+from roots import (  # noqa: F401
+    memory_source,
+    memory_url,
+    pytest_collection_modifyitems,
+    registry_root,
+)
 
 # Session fixtures starting the object-storage servers (once, on first use).
 from servers import azurite_server, gcs_server, moto_server  # noqa: F401

@@ -20,6 +20,14 @@ from kirin import Dataset
 from roots import RegistryRoot
 
 HEX64 = re.compile(r"[0-9a-f]{64}")
+#: A policy whose only rule is that metadata carries ``accuracy``.
+ACCURACY_REQUIRED = """\
+version: 1
+metadata:
+  schema:
+    type: object
+    required: [accuracy]
+"""
 Source = Callable[..., Path]
 
 

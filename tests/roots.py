@@ -314,3 +314,13 @@ def memory_source() -> Iterator[Callable[[str, bytes], str]]:
     yield make
     with contextlib.suppress(FileNotFoundError):
         fs.rm(prefix, recursive=True)
+
+
+@pytest.fixture
+def memory_url() -> Iterator[str]:
+    """The URL of a fresh registry root on ``memory://``, removed afterwards (for tests that
+    count or damage objects through the in-memory filesystem)."""
+    path = f"/kirin-roots/{uuid.uuid4().hex}/reg"
+    yield f"memory:/{path}"
+    with contextlib.suppress(FileNotFoundError):
+        MemoryFileSystem().rm(path.rsplit("/", 1)[0], recursive=True)

@@ -21,15 +21,9 @@ from kirin.markers import marker_body
 from kirin.store import Store
 
 from conftest import write
+from dataset_helpers import ACCURACY_REQUIRED as POLICY
 from roots import RegistryRoot
 
-POLICY = """\
-version: 1
-metadata:
-  schema:
-    type: object
-    required: [accuracy]
-"""
 FIRST_ENTRY = f"log/{0:020d}.json"
 
 

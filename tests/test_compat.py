@@ -31,16 +31,9 @@ from kirin.errors import (
 )
 
 from conftest import write
+from dataset_helpers import ACCURACY_REQUIRED as POLICY
 from roots import RegistryRoot
 from servers import S3_KEY, S3_SECRET, azure_connection_string, cloud_for
-
-POLICY = """\
-version: 1
-metadata:
-  schema:
-    type: object
-    required: [accuracy]
-"""
 
 
 def two_commits(root: Path | str, workdir: Path, **options: object) -> tuple[Dataset, str, str]:

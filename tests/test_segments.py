@@ -10,11 +10,9 @@ several segments. Requests are counted on ``memory://`` by ``test_summaries.Coun
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -41,14 +39,6 @@ SPAN = BLOCK * BLOCKS
 def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(kirin.journal, "CHECKPOINT_EVERY", BLOCK)
     monkeypatch.setattr(kirin.compaction, "BLOCKS", BLOCKS)
-
-
-@pytest.fixture
-def memory_url() -> Iterator[str]:
-    path = f"/kirin-segments/{uuid.uuid4().hex}/reg"
-    yield f"memory:/{path}"
-    with contextlib.suppress(FileNotFoundError):
-        MemoryFileSystem().rm(path.rsplit("/", 1)[0], recursive=True)
 
 
 def _raw() -> MemoryFileSystem:

@@ -9,11 +9,9 @@ requests to S3 through a proxy).
 
 from __future__ import annotations
 
-import contextlib
 import json
-import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -29,8 +27,6 @@ from kirin.store import Store
 
 from latency import kind_of
 from latency import synthesize as build
-
-PREFIX = "/kirin-summaries"
 
 
 class CountingFS(MemoryFileSystem):
@@ -64,14 +60,6 @@ class CountingFS(MemoryFileSystem):
     def pipe_file(self, path: Any, *args: Any, **kwargs: Any) -> None:
         self._count("PUT", str(path))
         super().pipe_file(path, *args, **kwargs)
-
-
-@pytest.fixture
-def memory_url() -> Iterator[str]:
-    path = f"{PREFIX}/{uuid.uuid4().hex}/reg"
-    yield f"memory:/{path}"
-    with contextlib.suppress(FileNotFoundError):
-        MemoryFileSystem().rm(path.rsplit("/", 1)[0], recursive=True)
 
 
 def counted(url: str, name: str, action: Callable[[Dataset], object]
